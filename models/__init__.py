@@ -1,0 +1,82 @@
+"""The model registry: every architecture is built by name through :func:`create_model`.
+
+A model module registers its small named constructors with ``@register_model``; the constructors
+hold only data (widths, depths) and call the family's builder. Every model has the same interface:
+``forward_features(x) -> features``, ``forward_head(features) -> logits`` and ``forward(x)``, and
+takes ``num_classes``, ``image_size``, ``activation`` and ``drop_path_rate``, so trainers and
+benchmarks never special-case an architecture.
+
+    >>> from models import create_model, list_models
+    >>> model = create_model("resnet18", num_classes=10, activation="gelu")
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any, Callable, Dict
+
+from torch import nn
+
+from utils.errors import UserError, close_names
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    family: str
+    builder: Callable[..., nn.Module]
+
+
+_REGISTRY: Dict[str, ModelEntry] = {}
+
+
+def register_model(family: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator: register a constructor under its function name, in a family (``resnet``...)."""
+
+    def decorator(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        name = builder.__name__
+        if name in _REGISTRY:
+            raise ValueError(f"model '{name}' is registered twice")
+        _REGISTRY[name] = ModelEntry(name, family, builder)
+        return builder
+
+    return decorator
+
+
+def list_models(family: str | None = None) -> list[str]:
+    """Registered model names, in registration order (small to large within a family)."""
+    return [e.name for e in _REGISTRY.values() if family is None or e.family == family]
+
+
+def model_family(name: str) -> str:
+    return _REGISTRY[check_model_name(name)].family
+
+
+def check_model_name(name: str) -> str:
+    if name not in _REGISTRY:
+        raise UserError(f"unknown model '{name}': {close_names(name, _REGISTRY)} "
+                        f"(python main_modern.py --list-models shows all)")
+    return name
+
+
+def create_model(name: str, *, num_classes: int = 10, image_size: int = 32, activation: str | None = None,
+                 drop_path_rate: float = 0.0, **options: Any) -> nn.Module:
+    """Build a registered model.
+
+    Options some families accept (``dropblock_prob``, ``dropblock_size``...) are passed only to
+    builders that take them, so a caller can hand the same options to every model.
+    """
+    builder = _REGISTRY[check_model_name(name)].builder
+    accepted = inspect.signature(builder).parameters
+    options = {k: v for k, v in options.items() if k in accepted and v is not None}
+    if activation is not None:  # None: the family's own default activation
+        options["activation"] = activation
+    return builder(num_classes=num_classes, image_size=image_size, drop_path_rate=drop_path_rate, **options)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+# Importing the families fills the registry.
+from models import network, resnet, efficientnet, cnn_transformer  # noqa: E402,F401

@@ -1,0 +1,62 @@
+"""The basic CNN of learning level 1: the network the project started from.
+
+Three stages of two 3×3 convolutions (conv → BatchNorm → activation), each stage closed by 2×2
+max-pooling and dropout, then global average pooling and a small fully connected classifier.
+About 1.2M parameters for 10 classes. It has no residual connections, so ``drop_path_rate`` is
+accepted (every model takes it) but has nothing to act on.
+
+BatchNorm: Ioffe & Szegedy, 2015, "Batch Normalization: Accelerating Deep Network Training by
+Reducing Internal Covariate Shift".
+
+Shapes at 32×32: (N, 3, 32, 32) → stage 1 (N, 64, 16, 16) → stage 2 (N, 128, 8, 8)
+→ stage 3 (N, 256, 4, 4) → logits (N, num_classes).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from models import register_model
+from models.activations import get_activation
+from models.layers import ConvNormAct
+
+
+class BasicCNN(nn.Module):
+    def __init__(self, *, num_classes: int = 10, image_size: int = 32, activation: str = "relu",
+                 widths: Sequence[int] = (64, 128, 256), hidden: int = 128,
+                 conv_dropout: float = 0.1, head_dropout: float = 0.3, drop_path_rate: float = 0.0) -> None:
+        super().__init__()
+        assert image_size >= 8, "image_size must be at least 8 (three 2×2 poolings)"
+        stages, in_channels = [], 3
+        for width in widths:
+            stages.append(nn.Sequential(
+                ConvNormAct(in_channels, width, activation=activation),
+                ConvNormAct(width, width, activation=activation),
+                nn.MaxPool2d(2),
+                nn.Dropout2d(conv_dropout),
+            ))
+            in_channels = width
+        self.features = nn.Sequential(*stages)
+        self.num_features = in_channels
+        self.head = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.Linear(in_channels, hidden), get_activation(activation), nn.Dropout(head_dropout),
+            nn.Linear(hidden, num_classes),
+        )
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+@register_model("cnn")
+def cnn(**kwargs) -> BasicCNN:
+    """The basic CNN, widths 64-128-256 (~1.2M parameters)."""
+    return BasicCNN(**kwargs)

@@ -1,0 +1,1 @@
+"""Library code: data, augmentation, regularization, training, checkpoints, plots."""

@@ -1,0 +1,215 @@
+"""One typed configuration for a training run, built once from the command line and passed down.
+
+Every entry script turns its flags into a :class:`TrainConfig`, calls :meth:`TrainConfig.resolved`
+(recipe defaults filled in, every value checked) and hands it to the library. The resolved config is
+what ``config.json`` and every checkpoint store, so a run can always be read back and resumed.
+
+Fields left ``None`` mean "let the recipe decide": the *standard* recipe (learning level 1) is
+Adam + step LR and nothing else; the *modern* recipe (``--modern-training``, learning level 3) is
+AdamW + warm-up/cosine + AMP (where the device has it) + EMA + gradient clipping + label smoothing.
+Each part can still be set on its own, and the resolved config shows what was used.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from utils.errors import UserError
+
+DATASETS = ("cifar10", "cifar100", "folder", "synthetic")
+AUGMENTATIONS = ("none", "standard", "randaugment", "autoaugment", "trivialaugment")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULERS = ("step", "cosine", "none")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+AMP_DTYPES = ("auto", "bf16", "fp16")
+RECIPES = ("standard", "modern")
+
+QUICK_EPOCHS = 2
+QUICK_SUBSET = 2000
+QUICK_TEST_SUBSET = 1000
+
+
+@dataclass
+class TrainConfig:
+    # What to train
+    model: str = "cnn"
+    activation: Optional[str] = None  # None: the model's own default (relu for CNNs, gelu for transformers)
+    recipe: str = "standard"
+    # Data
+    dataset: Optional[str] = None  # None: cifar10, or folder when data_dir is an image folder
+    data_dir: str = "./data"
+    download: bool = True
+    image_size: int = 32
+    subset: Optional[int] = None
+    test_subset: Optional[int] = None
+    cache_dir: Optional[str] = None  # None: ~/.cache/cifar10-framework; "" disables the cache
+    synthetic_size: int = 512  # training images of the synthetic data set (test: a quarter)
+    num_classes: Optional[int] = None  # filled in from the data
+    # Schedule
+    epochs: int = 10
+    batch_size: int = 128
+    lr: Optional[float] = None
+    optimizer: Optional[str] = None
+    scheduler: Optional[str] = None
+    weight_decay: Optional[float] = None
+    momentum: float = 0.9
+    step_size: Optional[int] = None  # StepLR: epochs between decays (default: a third of the run)
+    gamma: float = 0.1
+    warmup_epochs: Optional[float] = None
+    # Modern recipe parts
+    label_smoothing: Optional[float] = None
+    ema: Optional[bool] = None
+    ema_decay: float = 0.999
+    clip_grad: Optional[float] = None
+    amp: Optional[bool] = None
+    amp_dtype: str = "auto"
+    compile: bool = False
+    channels_last: Optional[bool] = None
+    # Augmentation (per image) and mixing (per batch)
+    augmentation: str = "standard"
+    randaugment_n: int = 2
+    randaugment_m: int = 9
+    cutout: Optional[int] = None  # square side in pixels; 0 means the default (16 px at 32 px)
+    random_erasing: float = 0.0
+    mixup: Optional[float] = None  # Beta(alpha, alpha) of MixUp; None is off
+    cutmix: Optional[float] = None
+    mix_prob: float = 1.0
+    switch_prob: float = 0.5
+    # Regularization inside the model
+    drop_path: float = 0.0
+    dropblock: float = 0.0
+    dropblock_size: int = 3
+    # Run
+    seed: int = 42
+    device: str = "auto"
+    workers: int = 2
+    output_dir: Optional[str] = None
+    resume: bool = False
+    progress: bool = True
+    quick: bool = False
+    max_nonfinite_steps: int = 5
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        """Build from a dict, ignoring unknown keys (e.g. an older config.json)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+    # ------------------------------------------------------------------ resolving
+    def resolved(self) -> "TrainConfig":
+        """A copy with recipe defaults filled in and every value checked (raises UserError)."""
+        c = dataclasses.replace(self)
+        c._check_names()
+        if c.quick:
+            # --quick: a first look in about a minute on a CPU; explicit flags still win.
+            c.epochs = QUICK_EPOCHS if c.epochs == TrainConfig.epochs else c.epochs
+            c.subset = c.subset or QUICK_SUBSET
+            c.test_subset = c.test_subset or QUICK_TEST_SUBSET
+        modern = c.recipe == "modern"
+        if c.optimizer is None:
+            c.optimizer = "adamw" if modern else "adam"
+        if c.scheduler is None:
+            c.scheduler = "cosine" if modern else "step"
+        if c.lr is None:
+            c.lr = {"adam": 1e-3, "adamw": 2e-3, "sgd": 0.1}[c.optimizer]
+        if c.weight_decay is None:
+            c.weight_decay = {"adam": 0.0, "adamw": 0.05, "sgd": 5e-4}[c.optimizer]
+        if c.warmup_epochs is None:
+            # Warm-up protects the first steps of adaptive optimizers; a tenth of the run, at most 5 epochs.
+            c.warmup_epochs = min(5.0, 0.1 * c.epochs) if c.scheduler == "cosine" else 0.0
+        if c.step_size is None:
+            c.step_size = max(1, math.ceil(c.epochs / 3))
+        if c.label_smoothing is None:
+            c.label_smoothing = 0.1 if modern else 0.0
+        if c.ema is None:
+            c.ema = modern
+        if c.clip_grad is None and modern:
+            c.clip_grad = 1.0
+        if c.cutout == 0:
+            c.cutout = max(1, round(16 * c.image_size / 32))
+        c._check_values()
+        return c
+
+    def _check_names(self) -> None:
+        # Imported here: models imports utils, and the registry is only needed to check names.
+        from models import check_model_name
+        from models.activations import check_activation
+
+        check_model_name(self.model)
+        if self.activation is not None:
+            check_activation(self.activation)
+        for name, value, choices in [
+            ("--dataset", self.dataset, DATASETS),
+            ("--augmentation", self.augmentation, AUGMENTATIONS),
+            ("--optimizer", self.optimizer, OPTIMIZERS),
+            ("--scheduler", self.scheduler, SCHEDULERS),
+            ("--device", self.device, DEVICES),
+            ("--amp-dtype", self.amp_dtype, AMP_DTYPES),
+            ("recipe", self.recipe, RECIPES),
+        ]:
+            if value is not None and value not in choices:
+                raise UserError(f"{name} '{value}' is not one of: {', '.join(choices)}")
+
+    def _check_values(self) -> None:
+        def require(ok: bool, message: str) -> None:
+            if not ok:
+                raise UserError(message)
+
+        require(self.epochs >= 1, f"--epochs must be at least 1 (got {self.epochs})")
+        require(self.batch_size >= 1, f"--batch-size must be at least 1 (got {self.batch_size})")
+        require(self.lr > 0 and math.isfinite(self.lr), f"--lr must be a positive number (got {self.lr})")
+        require(self.weight_decay >= 0, f"--weight-decay must be >= 0 (got {self.weight_decay})")
+        require(8 <= self.image_size <= 1024, f"--image-size must be between 8 and 1024 pixels (got {self.image_size})")
+        require(self.subset is None or self.subset >= 1, f"--subset must be at least 1 (got {self.subset})")
+        require(self.test_subset is None or self.test_subset >= 1,
+                f"--test-subset must be at least 1 (got {self.test_subset})")
+        require(self.synthetic_size >= 1, "--synthetic-size must be at least 1")
+        require(self.workers >= 0, f"--workers must be >= 0 (got {self.workers})")
+        require(self.warmup_epochs >= 0, f"--warmup-epochs must be >= 0 (got {self.warmup_epochs})")
+        require(self.step_size >= 1, f"--step-size must be at least 1 (got {self.step_size})")
+        require(0 < self.gamma <= 1, f"--gamma must be in (0, 1] (got {self.gamma})")
+        require(0 <= self.label_smoothing < 1, f"--label-smoothing must be in [0, 1) (got {self.label_smoothing})")
+        require(0 < self.ema_decay < 1, f"--ema-decay must be in (0, 1) (got {self.ema_decay})")
+        require(self.clip_grad is None or self.clip_grad > 0, f"--clip-grad must be > 0 (got {self.clip_grad})")
+        require(self.cutout is None or 1 <= self.cutout <= self.image_size,
+                f"--cutout size must be between 1 and --image-size (got {self.cutout})")
+        require(0 <= self.random_erasing <= 1, f"--random-erasing probability must be in [0, 1] (got {self.random_erasing})")
+        require(self.mixup is None or self.mixup > 0, f"--mixup alpha must be > 0 (got {self.mixup})")
+        require(self.cutmix is None or self.cutmix > 0, f"--cutmix alpha must be > 0 (got {self.cutmix})")
+        require(0 <= self.mix_prob <= 1 and 0 <= self.switch_prob <= 1, "--mix-prob and --switch-prob must be in [0, 1]")
+        require(1 <= self.randaugment_n <= 10, f"--randaugment-n must be between 1 and 10 (got {self.randaugment_n})")
+        require(0 <= self.randaugment_m <= 30, f"--randaugment-m must be between 0 and 30 (got {self.randaugment_m})")
+        require(0 <= self.drop_path < 1, f"--drop-path must be in [0, 1) (got {self.drop_path})")
+        require(0 <= self.dropblock < 1, f"--dropblock must be in [0, 1) (got {self.dropblock})")
+        require(self.dropblock_size >= 1, f"--dropblock-size must be at least 1 (got {self.dropblock_size})")
+        require(self.max_nonfinite_steps >= 1, "max_nonfinite_steps must be at least 1")
+        require(self.resume is False or self.output_dir is not None,
+                "--resume needs --output-dir: the folder of the run to continue")
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def mixing(self) -> bool:
+        return self.mixup is not None or self.cutmix is not None
+
+    def default_output_dir(self) -> str:
+        return str(Path("runs") / f"{self.model}-{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+# Settings that must match when a run is resumed: they change what the checkpoint's tensors mean.
+RESUME_MUST_MATCH = ("model", "activation", "image_size", "num_classes", "dataset", "optimizer",
+                     "recipe", "ema", "drop_path", "dropblock")

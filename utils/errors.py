@@ -1,0 +1,39 @@
+"""User-facing errors: one clear line on stderr and exit status 2, never a traceback.
+
+Library code raises :class:`UserError` for anything the *user* can fix (a bad flag, missing data,
+a corrupt checkpoint). Entry scripts wrap their work in :func:`exit_on_user_error`, which turns the
+exception into ``error: <message>`` on stderr and exit status 2. Programming errors keep their
+tracebacks, because those are for us, not for the user.
+"""
+from __future__ import annotations
+
+import contextlib
+import difflib
+import sys
+from typing import Iterable, Iterator
+
+
+class UserError(Exception):
+    """A mistake in the user's input; the message says what was wrong and what to do."""
+
+
+def close_names(name: str, choices: Iterable[str], n: int = 3) -> str:
+    """Phrase like ``did you mean resnet18, resnet34?`` or the full list when nothing is close."""
+    choices = sorted(choices)
+    matches = difflib.get_close_matches(name, choices, n=n, cutoff=0.5)
+    if matches:
+        return "did you mean " + ", ".join(matches) + "?"
+    return "choose from " + ", ".join(choices)
+
+
+@contextlib.contextmanager
+def exit_on_user_error(program: str = "") -> Iterator[None]:
+    """Turn a :class:`UserError` into one line on stderr and ``SystemExit(2)``."""
+    try:
+        yield
+    except UserError as error:
+        prefix = f"{program}: " if program else ""
+        # Collapse to one line: a user error is a sentence, not a report.
+        message = " ".join(str(error).split())
+        print(f"{prefix}error: {message}", file=sys.stderr)
+        sys.exit(2)
