@@ -81,6 +81,10 @@ class VisionTransformer(nn.Module):
         self.head = nn.Linear(dim, num_classes)
         self.apply(self._init_linear)
 
+    def no_weight_decay(self) -> set[str]:
+        """Embeddings are spared weight decay: they have no scale to over-fit with."""
+        return {"cls_token", "pos_embedding"}
+
     @staticmethod
     def _init_linear(m: nn.Module) -> None:
         if isinstance(m, nn.Linear):

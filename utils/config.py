@@ -58,7 +58,7 @@ class TrainConfig:
     scheduler: Optional[str] = None
     weight_decay: Optional[float] = None
     momentum: float = 0.9
-    step_size: Optional[int] = None  # StepLR: epochs between decays (default: a third of the run)
+    step_size: Optional[int] = None  # StepLR: epochs between decays (default: a third of the run, at least 2)
     gamma: float = 0.1
     warmup_epochs: Optional[float] = None
     # Modern recipe parts
@@ -133,7 +133,7 @@ class TrainConfig:
             # Warm-up protects the first steps of adaptive optimizers; a tenth of the run, at most 5 epochs.
             c.warmup_epochs = min(5.0, 0.1 * c.epochs) if c.scheduler == "cosine" else 0.0
         if c.step_size is None:
-            c.step_size = max(1, math.ceil(c.epochs / 3))
+            c.step_size = max(2, math.ceil(c.epochs / 3))  # short runs keep their LR for two epochs
         if c.label_smoothing is None:
             c.label_smoothing = 0.1 if modern else 0.0
         if c.ema is None:

@@ -28,12 +28,27 @@ def close_names(name: str, choices: Iterable[str], n: int = 3) -> str:
 
 @contextlib.contextmanager
 def exit_on_user_error(program: str = "") -> Iterator[None]:
-    """Turn a :class:`UserError` into one line on stderr and ``SystemExit(2)``."""
+    """Turn a :class:`UserError` into one line on stderr and ``SystemExit(2)``; a :class:`RunStopped`
+    into one line and its own exit status (130 for SIGINT, 143 for SIGTERM, 3 for a diverged loss)."""
+    prefix = f"{program}: " if program else ""
     try:
         yield
     except UserError as error:
-        prefix = f"{program}: " if program else ""
-        # Collapse to one line: a user error is a sentence, not a report.
-        message = " ".join(str(error).split())
-        print(f"{prefix}error: {message}", file=sys.stderr)
+        print(f"{prefix}error: {_one_line(error)}", file=sys.stderr)
         sys.exit(2)
+    except RunStopped as stop:
+        print(f"{prefix}stopped: {_one_line(stop)}", file=sys.stderr)
+        sys.exit(stop.exit_code)
+
+
+def _one_line(error: Exception) -> str:
+    # Collapse to one line: a user error is a sentence, not a report.
+    return " ".join(str(error).split())
+
+
+class RunStopped(Exception):
+    """A run that stopped on purpose (signal, diverged loss): a one-line message and an exit status."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

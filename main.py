@@ -1,0 +1,28 @@
+"""Learning level 1: train the basic CNN with a chosen activation and the standard trainer.
+
+    python main.py --data-dir ../shared/data/cifar10-jpeg --epochs 2 --subset 10000 --activation gelu
+    python main.py --list-activations
+"""
+from __future__ import annotations
+
+import sys
+from typing import Sequence
+
+from utils.cli import add_common_arguments, config_from_args, new_parser, print_activations
+from utils.errors import exit_on_user_error
+from utils.experiment import run_training
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = new_parser("main.py", "Train the basic CNN (learning level 1): Adam, step LR, a plain loop.")
+    add_common_arguments(parser)
+    args = parser.parse_args(argv)
+    if args.list_activations:
+        print_activations()
+        return
+    with exit_on_user_error("main.py"):
+        run_training(config_from_args(args, model="cnn", recipe="standard"))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,49 @@
+"""Any registry model, with the standard or the modern recipe, any augmentation and regularization.
+
+    python main_modern.py --list-models
+    python main_modern.py --model resnet18 --modern-training --epochs 30 --augmentation randaugment --mixup
+    python main_modern.py --compare-models cnn resnet_tiny --quick
+    python main_modern.py --evaluate runs/resnet18-.../best.pt
+"""
+from __future__ import annotations
+
+import sys
+from typing import Sequence
+
+from models import count_parameters, create_model, list_models, model_family
+from utils.cli import (add_common_arguments, add_modern_arguments, config_from_args, explicit_settings, new_parser,
+                       print_activations)
+from utils.errors import exit_on_user_error
+from utils.experiment import compare_models, evaluate_checkpoint, preview_augmentation, run_training
+
+
+def print_models() -> None:
+    print(f"{'model':<24} {'family':<14} {'params (M)':>10}   (10 classes, 32×32)")
+    for name in list_models():
+        print(f"{name:<24} {model_family(name):<14} {count_parameters(create_model(name)) / 1e6:>10.2f}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = new_parser("main_modern.py", "Train any registry model with the standard or the modern recipe.")
+    add_common_arguments(parser)
+    add_modern_arguments(parser)
+    args = parser.parse_args(argv)
+    if args.list_models:
+        print_models()
+        return
+    if args.list_activations:
+        print_activations()
+        return
+    with exit_on_user_error("main_modern.py"):
+        if args.evaluate:
+            evaluate_checkpoint(args.evaluate, explicit_settings(args))
+        elif args.preview_augmentation:
+            preview_augmentation(config_from_args(args), args.preview_augmentation)
+        elif args.compare_models is not None:
+            compare_models(config_from_args(args), args.compare_models)
+        else:
+            run_training(config_from_args(args))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,78 @@
+"""Checkpoints that are safe to write, safe to read, and enough to resume exactly.
+
+- Written atomically: to a temporary file in the same folder, then ``os.replace``, so a crash
+  during the write leaves the previous ``last.pt`` intact.
+- Read with ``torch.load(weights_only=True)``: only tensors and plain containers are unpickled,
+  so a file that carries code is refused instead of executed. Everything stored here is such plain
+  data (NumPy's RNG state is converted to a tensor for that reason).
+- A missing, truncated or corrupt file is a one-line :class:`UserError` naming it.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from utils.errors import UserError
+
+CHECKPOINT_FORMAT = 1
+
+
+def save_checkpoint(state: dict[str, Any], path: Path) -> None:
+    """Write ``state`` to ``path`` atomically."""
+    temporary = path.with_name(path.name + ".tmp")
+    torch.save({"format": CHECKPOINT_FORMAT, **state}, temporary)
+    os.replace(temporary, path)  # atomic on POSIX and Windows when both are on one file system
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint`; refuse anything else with one line."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        # weights_only refused an object that is not plain data: it could run code when unpickled.
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else "unsafe content"
+        raise UserError(f"refusing to load {path}: it holds objects other than tensors and plain data, which "
+                        f"could run code ({first_line[:120]})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
+        raise UserError(f"checkpoint {path} is truncated or corrupt ({error.__class__.__name__}); "
+                        f"delete it or resume from another run") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or "model" not in state:
+        raise UserError(f"{path} is not a checkpoint of this project (no model state or unknown format)")
+    return state
+
+
+# ------------------------------------------------------------------------------------ RNG states
+def capture_rng_state() -> dict[str, Any]:
+    """Python, NumPy, torch CPU and CUDA generator states, as plain data."""
+    numpy_state = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": [numpy_state[0], torch.from_numpy(numpy_state[1].copy()), *numpy_state[2:]],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    random.setstate((state["python"][0], tuple(state["python"][1]), state["python"][2]))
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy(), *rest))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)

@@ -1,0 +1,139 @@
+"""Command-line flags → one :class:`TrainConfig`. Shared by ``main.py`` and ``main_modern.py``.
+
+Every flag defaults to None here, so that the config knows which settings the user gave: those
+override a resumed run's saved settings and the recipe's defaults; the rest come from
+:class:`TrainConfig`. Flag names follow ``../shared/SPEC.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from typing import Any, Sequence
+
+from models.activations import describe_activation, list_activations
+from utils.config import AMP_DTYPES, AUGMENTATIONS, DATASETS, DEVICES, OPTIMIZERS, SCHEDULERS, TrainConfig
+from utils.experiment import resume_config
+
+CONFIG_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line on stderr (exit 2) instead of the usage block."""
+
+    def error(self, message: str) -> None:
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
+def new_parser(prog: str, description: str) -> OneLineArgumentParser:
+    return OneLineArgumentParser(prog=prog, description=description,
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags main.py and main_modern.py share (SPEC: 'Flags shared by main.py and main_modern.py')."""
+    data = parser.add_argument_group("data")
+    data.add_argument("--data-dir", help="folder with train/ and test/ (or val/) class folders, or with CIFAR's "
+                      "cifar-10-batches-py (default ./data)")
+    data.add_argument("--dataset", choices=DATASETS, help="default: cifar10, or folder when --data-dir is an image folder")
+    data.add_argument("--no-download", dest="download", action="store_const", const=False,
+                      help="never download CIFAR; fail with a message instead")
+    data.add_argument("--image-size", type=int, help="resize images to N×N (default 32)")
+    data.add_argument("--subset", type=int, help="train on N training images (stratified, seeded)")
+    data.add_argument("--test-subset", type=int, help="evaluate on M test images (stratified); default all")
+    data.add_argument("--cache-dir", help="where decoded image folders are cached ('' disables; "
+                      "default ~/.cache/cifar10-framework)")
+    data.add_argument("--synthetic-size", type=int, help="training images of --dataset synthetic (default 512)")
+    data.add_argument("--workers", type=int, help="data loader worker processes (default 2)")
+
+    train = parser.add_argument_group("training")
+    train.add_argument("--epochs", type=int, help="default 10")
+    train.add_argument("--batch-size", type=int, help="default 128")
+    train.add_argument("--lr", type=float, help="peak learning rate (default: 1e-3 Adam, 2e-3 AdamW, 0.1 SGD)")
+    train.add_argument("--seed", type=int, help="seed of initialization, data order and augmentation (default 42)")
+    train.add_argument("--activation", help="activation used throughout the model (see --list-activations)")
+    train.add_argument("--list-activations", action="store_true", help="list the activations and exit")
+    train.add_argument("--optimizer", choices=OPTIMIZERS, help="default: adam (standard), adamw (modern)")
+    train.add_argument("--scheduler", choices=SCHEDULERS, help="default: step (standard), cosine (modern)")
+    train.add_argument("--weight-decay", type=float, help="default: 0 Adam, 0.05 AdamW, 5e-4 SGD")
+    train.add_argument("--step-size", type=int, help="step scheduler: epochs between decays (default a third of the run)")
+    train.add_argument("--gamma", type=float, help="step scheduler: decay factor (default 0.1)")
+
+    run = parser.add_argument_group("run")
+    run.add_argument("--device", choices=DEVICES, help="auto picks CUDA when present (default auto)")
+    run.add_argument("--output-dir", help="where the run writes its files (default runs/<model>-<timestamp>)")
+    run.add_argument("--resume", action="store_const", const=True,
+                     help="continue the run in --output-dir from its last.pt")
+    run.add_argument("--no-progress", dest="progress", action="store_const", const=False, help="no progress bars")
+    run.add_argument("--quick", action="store_const", const=True,
+                     help="2 epochs on 2,000 training and 1,000 test images: a first look in about a minute")
+
+
+def add_modern_arguments(parser: argparse.ArgumentParser) -> None:
+    """main_modern.py's own flags: model choice, the modern recipe, augmentation, regularization."""
+    from models import list_models
+
+    model = parser.add_argument_group("model")
+    model.add_argument("--model", help=f"registry name: {', '.join(list_models())} (default cnn)")
+    model.add_argument("--list-models", action="store_true", help="print the model table and exit")
+    model.add_argument("--compare-models", nargs="*", metavar="NAME",
+                       help="train each model with the same settings (none given: one per family)")
+    model.add_argument("--evaluate", metavar="CHECKPOINT", help="test accuracy of a saved model, no training")
+
+    recipe = parser.add_argument_group("modern recipe (each part can be set alone)")
+    recipe.add_argument("--modern-training", dest="recipe", action="store_const", const="modern",
+                        help="AdamW, warm-up + cosine, AMP on CUDA, EMA, clipping 1.0, label smoothing 0.1")
+    recipe.add_argument("--warmup-epochs", type=float, help="linear warm-up length (default a tenth of the run, max 5)")
+    recipe.add_argument("--label-smoothing", type=float, help="default 0.1 (modern), 0 (standard)")
+    recipe.add_argument("--ema", action=argparse.BooleanOptionalAction, help="EMA of the weights (default on with "
+                        "--modern-training)")
+    recipe.add_argument("--ema-decay", type=float, help="default 0.999, warmed up from 0.1")
+    recipe.add_argument("--clip-grad", type=float, help="clip the gradient norm (default 1.0 with --modern-training)")
+    recipe.add_argument("--amp", action=argparse.BooleanOptionalAction,
+                        help="mixed precision (default on for --modern-training on CUDA, off on CPU)")
+    recipe.add_argument("--amp-dtype", choices=AMP_DTYPES, help="auto: bf16 where supported, else fp16")
+    recipe.add_argument("--compile", action="store_const", const=True, help="wrap the model in torch.compile")
+    recipe.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
+                        help="NHWC memory format (default on for CUDA)")
+
+    augment = parser.add_argument_group("augmentation")
+    augment.add_argument("--augmentation", choices=AUGMENTATIONS, help="per-image policy (default standard: crop + flip)")
+    augment.add_argument("--randaugment-n", type=int, help="RandAugment: ops per image (default 2)")
+    augment.add_argument("--randaugment-m", type=int, help="RandAugment: magnitude 0-30 (default 9)")
+    augment.add_argument("--cutout", type=int, nargs="?", const=0, metavar="SIZE",
+                         help="Cutout square side (flag alone: 16 px at 32 px, scaled with the image)")
+    augment.add_argument("--random-erasing", type=float, nargs="?", const=0.25, metavar="P",
+                         help="Random Erasing probability (flag alone: 0.25)")
+    augment.add_argument("--mixup", type=float, nargs="?", const=0.8, metavar="ALPHA", help="MixUp (flag alone: 0.8)")
+    augment.add_argument("--cutmix", type=float, nargs="?", const=1.0, metavar="ALPHA", help="CutMix (flag alone: 1.0)")
+    augment.add_argument("--mix-prob", type=float, help="probability that a batch is mixed (default 1)")
+    augment.add_argument("--switch-prob", type=float, help="with both on: probability of CutMix (default 0.5)")
+    augment.add_argument("--preview-augmentation", metavar="PNG",
+                         help="write a grid of training images under this augmentation and exit")
+
+    regular = parser.add_argument_group("regularization")
+    regular.add_argument("--drop-path", type=float, help="stochastic depth rate of the last block (linear over depth)")
+    regular.add_argument("--dropblock", type=float, help="DropBlock drop probability (ramped up from 0 over training)")
+    regular.add_argument("--dropblock-size", type=int, help="DropBlock square side (default 3)")
+
+
+def explicit_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The config fields the user set on the command line."""
+    return {k: v for k, v in vars(args).items() if k in CONFIG_FIELDS and v is not None}
+
+
+def config_from_args(args: argparse.Namespace, **fixed: Any) -> TrainConfig:
+    """The resolved config: flags (and ``fixed`` settings) over the saved run when resuming, else the defaults."""
+    explicit = {**explicit_settings(args), **fixed}
+    config = resume_config(explicit) if explicit.get("resume") else TrainConfig(**explicit)
+    return config.resolved()
+
+
+def print_activations() -> None:
+    for name in list_activations():
+        print(f"{name:<12} {describe_activation(name)}")
+
+
+def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    return parser.parse_args(argv)

@@ -1,0 +1,213 @@
+"""What the entry scripts call: one function per job, each taking a resolved :class:`TrainConfig`.
+
+- :func:`run_training`: data → model → ``fit`` → confusion matrix → one-line summary;
+- :func:`compare_models`: the same run for several models, a table, ``comparison.json`` and a chart;
+- :func:`evaluate_checkpoint`: test accuracy and loss of a saved model;
+- :func:`preview_augmentation`: a PNG grid of training images under the configured augmentation.
+
+``benchmark_all.py`` and the tests call these same functions; nothing here parses flags.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import torch
+from torch import nn
+
+from models import count_parameters, create_model, model_family
+from utils.augmentation import build_batch_mixer
+from utils.checkpoint import load_checkpoint, seed_everything
+from utils.config import RESUME_MUST_MATCH, TrainConfig
+from utils.data_loader import build_data
+from utils.errors import UserError
+from utils.modern_trainer import resolve_amp
+from utils.trainer import Trainer, evaluate, write_json
+from utils.visualization import confusion_matrix, plot_comparison, plot_confusion_matrix, save_image_grid
+
+
+def select_device(name: str) -> torch.device:
+    """``auto``: CUDA, else Apple's MPS, else CPU. Asking for a device that is absent is a user error."""
+    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda asked for, but no CUDA GPU is visible; use --device cpu or auto")
+    if name == "mps" and not has_mps:
+        raise UserError("--device mps asked for, but MPS is not available; use --device cpu or auto")
+    return torch.device(name)
+
+
+def prepare_output_dir(config: TrainConfig) -> Path:
+    """Create the run folder; refuse one that cannot be written or already holds another run."""
+    run_dir = Path(config.output_dir or config.default_output_dir())
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as error:
+        raise UserError(f"cannot write to --output-dir {run_dir} ({error.strerror or error}); "
+                        f"choose a folder you can write to") from None
+    if not config.resume and (run_dir / "last.pt").exists():
+        raise UserError(f"{run_dir} already holds a run (last.pt); continue it with --resume, "
+                        f"or choose another --output-dir")
+    return run_dir
+
+
+def resume_config(explicit: dict[str, Any]) -> TrainConfig:
+    """The config of the run in ``--output-dir``, with the flags given now applied on top.
+
+    Flags that would change what the checkpoint's tensors mean (model, activation...) must match.
+    """
+    run_dir = Path(explicit["output_dir"])
+    last = run_dir / "last.pt"
+    if not last.exists():
+        raise UserError(f"nothing to resume in {run_dir}: no last.pt there (start the run without --resume)")
+    saved = TrainConfig.from_dict(load_checkpoint(last)["config"])
+    for key in RESUME_MUST_MATCH:
+        if key in explicit and explicit[key] != getattr(saved, key):
+            raise UserError(f"cannot resume {last}: it was trained with {key}={getattr(saved, key)}, "
+                            f"this run asks for {key}={explicit[key]}")
+    return saved.replace(**explicit)
+
+
+def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
+    return create_model(config.model, num_classes=num_classes, image_size=config.image_size,
+                        activation=config.activation, drop_path_rate=config.drop_path,
+                        dropblock_prob=config.dropblock, dropblock_size=config.dropblock_size)
+
+
+def _setup(config: TrainConfig) -> tuple[TrainConfig, torch.device, Path]:
+    device = select_device(config.device)
+    config = resolve_amp(config, device)
+    run_dir = prepare_output_dir(config)
+    return config.replace(output_dir=str(run_dir)), device, run_dir
+
+
+def run_training(config: TrainConfig) -> dict[str, Any]:
+    """Train one model as ``config`` (resolved) says; return its metrics (also in ``metrics.json``)."""
+    config, device, run_dir = _setup(config)
+    seed_everything(config.seed)
+    data = build_data(config, device)
+    config = config.replace(num_classes=data.num_classes)
+    model = build_model(config, data.num_classes).to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    config.save(run_dir / "config.json")
+    print(f"{config.model}: {count_parameters(model) / 1e6:.2f}M parameters | {data.dataset} "
+          f"{len(data.train_loader.dataset)} train / {len(data.test_loader.dataset)} test images | "
+          f"{config.recipe} recipe ({config.optimizer}, {config.scheduler}) | {device}"
+          f"{' | AMP ' + config.amp_dtype if config.amp else ''} | {run_dir}", flush=True)
+
+    trainer = Trainer(model, data, config, run_dir, device)
+    if config.resume:
+        trainer.restore(run_dir / "last.pt")
+        print(f"resumed from {run_dir / 'last.pt'} at epoch {trainer.state.epoch + 1}, "
+              f"step {trainer.state.step_in_epoch}", flush=True)
+    metrics = trainer.fit()
+
+    # The confusion matrix of the model the run keeps (best.pt: raw or EMA weights).
+    best = load_checkpoint(run_dir / "best.pt")
+    model.load_state_dict(best["model"])
+    result = evaluate(model, data.test_loader, device, trainer.recipe.precision, config.channels_last,
+                      keep_predictions=True)
+    matrix = confusion_matrix(result["predictions"], result["labels"], data.num_classes)
+    plot_confusion_matrix(matrix, data.class_names, run_dir / "confusion_matrix.png",
+                          title=f"{config.model}, best.pt ({best['weights_source']} weights): {result['acc']:.2f}%")
+    print(summary_line(metrics, run_dir), flush=True)
+    return metrics
+
+
+def summary_line(metrics: dict[str, Any], run_dir: Path) -> str:
+    return (f"done: {metrics['model']} | best test acc {metrics['best_test_acc']:.2f}% (epoch {metrics['best_epoch']}) "
+            f"| final {metrics['final_test_acc']:.2f}% | {metrics['params'] / 1e6:.2f}M params "
+            f"| {metrics['total_time_s']:.0f}s on {metrics['device']} | {run_dir}")
+
+
+def default_comparison_models() -> list[str]:
+    """One model per family, the smallest: the default of ``--compare-models``."""
+    from models import list_models
+
+    seen, chosen = set(), []
+    for name in list_models():
+        family = model_family(name)
+        if family not in seen:
+            seen.add(family)
+            chosen.append(name)
+    return chosen
+
+
+def compare_models(config: TrainConfig, names: Optional[Sequence[str]] = None) -> list[dict[str, Any]]:
+    """Train each model with the same settings; write ``comparison.json`` and ``comparison.png``."""
+    names = list(names) or default_comparison_models()
+    for name in names:
+        config.replace(model=name).resolved()  # every name is checked before hours are spent on the first
+    base = Path(config.output_dir or str(Path("runs") / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"))
+    results = []
+    for name in names:
+        metrics = run_training(config.replace(model=name, output_dir=str(base / name)).resolved())
+        results.append({key: metrics[key] for key in ("model", "params", "best_test_acc", "final_test_acc",
+                                                         "total_time_s")})
+    write_json(base / "comparison.json", {"config": config.to_dict(), "results": results})
+    plot_comparison([r["model"] for r in results], [r["best_test_acc"] for r in results], base / "comparison.png",
+                    title=f"{config.epochs} epochs, {config.recipe} recipe",
+                    annotations=[f"{r['params'] / 1e6:.1f}M" for r in results])
+    print(format_table(results))
+    print(f"comparison written to {base / 'comparison.json'} and {base / 'comparison.png'}")
+    return results
+
+
+def format_table(results: Sequence[dict[str, Any]]) -> str:
+    lines = [f"{'model':<24} {'params (M)':>10} {'best acc %':>10} {'final acc %':>11} {'time (s)':>9}"]
+    for r in results:
+        lines.append(f"{r['model']:<24} {r['params'] / 1e6:>10.2f} {r['best_test_acc']:>10.2f} "
+                     f"{r['final_test_acc']:>11.2f} {r['total_time_s']:>9.1f}")
+    return "\n".join(lines)
+
+
+def evaluate_checkpoint(path: str, explicit: dict[str, Any]) -> dict[str, Any]:
+    """Test accuracy and loss of the model saved in ``path``, on the data the flags name (else the run's)."""
+    checkpoint = load_checkpoint(Path(path))
+    config = TrainConfig.from_dict(checkpoint["config"]).replace(
+        **{k: v for k, v in explicit.items() if k in ("data_dir", "dataset", "download", "test_subset", "workers",
+                                                       "device", "progress", "batch_size", "cache_dir")})
+    device = select_device(config.device)
+    data = build_data(config.replace(subset=None), device)
+    model = build_model(config, data.num_classes).to(device)
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except RuntimeError as error:
+        raise UserError(f"{path} does not fit model {config.model} ({str(error).splitlines()[0][:120]})") from None
+    result = evaluate(model, data.test_loader, device)
+    print(f"{config.model} from {path} ({checkpoint.get('weights_source', 'raw')} weights, epoch {checkpoint['epoch']}): "
+          f"test acc {result['acc']:.2f}% | test loss {result['loss']:.4f} | {len(data.test_loader.dataset)} images")
+    return result
+
+
+def preview_augmentation(config: TrainConfig, path: Path, count: int = 8) -> Path:
+    """A PNG: the same training images plain, then under the configured augmentation (and mixing)."""
+    seed_everything(config.seed)
+    data = build_data(config.replace(workers=0, subset=None, batch_size=count))
+    dataset = data.train_loader.dataset
+    indices = range(0, len(dataset), max(1, len(dataset) // count))[:count]
+    plain = data.test_loader.dataset.transform
+    rows = [("original", torch.stack([plain(dataset.split.images[i]) for i in indices]))]
+    for attempt in range(2):
+        rows.append((f"{config.augmentation} augmentation" + (f" + cutout {config.cutout}" if config.cutout else "")
+                     + (f" + erasing {config.random_erasing}" if config.random_erasing else "") + f" (draw {attempt + 1})",
+                     torch.stack([dataset[i][0] for i in indices])))
+    mixer = build_batch_mixer(config, data.num_classes)
+    if mixer is not None:
+        images = rows[-1][1]
+        labels = torch.stack([dataset.split.labels[i] for i in indices])
+        mixed, targets = mixer(images, labels)
+        weights = targets.max(1).values
+        kind = "mixup/cutmix" if config.mixup and config.cutmix else "mixup" if config.mixup else "cutmix"
+        rows.append((f"{kind} on the batch (dominant label weight {weights.mean():.2f})", mixed))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image_grid(rows, path, data.mean, data.std, columns=count)
+    print(f"augmentation preview written to {path}")
+    return path

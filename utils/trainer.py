@@ -1,0 +1,353 @@
+"""The training loop: one plain loop for every model and every recipe.
+
+``fit(model, data, config, run_dir, device)`` trains and writes the run's files as it goes
+(``metrics.json``/``.csv``, ``curves.png``, ``last.pt`` and ``best.pt`` after every epoch). What the
+loop runs — optimizer, schedule, precision, EMA, loss — comes from ``utils/modern_trainer.py``,
+so the standard and the modern recipe are the same code with different configuration.
+
+Reliability: the data order and the RNG of every epoch are functions of (seed, epoch), and the
+checkpoint holds everything else, so a resumed run continues as an uninterrupted one would.
+SIGINT/SIGTERM finish the current step, save ``last.pt`` (mid-epoch) and stop with 130/143;
+a non-finite loss stops the run (after a few skipped steps under fp16) without touching the
+last good checkpoint.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from utils.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint, seed_everything
+from utils.config import TrainConfig
+from utils.data_loader import DataBundle
+from utils.errors import RunStopped, UserError
+from utils.modern_trainer import Precision, Recipe, build_recipe
+from utils.augmentation import build_batch_mixer
+from utils.regularization import dropblock_prob_at, set_dropblock_prob
+from utils.visualization import plot_curves
+
+
+@dataclass
+class EpochTotals:
+    """Running sums of the epoch in progress (saved too, for a mid-epoch resume)."""
+
+    loss_sum: float = 0.0
+    correct: float = 0.0
+    seen: int = 0
+    time_s: float = 0.0
+    lr: float = 0.0
+
+
+@dataclass
+class TrainState:
+    epoch: int = 0  # index of the epoch in progress = epochs completed
+    step_in_epoch: int = 0  # optimizer steps done in that epoch
+    global_step: int = 0
+    best_acc: float = -1.0
+    history: list[dict] = field(default_factory=list)
+    totals: EpochTotals = field(default_factory=EpochTotals)
+
+
+class StopSignals:
+    """Turn SIGINT/SIGTERM into a flag the loop checks after each step; a second signal stops at once."""
+
+    def __init__(self) -> None:
+        self.received: Optional[int] = None
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame) -> None:
+        if self.received is not None:  # asked twice: the user wants out now
+            raise KeyboardInterrupt
+        self.received = signum
+
+    def __enter__(self) -> "StopSignals":
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[signum] = signal.signal(signum, self._handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    return seed * 7919 + epoch
+
+
+# ------------------------------------------------------------------------------------ evaluation
+@torch.no_grad()
+def evaluate(model: nn.Module, loader, device: torch.device, precision: Optional[Precision] = None,
+             channels_last: bool = False, keep_predictions: bool = False) -> dict[str, Any]:
+    """Mean cross-entropy (no smoothing) and accuracy in percent over ``loader``."""
+    was_training = model.training
+    model.eval()
+    loss_sum, correct, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
+    predictions, labels_seen = [], []
+    autocast = precision.autocast() if precision else torch.autocast(device.type, enabled=False)
+    for images, labels in loader:
+        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with autocast:
+            logits = model(images)
+        loss_sum += nn.functional.cross_entropy(logits.float(), labels, reduction="sum")
+        predicted = logits.argmax(1)
+        correct += (predicted == labels).sum()
+        seen += len(labels)
+        if keep_predictions:
+            predictions.append(predicted.cpu())
+            labels_seen.append(labels.cpu())
+    model.train(was_training)
+    result = {"loss": loss_sum.item() / max(1, seen), "acc": 100.0 * correct.item() / max(1, seen)}
+    if keep_predictions:
+        result["predictions"], result["labels"] = torch.cat(predictions), torch.cat(labels_seen)
+    return result
+
+
+# ------------------------------------------------------------------------------------ run files
+def write_json(path: Path, value: Any) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(value, indent=2) + "\n")
+    os.replace(temporary, path)
+
+
+def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
+    """``metrics.json`` (everything) and ``metrics.csv`` (the history, one row per epoch)."""
+    write_json(run_dir / "metrics.json", metrics)
+    history = metrics["history"]
+    if history:
+        with open(run_dir / "metrics.csv", "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(history[0]))
+            writer.writeheader()
+            writer.writerows(history)
+
+
+# ------------------------------------------------------------------------------------ training
+class Trainer:
+    """Holds what one run needs; :meth:`fit` is the loop."""
+
+    def __init__(self, model: nn.Module, data: DataBundle, config: TrainConfig, run_dir: Path,
+                 device: torch.device) -> None:
+        self.model, self.data, self.config, self.run_dir, self.device = model, data, config, Path(run_dir), device
+        self.steps_per_epoch = data.train_loader.batch_sampler.batches_per_epoch()
+        self.total_steps = self.steps_per_epoch * config.epochs
+        self.recipe: Recipe = build_recipe(model, config, self.steps_per_epoch, device)
+        self.mixer = build_batch_mixer(config, data.num_classes)
+        # compile after the optimizer is built, so parameter names (for the decay groups) are the model's own
+        self.train_model = torch.compile(model) if config.compile else model
+        self.params = sum(p.numel() for p in model.parameters())
+        self.state = TrainState()
+
+    # -------------------------------------------------------------------- checkpoints
+    def _checkpoint(self, model_state: Optional[dict] = None, weights_source: str = "raw") -> dict[str, Any]:
+        recipe = self.recipe
+        return {
+            "model": model_state if model_state is not None else self.model.state_dict(),
+            "weights_source": weights_source,
+            "optimizer": recipe.optimizer.state_dict(),
+            "scheduler": recipe.scheduler.state_dict(),
+            "scaler": recipe.precision.scaler.state_dict(),
+            "ema": recipe.ema.state_dict() if recipe.ema is not None else None,
+            "epoch": self.state.epoch,
+            "step_in_epoch": self.state.step_in_epoch,
+            "global_step": self.state.global_step,
+            "best_acc": self.state.best_acc,
+            "history": self.state.history,
+            "totals": asdict(self.state.totals),
+            "rng": capture_rng_state(),
+            "data_order": {"seed": self.config.seed, "epoch": self.state.epoch,
+                           "start_batch": self.state.step_in_epoch},
+            "config": self.config.to_dict(),
+        }
+
+    def restore(self, path: Path) -> None:
+        """Continue from ``path`` (``last.pt``): weights, optimizer, schedule, scaler, EMA, RNG, history."""
+        checkpoint = load_checkpoint(path)
+        try:
+            self.model.load_state_dict(checkpoint["model"])
+            self.recipe.optimizer.load_state_dict(checkpoint["optimizer"])
+            if self.recipe.ema is not None and checkpoint["ema"] is not None:
+                self.recipe.ema.load_state_dict(checkpoint["ema"])
+        except (RuntimeError, ValueError, KeyError) as error:
+            raise UserError(f"{path} does not fit this model and recipe ({str(error).splitlines()[0][:150]})") from None
+        self.recipe.scheduler.load_state_dict(checkpoint["scheduler"])
+        self.recipe.precision.scaler.load_state_dict(checkpoint["scaler"])
+        self.state = TrainState(checkpoint["epoch"], checkpoint["step_in_epoch"], checkpoint["global_step"],
+                                checkpoint["best_acc"], list(checkpoint["history"]), EpochTotals(**checkpoint["totals"]))
+        restore_rng_state(checkpoint["rng"])
+
+    # -------------------------------------------------------------------- metrics
+    def metrics(self) -> dict[str, Any]:
+        history = self.state.history
+        best_of = [max(h["test_acc"], h.get("ema_test_acc", -1.0)) for h in history]
+        return {
+            "model": self.config.model,
+            "params": self.params,
+            "dataset": self.data.dataset,
+            "train_images": len(self.data.train_loader.dataset),
+            "test_images": len(self.data.test_loader.dataset),
+            "device": str(self.device),
+            "history": history,
+            "best_test_acc": max(best_of) if best_of else None,
+            "final_test_acc": best_of[-1] if best_of else None,
+            "best_epoch": history[best_of.index(max(best_of))]["epoch"] if best_of else None,
+            "total_time_s": round(sum(h["epoch_time_s"] for h in history), 2),
+        }
+
+    # -------------------------------------------------------------------- the loop
+    def fit(self) -> dict[str, Any]:
+        config = self.config
+        with StopSignals() as signals:
+            for epoch in range(self.state.epoch, config.epochs):
+                self.state.epoch = epoch
+                if self.state.step_in_epoch == 0:
+                    seed_everything(epoch_seed(config.seed, epoch))  # mid-epoch, the checkpoint's RNG is restored
+                self.data.set_epoch(epoch, self.state.step_in_epoch)
+                started = time.perf_counter()
+                self.train_one_epoch(signals)
+                self.state.totals.time_s += time.perf_counter() - started
+                self.end_epoch()
+        return self.metrics()
+
+    def train_one_epoch(self, signals: StopSignals) -> None:
+        config, recipe, state, device = self.config, self.recipe, self.state, self.device
+        model = self.train_model
+        model.train()
+        nonfinite_in_a_row = 0
+        batches = tqdm(self.data.train_loader, desc=f"epoch {state.epoch + 1}/{config.epochs}",
+                       disable=not config.progress, leave=False, initial=state.step_in_epoch,
+                       total=self.steps_per_epoch)
+        for images, labels in batches:
+            images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+            if config.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            if config.dropblock > 0:
+                set_dropblock_prob(self.model, dropblock_prob_at(state.global_step / self.total_steps, config.dropblock))
+
+            # 1. batch mixing: soft targets (N, C); accuracy is then counted against the dominant label
+            targets = labels
+            if self.mixer is not None:
+                images, targets = self.mixer(images, labels)
+                labels = targets.argmax(1)
+
+            # 2. forward under autocast (a no-op context in fp32)
+            with recipe.precision.autocast():
+                logits = model(images)
+                loss = recipe.loss(logits.float(), targets)
+
+            # 3. a non-finite loss must not reach the weights. isfinite() syncs with the GPU: a small
+            #    price against hours of training silently turned into NaN.
+            if not torch.isfinite(loss):
+                nonfinite_in_a_row += 1
+                if not recipe.precision.scaler.is_enabled() or nonfinite_in_a_row >= config.max_nonfinite_steps:
+                    self._stop_nonfinite(loss, nonfinite_in_a_row)
+            else:
+                nonfinite_in_a_row = 0
+
+            # 4. backward, clip (on unscaled gradients), step; the fp16 scaler skips steps that overflow
+            recipe.optimizer.zero_grad(set_to_none=True)
+            recipe.precision.scaler.scale(loss).backward()
+            if config.clip_grad:
+                recipe.precision.scaler.unscale_(recipe.optimizer)
+                nn.utils.clip_grad_norm_(self.model.parameters(), config.clip_grad)
+            recipe.precision.scaler.step(recipe.optimizer)
+            recipe.precision.scaler.update()
+            state.totals.lr = recipe.optimizer.param_groups[0]["lr"]  # the LR this step used
+            recipe.scheduler.step()
+            if recipe.ema is not None:
+                recipe.ema.update_parameters(self.model)
+
+            # 5. bookkeeping
+            count = len(labels)
+            state.totals.loss_sum += loss.item() * count
+            state.totals.correct += (logits.argmax(1) == labels).sum().item()
+            state.totals.seen += count
+            state.step_in_epoch += 1
+            state.global_step += 1
+            if state.step_in_epoch % 10 == 0:
+                batches.set_postfix(loss=f"{state.totals.loss_sum / state.totals.seen:.3f}",
+                                    acc=f"{100 * state.totals.correct / state.totals.seen:.1f}")
+            if signals.received is not None:
+                batches.close()
+                self._stop_on_signal(signals.received)
+        batches.close()
+
+    def end_epoch(self) -> None:
+        """Evaluate (raw and EMA), record, and write every file of the run."""
+        config, recipe, state = self.config, self.recipe, self.state
+        started = time.perf_counter()
+        raw = evaluate(self.train_model, self.data.test_loader, self.device, recipe.precision, config.channels_last)
+        ema = (evaluate(recipe.ema.module, self.data.test_loader, self.device, recipe.precision, config.channels_last)
+               if recipe.ema is not None else None)
+        totals = state.totals
+        entry = {
+            "epoch": state.epoch + 1,
+            "train_loss": round(totals.loss_sum / max(1, totals.seen), 6),
+            "train_acc": round(100.0 * totals.correct / max(1, totals.seen), 4),
+            "test_loss": round(raw["loss"], 6),
+            "test_acc": round(raw["acc"], 4),
+        }
+        if ema is not None:
+            entry["ema_test_loss"], entry["ema_test_acc"] = round(ema["loss"], 6), round(ema["acc"], 4)
+        entry["lr"] = totals.lr
+        entry["epoch_time_s"] = round(totals.time_s + time.perf_counter() - started, 3)
+        state.history.append(entry)
+        state.epoch += 1
+        state.step_in_epoch = 0
+        state.totals = EpochTotals()
+
+        # best.pt keeps whichever of raw and EMA weights scored higher
+        use_ema = ema is not None and ema["acc"] > raw["acc"]
+        score = ema["acc"] if use_ema else raw["acc"]
+        if score > state.best_acc:
+            state.best_acc = score
+            weights = ({k[len("module."):]: v for k, v in recipe.ema.state_dict().items() if k.startswith("module.")}
+                       if use_ema else None)
+            save_checkpoint(self._checkpoint(weights, "ema" if use_ema else "raw"), self.run_dir / "best.pt")
+        save_checkpoint(self._checkpoint(), self.run_dir / "last.pt")
+        write_metrics(self.run_dir, self.metrics())
+        plot_curves(state.history, self.run_dir / "curves.png", title=f"{config.model} on {self.data.dataset}")
+        self._log_epoch(entry)
+
+    def _log_epoch(self, entry: dict) -> None:
+        ema = f" | ema test {entry['ema_test_acc']:.2f}%" if "ema_test_acc" in entry else ""
+        mixed = " (vs dominant label)" if self.mixer is not None else ""
+        print(f"epoch {entry['epoch']:>3}/{self.config.epochs} | train loss {entry['train_loss']:.4f} "
+              f"acc{mixed} {entry['train_acc']:.2f}% | test loss {entry['test_loss']:.4f} acc {entry['test_acc']:.2f}%"
+              f"{ema} | lr {entry['lr']:.2e} | {entry['epoch_time_s']:.1f}s", flush=True)
+
+    # -------------------------------------------------------------------- stopping
+    def _stop_on_signal(self, signum: int) -> None:
+        path = self.run_dir / "last.pt"
+        save_checkpoint(self._checkpoint(), path)  # mid-epoch: resume skips the batches already seen
+        name = signal.Signals(signum).name
+        raise RunStopped(f"{name} received: stopped at epoch {self.state.epoch + 1}, step {self.state.step_in_epoch}; "
+                         f"saved {path}; continue with --resume --output-dir {self.run_dir}", 128 + signum)
+
+    def _stop_nonfinite(self, loss: torch.Tensor, count: int) -> None:
+        last = self.run_dir / "last.pt"
+        kept = f"last good checkpoint: {last}" if last.exists() else "no checkpoint was written yet"
+        raise RunStopped(f"loss is {loss.item()} at epoch {self.state.epoch + 1}, step {self.state.step_in_epoch + 1} "
+                         f"({count} non-finite in a row): training diverged; try a lower --lr (now {self.config.lr:g}) "
+                         f"or --clip-grad 1.0; {kept}", 3)
+
+
+def fit(model: nn.Module, data: DataBundle, config: TrainConfig, run_dir: Path, device: torch.device,
+        resume: bool = False) -> dict[str, Any]:
+    """Train ``model`` on ``data`` as ``config`` says; write the run's files into ``run_dir``; return the metrics."""
+    trainer = Trainer(model, data, config, run_dir, device)
+    if resume:
+        trainer.restore(Path(run_dir) / "last.pt")
+    return trainer.fit()
