@@ -1,0 +1,132 @@
+"""The modern recipe's parts: schedule, weight-decay groups, EMA, clipping, label smoothing, AMP."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from models import create_model
+from utils.config import TrainConfig
+from utils.modern_trainer import (Precision, build_ema, build_loss, build_optimizer, build_scheduler, ema_decay_at,
+                                  parameter_groups, step_decay_factor, warmup_cosine_factor)
+
+
+def test_warmup_reaches_the_peak_then_cosine_ends_near_zero():
+    total, warmup = 1000, 100
+    factors = [warmup_cosine_factor(s, total, warmup) for s in range(total)]
+    assert factors[0] == pytest.approx(1 / warmup)
+    assert factors[warmup - 1] == pytest.approx(1.0)  # end of warm-up: the peak
+    assert all(a < b for a, b in zip(factors[:warmup - 1], factors[1:warmup]))  # rising
+    assert all(a >= b for a, b in zip(factors[warmup:], factors[warmup + 1:]))  # then never rising
+    assert factors[-1] < 1e-4
+    assert factors[warmup + (total - warmup) // 2] == pytest.approx(0.5, abs=0.01)  # cosine's midpoint
+
+
+def test_scheduler_is_stepped_per_iteration():
+    model = nn.Linear(2, 2)
+    config = TrainConfig(recipe="modern", epochs=4, lr=0.1, warmup_epochs=1).resolved()
+    optimizer = build_optimizer(model, config)
+    scheduler = build_scheduler(optimizer, config, steps_per_epoch=10)
+    lrs = []
+    for _ in range(40):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[0] == pytest.approx(0.01) and lrs[9] == pytest.approx(0.1) and lrs[-1] < 0.001
+
+
+def test_step_decay():
+    assert step_decay_factor(0, 10, 2, 0.1) == 1.0
+    assert step_decay_factor(19, 10, 2, 0.1) == 1.0
+    assert step_decay_factor(20, 10, 2, 0.1) == pytest.approx(0.1)
+    assert step_decay_factor(45, 10, 2, 0.1) == pytest.approx(0.01)
+
+
+def test_no_weight_decay_on_norms_biases_and_embeddings():
+    model = create_model("vit_tiny")
+    decay, no_decay = parameter_groups(model, 0.05)
+    names = {id(p): n for n, p in model.named_parameters()}
+    no_decay_names = {names[id(p)] for p in no_decay["params"]}
+    decay_names = {names[id(p)] for p in decay["params"]}
+    assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
+    assert {"cls_token", "pos_embedding"} <= no_decay_names
+    assert all(n.endswith(("bias", "weight")) for n in decay_names)
+    assert not any("norm" in n or n.endswith("bias") for n in decay_names)
+    assert len(decay_names) + len(no_decay_names) == len(list(model.parameters()))
+
+
+def test_adamw_decouples_weight_decay():
+    config = TrainConfig(recipe="modern").resolved()
+    optimizer = build_optimizer(create_model("cnn"), config)
+    assert isinstance(optimizer, torch.optim.AdamW) and config.weight_decay == 0.05
+
+
+def test_ema_decay_warms_up_then_caps():
+    assert ema_decay_at(1, 0.999) == pytest.approx(2 / 11)
+    assert ema_decay_at(100, 0.999) == pytest.approx(101 / 110)
+    assert ema_decay_at(10**6, 0.999) == 0.999
+
+
+def test_ema_update_follows_the_formula():
+    torch.manual_seed(0)
+    model = nn.Linear(3, 1)
+    ema = build_ema(model, TrainConfig(ema=True, ema_decay=0.9).resolved())
+    ema.update_parameters(model)  # first update copies
+    torch.testing.assert_close(ema.module.weight, model.weight)
+    previous = ema.module.weight.detach().clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    ema.update_parameters(model)  # second update: decay = min(0.9, 2/11)
+    decay = ema_decay_at(1, 0.9)
+    torch.testing.assert_close(ema.module.weight, decay * previous + (1 - decay) * model.weight)
+
+
+def test_ema_is_off_in_the_standard_recipe():
+    assert build_ema(nn.Linear(2, 2), TrainConfig().resolved()) is None
+
+
+def test_gradient_clipping_bounds_the_norm():
+    model = nn.Linear(10, 10)
+    (model(torch.randn(8, 10)) * 1000).sum().backward()
+    before = nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    after = torch.norm(torch.stack([p.grad.norm() for p in model.parameters()]))
+    assert before > 1.0 and after == pytest.approx(1.0, rel=1e-4)
+
+
+def test_label_smoothing_in_the_loss_matches_the_formula():
+    logits, labels = torch.randn(5, 4), torch.tensor([0, 1, 2, 3, 0])
+    smoothed = build_loss(TrainConfig(recipe="modern").resolved())(logits, labels)
+    log_probs = logits.log_softmax(1)
+    targets = torch.full((5, 4), 0.1 / 4).scatter_(1, labels[:, None], 0.9 + 0.1 / 4)
+    torch.testing.assert_close(smoothed, -(targets * log_probs).sum(1).mean())
+
+
+def test_standard_and_modern_configs_differ_where_the_recipe_says():
+    standard, modern = TrainConfig().resolved(), TrainConfig(recipe="modern").resolved()
+    assert (standard.optimizer, standard.scheduler, standard.label_smoothing, standard.ema, standard.clip_grad) == \
+        ("adam", "step", 0.0, False, None)
+    assert (modern.optimizer, modern.scheduler, modern.label_smoothing, modern.ema, modern.clip_grad) == \
+        ("adamw", "cosine", 0.1, True, 1.0)
+    assert TrainConfig(recipe="modern", ema=False, label_smoothing=0.0).resolved().ema is False
+
+
+def test_bf16_autocast_on_cpu_keeps_the_loss_finite_and_decreasing():
+    torch.manual_seed(0)
+    model = create_model("resnet_tiny", num_classes=4)
+    config = TrainConfig(recipe="modern", amp=True, amp_dtype="bf16", lr=1e-3).resolved()
+    precision = Precision.from_config(config, torch.device("cpu"))
+    assert precision.dtype == torch.bfloat16 and not precision.scaler.is_enabled()  # bf16 needs no scaler
+    optimizer = build_optimizer(model, config)
+    images, labels = torch.randn(16, 3, 32, 32), torch.arange(16) % 4
+    losses = []
+    for _ in range(8):
+        with precision.autocast():
+            logits = model(images)
+        assert logits.dtype == torch.bfloat16
+        loss = nn.functional.cross_entropy(logits.float(), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert all(math.isfinite(l) for l in losses)
+    assert losses[-1] < losses[0]
