@@ -29,6 +29,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 AMP_DTYPES = ("auto", "bf16", "fp16")
 RECIPES = ("standard", "modern")
 
+RESUME_NEEDS_OUTPUT_DIR = "--resume needs --output-dir: the folder of the run to continue"
 QUICK_EPOCHS = 2
 QUICK_SUBSET = 2000
 QUICK_TEST_SUBSET = 1000
@@ -198,8 +199,7 @@ class TrainConfig:
         require(0 <= self.dropblock < 1, f"--dropblock must be in [0, 1) (got {self.dropblock})")
         require(self.dropblock_size >= 1, f"--dropblock-size must be at least 1 (got {self.dropblock_size})")
         require(self.max_nonfinite_steps >= 1, "max_nonfinite_steps must be at least 1")
-        require(self.resume is False or self.output_dir is not None,
-                "--resume needs --output-dir: the folder of the run to continue")
+        require(self.resume is False or self.output_dir is not None, RESUME_NEEDS_OUTPUT_DIR)
 
     # ------------------------------------------------------------------ helpers
     @property

@@ -19,7 +19,7 @@ from torch import nn
 from models import count_parameters, create_model, model_family
 from utils.augmentation import build_batch_mixer
 from utils.checkpoint import load_checkpoint, seed_everything
-from utils.config import RESUME_MUST_MATCH, TrainConfig
+from utils.config import RESUME_MUST_MATCH, RESUME_NEEDS_OUTPUT_DIR, TrainConfig
 from utils.data_loader import build_data
 from utils.errors import UserError
 from utils.modern_trainer import resolve_amp
@@ -61,6 +61,8 @@ def resume_config(explicit: dict[str, Any]) -> TrainConfig:
 
     Flags that would change what the checkpoint's tensors mean (model, activation...) must match.
     """
+    if explicit.get("output_dir") is None:
+        raise UserError(RESUME_NEEDS_OUTPUT_DIR)
     run_dir = Path(explicit["output_dir"])
     last = run_dir / "last.pt"
     if not last.exists():

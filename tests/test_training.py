@@ -1,0 +1,102 @@
+"""Integration: the entry scripts train, write SPEC's files, and their listing flags work."""
+import json
+
+import pytest
+import torch
+
+import main as main_script
+import main_modern
+from utils.config import TrainConfig
+from utils.data_loader import build_data
+from utils.experiment import build_model
+from utils.trainer import Trainer, evaluate
+
+from tests.conftest import SYNTHETIC, run_main
+
+SPEC_FILES = ("config.json", "metrics.json", "metrics.csv", "last.pt", "best.pt", "curves.png", "confusion_matrix.png")
+HISTORY_KEYS = {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_time_s"}
+
+
+def test_one_epoch_on_synthetic_data_lowers_the_loss(tmp_path):
+    # 32 steps: enough for BatchNorm's running statistics (momentum 0.1) to forget their initial values
+    config = TrainConfig(dataset="synthetic", image_size=16, synthetic_size=1024, epochs=1, batch_size=32,
+                         workers=0, progress=False, output_dir=str(tmp_path)).resolved()
+    torch.manual_seed(0)
+    data = build_data(config)
+    model = build_model(config, data.num_classes)
+    before = evaluate(model, data.test_loader, torch.device("cpu"))["loss"]
+    Trainer(model, data, config, tmp_path, torch.device("cpu")).fit()
+    after = evaluate(model, data.test_loader, torch.device("cpu"))["loss"]
+    assert after < before - 0.1, (before, after)
+
+
+def test_main_writes_every_file_of_the_spec(tmp_path, capfd):
+    out = tmp_path / "run"
+    code, stdout, err = run_main(main_script.main, [*SYNTHETIC, "--epochs", "2", "--output-dir", str(out)], capfd)
+    assert code == 0, err
+    for name in SPEC_FILES:
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["model"] == "cnn" and metrics["params"] > 1_000_000
+    assert [h["epoch"] for h in metrics["history"]] == [1, 2]
+    assert HISTORY_KEYS <= set(metrics["history"][0])
+    assert metrics["best_test_acc"] == max(h["test_acc"] for h in metrics["history"])
+    assert metrics["final_test_acc"] == metrics["history"][-1]["test_acc"]
+    csv_lines = (out / "metrics.csv").read_text().strip().splitlines()
+    assert len(csv_lines) == 3 and csv_lines[0].startswith("epoch,train_loss")
+    config = json.loads((out / "config.json").read_text())
+    assert config["optimizer"] == "adam" and config["epochs"] == 2 and config["num_classes"] == 10
+    last_line = stdout.strip().splitlines()[-1]
+    assert last_line.startswith("done: cnn") and "best test acc" in last_line and "final" in last_line
+
+
+def test_main_lists_at_least_eight_activations(capfd):
+    code, stdout, _ = run_main(main_script.main, ["--list-activations"], capfd)
+    assert code == 0 and len(stdout.strip().splitlines()) >= 8 and "mish" in stdout
+
+
+def test_list_models_prints_the_table(capfd):
+    code, stdout, _ = run_main(main_modern.main, ["--list-models"], capfd)
+    rows = stdout.strip().splitlines()[1:]
+    assert code == 0 and len(rows) == 11
+    assert any(r.split()[0] == "resnet18" and r.split()[1] == "resnet" and 10 < float(r.split()[2]) < 12 for r in rows)
+
+
+def test_modern_training_records_ema_beside_raw(tmp_path, capfd):
+    out = tmp_path / "modern"
+    code, _, err = run_main(main_modern.main, [*SYNTHETIC, "--model", "resnet_tiny", "--modern-training",
+                                               "--epochs", "2", "--output-dir", str(out)], capfd)
+    assert code == 0, err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"ema_test_acc", "ema_test_loss"} <= set(metrics["history"][0])
+    config = json.loads((out / "config.json").read_text())
+    assert (config["optimizer"], config["ema"], config["label_smoothing"], config["clip_grad"]) == ("adamw", True, 0.1, 1.0)
+    assert config["amp"] is False  # off on CPU unless asked
+    best = max(max(h["test_acc"], h["ema_test_acc"]) for h in metrics["history"])
+    assert metrics["best_test_acc"] == best
+
+
+def test_quick_sets_two_epochs_on_a_subset():
+    config = TrainConfig(quick=True).resolved()
+    assert (config.epochs, config.subset, config.test_subset) == (2, 2000, 1000)
+    assert TrainConfig(quick=True, epochs=1).resolved().epochs == 1  # explicit flags win
+
+
+def test_compare_models_writes_table_json_and_chart(tmp_path, capfd):
+    out = tmp_path / "cmp"
+    code, stdout, err = run_main(main_modern.main, [*SYNTHETIC, "--compare-models", "cnn", "resnet_tiny",
+                                                    "--epochs", "1", "--output-dir", str(out)], capfd)
+    assert code == 0, err
+    comparison = json.loads((out / "comparison.json").read_text())
+    assert [r["model"] for r in comparison["results"]] == ["cnn", "resnet_tiny"]
+    assert (out / "comparison.png").stat().st_size > 0
+    assert "resnet_tiny" in stdout and "best acc" in stdout
+
+
+def test_evaluate_a_checkpoint_reports_its_accuracy(tmp_path, capfd):
+    out = tmp_path / "run"
+    assert run_main(main_script.main, [*SYNTHETIC, "--epochs", "1", "--output-dir", str(out)], capfd)[0] == 0
+    best = json.loads((out / "metrics.json").read_text())["best_test_acc"]
+    code, stdout, err = run_main(main_modern.main, ["--evaluate", str(out / "best.pt"), "--no-progress"], capfd)
+    assert code == 0, err
+    assert f"test acc {best:.2f}%" in stdout
