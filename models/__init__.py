@@ -11,7 +11,6 @@ benchmarks never special-case an architecture.
 """
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from typing import Any, Callable, Dict
 
@@ -25,19 +24,25 @@ class ModelEntry:
     name: str
     family: str
     builder: Callable[..., nn.Module]
+    options: tuple[str, ...]  # options beyond the common ones that this model accepts
 
 
 _REGISTRY: Dict[str, ModelEntry] = {}
 
 
-def register_model(family: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Decorator: register a constructor under its function name, in a family (``resnet``...)."""
+def register_model(family: str, options: tuple[str, ...] = ()
+                   ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator: register a constructor under its function name, in a family (``resnet``...).
+
+    ``options`` names the keyword arguments beyond the common ones (e.g. ``dropblock_prob``) that
+    the model accepts; :func:`create_model` passes those and drops the rest.
+    """
 
     def decorator(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         name = builder.__name__
         if name in _REGISTRY:
             raise ValueError(f"model '{name}' is registered twice")
-        _REGISTRY[name] = ModelEntry(name, family, builder)
+        _REGISTRY[name] = ModelEntry(name, family, builder, tuple(options))
         return builder
 
     return decorator
@@ -66,12 +71,11 @@ def create_model(name: str, *, num_classes: int = 10, image_size: int = 32, acti
     Options some families accept (``dropblock_prob``, ``dropblock_size``...) are passed only to
     builders that take them, so a caller can hand the same options to every model.
     """
-    builder = _REGISTRY[check_model_name(name)].builder
-    accepted = inspect.signature(builder).parameters
-    options = {k: v for k, v in options.items() if k in accepted and v is not None}
+    entry = _REGISTRY[check_model_name(name)]
+    options = {k: v for k, v in options.items() if k in entry.options and v is not None}
     if activation is not None:  # None: the family's own default activation
         options["activation"] = activation
-    return builder(num_classes=num_classes, image_size=image_size, drop_path_rate=drop_path_rate, **options)
+    return entry.builder(num_classes=num_classes, image_size=image_size, drop_path_rate=drop_path_rate, **options)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -27,7 +27,7 @@ from torch import nn
 from models import register_model
 from models.activations import get_activation
 from models.layers import ClassifierHead, ConvNormAct
-from utils.regularization import drop_path, drop_path_rates, dropblock
+from utils.regularization import DROPBLOCK_OPTIONS, drop_path, drop_path_rates, dropblock
 
 
 class StageSpec(NamedTuple):
@@ -128,16 +128,16 @@ class EfficientNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-@register_model("efficientnet")
+@register_model("efficientnet", options=DROPBLOCK_OPTIONS)
 def efficientnet_tiny(**kwargs) -> EfficientNet:
     return EfficientNet(width_mult=0.5, depth_mult=1.0, **kwargs)
 
 
-@register_model("efficientnet")
+@register_model("efficientnet", options=DROPBLOCK_OPTIONS)
 def efficientnet_b0(**kwargs) -> EfficientNet:
     return EfficientNet(width_mult=1.0, depth_mult=1.0, **kwargs)
 
 
-@register_model("efficientnet")
+@register_model("efficientnet", options=DROPBLOCK_OPTIONS)
 def efficientnet_b1(**kwargs) -> EfficientNet:
     return EfficientNet(width_mult=1.0, depth_mult=1.1, **kwargs)

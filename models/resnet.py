@@ -25,7 +25,7 @@ from torch import nn
 from models import register_model
 from models.activations import get_activation
 from models.layers import ClassifierHead, ConvNormAct
-from utils.regularization import drop_path, drop_path_rates, dropblock
+from utils.regularization import DROPBLOCK_OPTIONS, drop_path, drop_path_rates, dropblock
 
 
 class BasicBlock(nn.Module):
@@ -116,22 +116,22 @@ class ResNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-@register_model("resnet")
+@register_model("resnet", options=DROPBLOCK_OPTIONS)
 def resnet_tiny(**kwargs) -> ResNet:
     """Half-width ResNet-18 with one block in the last stage (~2M parameters): fast on a CPU."""
     return ResNet(BasicBlock, [2, 2, 2, 1], widths=(32, 64, 128, 256), **kwargs)
 
 
-@register_model("resnet")
+@register_model("resnet", options=DROPBLOCK_OPTIONS)
 def resnet18(**kwargs) -> ResNet:
     return ResNet(BasicBlock, [2, 2, 2, 2], **kwargs)
 
 
-@register_model("resnet")
+@register_model("resnet", options=DROPBLOCK_OPTIONS)
 def resnet34(**kwargs) -> ResNet:
     return ResNet(BasicBlock, [3, 4, 6, 3], **kwargs)
 
 
-@register_model("resnet")
+@register_model("resnet", options=DROPBLOCK_OPTIONS)
 def resnet50(**kwargs) -> ResNet:
     return ResNet(Bottleneck, [3, 4, 6, 3], **kwargs)

@@ -20,7 +20,10 @@ from __future__ import annotations
 from torch import nn
 from torchvision.ops import DropBlock2d, StochasticDepth
 
-__all__ = ["DropBlock2d", "StochasticDepth", "drop_path", "drop_path_rates", "dropblock",
+# The model options DropBlock adds; families that place DropBlock layers register them (models/__init__.py).
+DROPBLOCK_OPTIONS = ("dropblock_prob", "dropblock_size")
+
+__all__ = ["DROPBLOCK_OPTIONS", "DropBlock2d", "StochasticDepth", "drop_path", "drop_path_rates", "dropblock",
            "dropblock_prob_at", "set_dropblock_prob"]
 
 
