@@ -112,3 +112,16 @@ def test_build_data_subset_and_test_subset(tmp_path):
                          workers=0).resolved()
     data = build_data(config)
     assert len(data.train_loader.dataset) == 50 and len(data.test_loader.dataset) == 20
+
+
+def test_augmented_batches_with_workers_are_a_function_of_seed_and_epoch():
+    config = TrainConfig(dataset="synthetic", synthetic_size=64, image_size=16, batch_size=16, workers=2,
+                         augmentation="randaugment", seed=1).resolved()
+    first, second = build_data(config), build_data(config)
+    batches = []
+    for data in (first, second):
+        data.set_epoch(3)
+        batches.append(next(iter(data.train_loader))[0])
+    torch.testing.assert_close(batches[0], batches[1])
+    first.set_epoch(4)
+    assert not torch.equal(next(iter(first.train_loader))[0], batches[0])

@@ -9,7 +9,7 @@ import main_modern
 from utils.config import TrainConfig
 from utils.data_loader import build_data
 from utils.experiment import build_model
-from utils.trainer import Trainer, evaluate
+from utils.trainer import evaluate, fit
 
 from tests.conftest import SYNTHETIC, run_main
 
@@ -25,7 +25,7 @@ def test_one_epoch_on_synthetic_data_lowers_the_loss(tmp_path):
     data = build_data(config)
     model = build_model(config, data.num_classes)
     before = evaluate(model, data.test_loader, torch.device("cpu"))["loss"]
-    Trainer(model, data, config, tmp_path, torch.device("cpu")).fit()
+    fit(model, data, config, tmp_path, torch.device("cpu"))
     after = evaluate(model, data.test_loader, torch.device("cpu"))["loss"]
     assert after < before - 0.1, (before, after)
 

@@ -11,8 +11,10 @@ labels (N,) — so that everything after it is the same for every source:
   whole batches there (airbench-style) without touching the sources.
 
 An image folder is decoded once and cached as a uint8 tensor (``--cache-dir``), so later runs skip
-JPEG decoding altogether. The data order of each epoch is a pure function of (seed, epoch), which
-is what makes a resumed run continue exactly where an uninterrupted one would.
+JPEG decoding altogether. The data order of each epoch, and the seeds of the worker processes that
+augment it, are pure functions of (seed, epoch): that is what makes a run resumed from an epoch's
+end continue exactly as an uninterrupted one. (Resumed mid-epoch, after Ctrl-C, the order is the
+same, but with workers > 0 the augmentation draws of the remaining batches differ.)
 """
 from __future__ import annotations
 
