@@ -22,7 +22,7 @@ from torch import nn
 
 from models import register_model
 from models.activations import get_activation
-from models.layers import ConvNormAct
+from models.layers import ConvNormAct, ImageClassifier
 from utils.regularization import drop_path, drop_path_rates
 
 
@@ -61,7 +61,7 @@ class TransformerBlock(nn.Module):
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
-class VisionTransformer(nn.Module):
+class VisionTransformer(ImageClassifier):
     """Tokenizer (given) → class token + positional embedding → encoder blocks → LayerNorm → head."""
 
     def __init__(self, tokenizer: nn.Module, num_tokens: int, *, dim: int, depth: int, heads: int,
@@ -100,9 +100,6 @@ class VisionTransformer(nn.Module):
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         pooled = features[:, 0] if self.pool == "cls" else features[:, 1:].mean(1)
         return self.head(pooled)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 def _cnn_transformer(dim: int, depth: int, heads: int, *, image_size: int = 32, activation: str = "gelu",

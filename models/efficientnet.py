@@ -26,7 +26,7 @@ from torch import nn
 
 from models import register_model
 from models.activations import get_activation
-from models.layers import ClassifierHead, ConvNormAct
+from models.layers import ClassifierHead, ConvNormAct, ImageClassifier
 from utils.regularization import DROPBLOCK_OPTIONS, drop_path, drop_path_rates, dropblock
 
 
@@ -95,7 +95,7 @@ class MBConv(nn.Module):
         return x + self.drop_path(out) if self.use_residual else out
 
 
-class EfficientNet(nn.Module):
+class EfficientNet(ImageClassifier):
     def __init__(self, width_mult: float = 1.0, depth_mult: float = 1.0, *, num_classes: int = 10,
                  image_size: int = 32, activation: str = "swish", drop_path_rate: float = 0.0,
                  dropout: float = 0.2, dropblock_prob: float = 0.0, dropblock_size: int = 3) -> None:
@@ -123,9 +123,6 @@ class EfficientNet(nn.Module):
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 @register_model("efficientnet", options=DROPBLOCK_OPTIONS)

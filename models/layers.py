@@ -3,9 +3,24 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
+import torch
 from torch import nn
 
 from models.activations import get_activation
+
+
+class ImageClassifier(nn.Module):
+    """The interface every model shares: ``forward_features`` (image → features), ``forward_head``
+    (features → logits), and ``forward`` = head after features. Subclasses implement the first two."""
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
 
 
 class ConvNormAct(nn.Sequential):

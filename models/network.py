@@ -21,10 +21,10 @@ from torch import nn
 
 from models import register_model
 from models.activations import get_activation
-from models.layers import ConvNormAct
+from models.layers import ConvNormAct, ImageClassifier
 
 
-class BasicCNN(nn.Module):
+class BasicCNN(ImageClassifier):
     def __init__(self, *, num_classes: int = 10, image_size: int = 32, activation: str = "relu",
                  widths: Sequence[int] = (32, 64, 128, 256), hidden: int = 128,
                  conv_dropout: float = 0.05, head_dropout: float = 0.3, drop_path_rate: float = 0.0) -> None:
@@ -51,9 +51,6 @@ class BasicCNN(nn.Module):
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 @register_model("cnn")

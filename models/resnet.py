@@ -24,7 +24,7 @@ from torch import nn
 
 from models import register_model
 from models.activations import get_activation
-from models.layers import ClassifierHead, ConvNormAct
+from models.layers import ClassifierHead, ConvNormAct, ImageClassifier
 from utils.regularization import DROPBLOCK_OPTIONS, drop_path, drop_path_rates, dropblock
 
 
@@ -74,7 +74,7 @@ def _shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Module:
     return ConvNormAct(in_channels, out_channels, 1, stride, activation=None)
 
 
-class ResNet(nn.Module):
+class ResNet(ImageClassifier):
     def __init__(self, block: Type[nn.Module], layers: Sequence[int], widths: Sequence[int] = (64, 128, 256, 512), *,
                  num_classes: int = 10, image_size: int = 32, activation: str = "relu",
                  drop_path_rate: float = 0.0, dropblock_prob: float = 0.0, dropblock_size: int = 3,
@@ -111,9 +111,6 @@ class ResNet(nn.Module):
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 @register_model("resnet", options=DROPBLOCK_OPTIONS)
