@@ -100,3 +100,16 @@ def test_evaluate_a_checkpoint_reports_its_accuracy(tmp_path, capfd):
     code, stdout, err = run_main(main_modern.main, ["--evaluate", str(out / "best.pt"), "--no-progress"], capfd)
     assert code == 0, err
     assert f"test acc {best:.2f}%" in stdout
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "fp16"])
+def test_amp_run_on_cpu_trains_with_finite_losses(dtype, tmp_path, capfd):
+    out = tmp_path / dtype
+    code, _, err = run_main(main_modern.main, [*SYNTHETIC, "--model", "resnet_tiny", "--modern-training", "--amp",
+                                               "--amp-dtype", dtype, "--epochs", "2", "--output-dir", str(out)], capfd)
+    assert code == 0, err
+    config = json.loads((out / "config.json").read_text())
+    assert config["amp"] is True and config["amp_dtype"] == dtype
+    history = json.loads((out / "metrics.json").read_text())["history"]
+    assert all(h["train_loss"] == h["train_loss"] and h["train_loss"] < 10 for h in history)  # finite
+    assert history[-1]["train_loss"] < history[0]["train_loss"]

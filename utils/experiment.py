@@ -83,6 +83,9 @@ def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
 
 def _setup(config: TrainConfig) -> tuple[TrainConfig, torch.device, Path]:
     device = select_device(config.device)
+    if device.type == "cuda":
+        # Fixed input shapes: let cuDNN time its algorithms once and keep the fastest.
+        torch.backends.cudnn.benchmark = True
     config = resolve_amp(config, device)
     run_dir = prepare_output_dir(config)
     return config.replace(output_dir=str(run_dir)), device, run_dir
