@@ -13,7 +13,11 @@ stage 1 works at full resolution: (N, 3, 32, 32) → (N, 64, 32, 32) → ... →
 Blocks take the activation, stochastic depth (``drop_path_rate``, linear over depth) and, in stages 3
 and 4, DropBlock (``dropblock_prob``), as Ghiasi et al. (2018) apply it. ``zero_init_residual`` sets
 the last BatchNorm of each block to zero so that every block starts as the identity (Goyal et al.,
-2017, "Accurate, Large Minibatch SGD"), which helps early training.
+2017, "Accurate, Large Minibatch SGD"). It is off by default: it suits SGD, but Adam moves each
+parameter by about ``lr`` per step whatever its gradient, so zeroed scales grow ~1e-3 per step and
+the residual branches stay nearly silent for the hundreds of steps a short run has. Measured here
+(resnet_tiny, ``--modern-training``, 3 epochs on 10k CIFAR-10 images, seed 0, 2-core CPU,
+2026-11-24): best test accuracy 47.65% with zero-init, 55.02% without.
 """
 from __future__ import annotations
 
@@ -78,7 +82,7 @@ class ResNet(ImageClassifier):
     def __init__(self, block: Type[nn.Module], layers: Sequence[int], widths: Sequence[int] = (64, 128, 256, 512), *,
                  num_classes: int = 10, image_size: int = 32, activation: str = "relu",
                  drop_path_rate: float = 0.0, dropblock_prob: float = 0.0, dropblock_size: int = 3,
-                 zero_init_residual: bool = True) -> None:
+                 zero_init_residual: bool = False) -> None:
         super().__init__()
         self.stem = ConvNormAct(3, widths[0], 3, 1, activation=activation)  # the CIFAR stem: no stride, no pool
         rates = iter(drop_path_rates(sum(layers), drop_path_rate))

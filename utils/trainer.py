@@ -318,7 +318,8 @@ class Trainer:
             save_checkpoint(self._checkpoint(weights, "ema" if use_ema else "raw"), self.run_dir / "best.pt")
         save_checkpoint(self._checkpoint(), self.run_dir / "last.pt")
         write_metrics(self.run_dir, self.metrics())
-        plot_curves(state.history, self.run_dir / "curves.png", title=f"{config.model} on {self.data.dataset}")
+        source = Path(config.data_dir).name if self.data.dataset == "folder" else self.data.dataset
+        plot_curves(state.history, self.run_dir / "curves.png", title=f"{config.model} on {source}")
         self._log_epoch(entry)
 
     def _log_epoch(self, entry: dict) -> None:
