@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from typing import Any, Sequence
+from typing import Any
 
 from models.activations import describe_activation, list_activations
 from utils.config import AMP_DTYPES, AUGMENTATIONS, DATASETS, DEVICES, OPTIMIZERS, SCHEDULERS, TrainConfig
@@ -133,7 +133,3 @@ def config_from_args(args: argparse.Namespace, **fixed: Any) -> TrainConfig:
 def print_activations() -> None:
     for name in list_activations():
         print(f"{name:<12} {describe_activation(name)}")
-
-
-def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
-    return parser.parse_args(argv)
