@@ -157,7 +157,8 @@ def compare_models(config: TrainConfig, names: Optional[Sequence[str]] = None) -
                                                          "total_time_s")})
     write_json(base / "comparison.json", {"config": config.to_dict(), "results": results})
     plot_comparison([r["model"] for r in results], [r["best_test_acc"] for r in results], base / "comparison.png",
-                    title=f"{config.epochs} epochs, {config.recipe} recipe",
+                    title=f"{config.epochs} epochs on {config.subset or 'all'} training images, "
+                          f"{config.recipe} recipe, seed {config.seed}",
                     annotations=[f"{r['params'] / 1e6:.1f}M" for r in results])
     print(format_table(results))
     print(f"comparison written to {base / 'comparison.json'} and {base / 'comparison.png'}")
