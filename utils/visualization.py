@@ -90,7 +90,8 @@ def save_image_grid(rows: Sequence[tuple[str, torch.Tensor]], path: Path, mean: 
                     std: Sequence[float], columns: int = 8) -> None:
     """One row per (title, normalized images (N, 3, H, W)); images are un-normalized for display."""
     mean_t, std_t = torch.tensor(mean).view(3, 1, 1), torch.tensor(std).view(3, 1, 1)
-    fig, axes = plt.subplots(len(rows), columns, figsize=(1.4 * columns, 1.6 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(len(rows), columns, figsize=(1.2 * columns, 1.45 * len(rows)), squeeze=False)
+    fig.subplots_adjust(left=0.01, right=0.99, top=0.95, bottom=0.01, wspace=0.04, hspace=0.35)
     for r, (title, images) in enumerate(rows):
         for c in range(columns):
             axis = axes[r][c]
@@ -98,7 +99,8 @@ def save_image_grid(rows: Sequence[tuple[str, torch.Tensor]], path: Path, mean: 
             if c < len(images):
                 shown = (images[c].float().cpu() * std_t + mean_t).clamp(0, 1)
                 axis.imshow(shown.permute(1, 2, 0).numpy())
-        axes[r][0].set_title(title, loc="left", fontsize=9)
-    fig.tight_layout()
+        # a row title spans the row: written as figure text above its first image
+        top = axes[r][0].get_position().y1
+        fig.text(0.01, top + 0.005, title, fontsize=9, va="bottom")
     fig.savefig(path, dpi=100)
     plt.close(fig)
