@@ -50,6 +50,8 @@ def bad_inputs(tmp: Path, run: Path) -> dict[str, tuple]:
     (tmp / "a-file").write_text("x")
     evil = tmp / "evil.pt"
     torch.save({"format": 1, "model": RunsCode(tmp / "marker")}, evil)
+    raw_pickle = tmp / "raw.pkl"
+    raw_pickle.write_bytes(pickle.dumps({"format": 1, "model": RunsCode(tmp / "marker")}, protocol=4))
     folder = write_image_folder(tmp / "small")
     return {
         "unknown model": ("main_modern.py", ["--model", "resnet19"], "did you mean resnet18"),
@@ -70,6 +72,7 @@ def bad_inputs(tmp: Path, run: Path) -> dict[str, tuple]:
         "checkpoint of another model": ("main_modern.py", ["--model", "resnet_tiny", "--resume", "--output-dir", str(run)],
                                         "model=cnn"),
         "pickle that runs code": ("main_modern.py", ["--evaluate", str(evil)], "refusing to load"),
+        "raw pickle that runs code": ("main_modern.py", ["--evaluate", str(raw_pickle)], "refusing to load"),
         "evaluate missing file": ("main_modern.py", ["--evaluate", str(tmp / "none.pt")], "no checkpoint at"),
         "unwritable output dir": ("main.py", ["--output-dir", str(tmp / "a-file" / "run")], "cannot write to --output-dir"),
         "output dir holds a run": ("main.py", ["--output-dir", str(run)], "already holds a run"),
