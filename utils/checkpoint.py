@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import pickle
 import random
+import re
 import warnings
 import zipfile
 from pathlib import Path
@@ -43,9 +44,11 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         # weights_only refused an object that is not plain data: it could run code when unpickled.
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else "unsafe content"
-        raise UserError(f"refusing to load {path}: it holds objects other than tensors and plain data, which "
-                        f"could run code ({first_line[:120]})") from None
+        # torch's message is long; the name of the refused global (e.g. posix.system) is what matters.
+        found = re.search(r"GLOBAL ([\w.]+)|Unsupported operand \d+", str(error))
+        what = f" ({found.group(1) or found.group(0)})" if found else ""
+        raise UserError(f"refusing to load {path}: it holds objects other than tensors and plain data{what}, "
+                        f"which could run code") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
         raise UserError(f"checkpoint {path} is truncated or corrupt ({error.__class__.__name__}); "
                         f"delete it or resume from another run") from None

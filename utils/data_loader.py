@@ -130,8 +130,9 @@ def cifar_splits(dataset: str, root: Path, download: bool) -> tuple[ImageTensors
              f"test/ class folders")
     try:
         splits = [cls(str(root), train=train, download=download) for train in (True, False)]
-    except RuntimeError as error:  # not found, or corrupt, with download off
-        raise UserError(f"{dataset} not found in {root} ({error}); {where}") from None
+    except RuntimeError:  # not found, or corrupt, with download off
+        raise UserError(f"{dataset} not found (or corrupt) in {root}, and --no-download forbids fetching it; "
+                        f"{where}") from None
     except OSError as error:  # the download failed: no network, refused, disk full...
         raise UserError(f"could not download {dataset} into {root} ({error.__class__.__name__}: {error}); "
                         f"{where}, or use --no-download") from None
