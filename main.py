@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import argparse
 import sys
 from typing import Sequence
 
@@ -13,10 +14,14 @@ from utils.errors import exit_on_user_error
 from utils.experiment import run_training
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = new_parser("main.py", "Train the basic CNN (learning level 1): Adam, step LR, a plain loop.")
     add_common_arguments(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     if args.list_activations:
         print_activations()
         return

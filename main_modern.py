@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import argparse
 import sys
 from typing import Sequence
 
@@ -23,11 +24,15 @@ def print_models() -> None:
         print(f"{name:<24} {model_family(name):<14} {count_parameters(create_model(name)) / 1e6:>10.2f}")
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = new_parser("main_modern.py", "Train any registry model with the standard or the modern recipe.")
     add_common_arguments(parser)
     add_modern_arguments(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     if args.list_models:
         print_models()
         return
