@@ -207,3 +207,15 @@ def test_a_diverging_run_stops_with_a_message_and_keeps_a_loadable_checkpoint(tm
     if (out / "last.pt").exists():
         state = load_checkpoint(out / "last.pt")
         assert all(torch.isfinite(t).all() for t in state["model"].values() if t.is_floating_point())
+
+
+def test_ctrl_c_outside_training_is_one_line_and_130():
+    from utils.errors import exit_on_user_error
+
+    def interrupted():
+        with exit_on_user_error("main.py"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as exit_:
+        interrupted()
+    assert exit_.value.code == 130

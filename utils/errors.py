@@ -29,7 +29,8 @@ def close_names(name: str, choices: Iterable[str], n: int = 3) -> str:
 @contextlib.contextmanager
 def exit_on_user_error(program: str = "") -> Iterator[None]:
     """Turn a :class:`UserError` into one line on stderr and ``SystemExit(2)``; a :class:`RunStopped`
-    into one line and its own exit status (130 for SIGINT, 143 for SIGTERM, 3 for a diverged loss)."""
+    into one line and its own exit status (130 for SIGINT, 143 for SIGTERM, 3 for a diverged loss);
+    a bare Ctrl-C (outside training, or a second one) into ``interrupted`` and 130."""
     prefix = f"{program}: " if program else ""
     try:
         yield
@@ -39,6 +40,9 @@ def exit_on_user_error(program: str = "") -> Iterator[None]:
     except RunStopped as stop:
         print(f"{prefix}stopped: {_one_line(stop)}", file=sys.stderr)
         sys.exit(stop.exit_code)
+    except KeyboardInterrupt:  # Ctrl-C outside training, or twice: nothing to save, stop quietly
+        print(f"{prefix}interrupted", file=sys.stderr)
+        sys.exit(130)
 
 
 def _one_line(error: Exception) -> str:
