@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from models import count_parameters
 from utils.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint, seed_everything
 from utils.config import TrainConfig
 from utils.data_loader import DataBundle
@@ -147,7 +148,7 @@ class Trainer:
         self.mixer = build_batch_mixer(config, data.num_classes)
         # compile after the optimizer is built, so parameter names (for the decay groups) are the model's own
         self.train_model = torch.compile(model) if config.compile else model
-        self.params = sum(p.numel() for p in model.parameters())
+        self.params = count_parameters(model)
         self.state = TrainState()
 
     # -------------------------------------------------------------------- checkpoints
