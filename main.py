@@ -9,9 +9,11 @@ import argparse
 import sys
 from typing import Sequence
 
-from utils.cli import add_common_arguments, config_from_args, new_parser, print_activations
 from utils.errors import exit_on_user_error
-from utils.experiment import run_training
+
+with exit_on_user_error("main.py"):  # Ctrl-C while torch imports (seconds) is one line too
+    from utils.cli import add_common_arguments, config_from_args, new_parser, print_activations
+    from utils.experiment import run_training
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,10 +24,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    if args.list_activations:
-        print_activations()
-        return
     with exit_on_user_error("main.py"):
+        if args.list_activations:
+            print_activations()
+            return
         run_training(config_from_args(args, model="cnn", recipe="standard"))
 
 

@@ -11,11 +11,13 @@ import argparse
 import sys
 from typing import Sequence
 
-from models import count_parameters, create_model, list_models, model_family
-from utils.cli import (add_common_arguments, add_modern_arguments, config_from_args, explicit_settings, new_parser,
-                       print_activations)
 from utils.errors import exit_on_user_error
-from utils.experiment import compare_models, evaluate_checkpoint, preview_augmentation, run_training
+
+with exit_on_user_error("main_modern.py"):  # Ctrl-C while torch imports (seconds) is one line too
+    from models import count_parameters, create_model, list_models, model_family
+    from utils.cli import (add_common_arguments, add_modern_arguments, config_from_args, explicit_settings,
+                           new_parser, print_activations)
+    from utils.experiment import compare_models, evaluate_checkpoint, preview_augmentation, run_training
 
 
 def print_models() -> None:
@@ -33,14 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    if args.list_models:
-        print_models()
-        return
-    if args.list_activations:
-        print_activations()
-        return
     with exit_on_user_error("main_modern.py"):
-        if args.evaluate:
+        if args.list_models:
+            print_models()
+        elif args.list_activations:
+            print_activations()
+        elif args.evaluate:
             evaluate_checkpoint(args.evaluate, explicit_settings(args))
         elif args.preview_augmentation:
             preview_augmentation(config_from_args(args), args.preview_augmentation)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Dict
 
+import torch
 from torch import nn
 
 from utils.errors import UserError, close_names
@@ -76,6 +77,21 @@ def create_model(name: str, *, num_classes: int = 10, image_size: int = 32, acti
     if activation is not None:  # None: the family's own default activation
         options["activation"] = activation
     return entry.builder(num_classes=num_classes, image_size=image_size, drop_path_rate=drop_path_rate, **options)
+
+
+def check_image_size(name: str, image_size: int) -> None:
+    """Refuse an ``image_size`` that model ``name`` cannot take, before anything trains.
+
+    The model is built and run on PyTorch's ``meta`` device (shapes only, no memory, milliseconds),
+    so every constraint of every architecture (patch sizes, strides) is checked by the model itself.
+    """
+    try:
+        with torch.device("meta"):
+            create_model(name, image_size=image_size).eval()(torch.empty(1, 3, image_size, image_size))
+    except (AssertionError, RuntimeError, ValueError) as error:
+        reason = str(error).splitlines()[0] if str(error) else error.__class__.__name__
+        raise UserError(f"model {name} cannot take --image-size {image_size} ({reason}); "
+                        f"choose another --image-size (32 works for every model)") from None
 
 
 def count_parameters(model: nn.Module) -> int:

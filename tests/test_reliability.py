@@ -131,9 +131,10 @@ def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", crash)
-    with pytest.raises(OSError):
+    with pytest.raises(UserError, match="previous last.pt is kept"):
         save_checkpoint({"model": {"w": torch.zeros(2)}}, path)
     assert torch.equal(load_checkpoint(path)["model"]["w"], torch.ones(2))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"], "no temporary file may be left behind"
 
 
 # ------------------------------------------------------------------------------------ interruption

@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import random
@@ -16,7 +17,7 @@ import re
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -26,11 +27,31 @@ from utils.errors import UserError
 CHECKPOINT_FORMAT = 1
 
 
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Write a file through ``write(temporary)``, then rename it to ``path``.
+
+    The rename is atomic on POSIX and Windows (same file system), so ``path`` is always either the
+    old file or the complete new one. When writing fails (a full disk, a removed folder) the
+    temporary file is deleted, the old ``path`` is kept, and the error is one line naming the file.
+    The temporary name carries the pid, so two processes never write the same temporary file.
+    """
+    path = Path(path)
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    except (OSError, RuntimeError) as error:  # torch.save reports a full disk as a RuntimeError
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
+        reason = getattr(error, "strerror", None) or str(error).splitlines()[0][:100] or error.__class__.__name__
+        kept = f"the previous {path.name} is kept" if path.exists() else f"no {path.name} was written"
+        raise UserError(f"cannot write {path} ({reason}); {kept}; free some space (or fix the folder) "
+                        f"and run again (a training run continues with --resume)") from None
+
+
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
-    """Write ``state`` to ``path`` atomically."""
-    temporary = path.with_name(path.name + ".tmp")
-    torch.save({"format": CHECKPOINT_FORMAT, **state}, temporary)
-    os.replace(temporary, path)  # atomic on POSIX and Windows when both are on one file system
+    """Write ``state`` to ``path`` atomically (see :func:`atomic_write`)."""
+    atomic_write(path, lambda temporary: torch.save({"format": CHECKPOINT_FORMAT, **state}, temporary))
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:
@@ -55,6 +76,27 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or "model" not in state:
         raise UserError(f"{path} is not a checkpoint of this project (no model state or unknown format)")
     return state
+
+
+def describe_classes(names: list[str]) -> str:
+    shown = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+    return f"{len(names)} classes ({shown})"
+
+
+def check_class_names(checkpoint: dict[str, Any], class_names: list[str], path: Path) -> None:
+    """Refuse to use ``checkpoint`` on data whose classes are not the ones it was trained on.
+
+    Same count but other names (or another order) would still give an accuracy, a meaningless one.
+    Checkpoints from before class names were stored are checked by their class count.
+    """
+    trained = checkpoint.get("class_names")
+    count = checkpoint.get("config", {}).get("num_classes")
+    if trained is not None and list(trained) != list(class_names):
+        raise UserError(f"{path} was trained on {describe_classes(list(trained))}, but this data has "
+                        f"{describe_classes(list(class_names))}; use the data it was trained on (--data-dir)")
+    if trained is None and count is not None and count != len(class_names):
+        raise UserError(f"{path} was trained on {count} classes, but this data has "
+                        f"{describe_classes(list(class_names))}; use the data it was trained on (--data-dir)")
 
 
 # ------------------------------------------------------------------------------------ RNG states

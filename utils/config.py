@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -106,7 +105,9 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        from utils.checkpoint import atomic_write  # imported here: it pulls in torch
+
+        atomic_write(path, lambda temporary: temporary.write_text(json.dumps(self.to_dict(), indent=2) + "\n"))
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
@@ -147,9 +148,8 @@ class TrainConfig:
         return c
 
     def _check_names(self) -> None:
-        # Imported here: models imports utils, and the registry is only needed to check names.
         from models import check_model_name
-        from models.activations import check_activation
+        from models.activations import check_activation  # imported here: models imports utils
 
         check_model_name(self.model)
         if self.activation is not None:
@@ -167,10 +167,16 @@ class TrainConfig:
                 raise UserError(f"{name} '{value}' is not one of: {', '.join(choices)}")
 
     def _check_values(self) -> None:
+        from models import check_image_size  # imported here: models imports utils
+
         def require(ok: bool, message: str) -> None:
             if not ok:
                 raise UserError(message)
 
+        for name, value in self.to_dict().items():  # inf and nan pass range checks like ``x >= 0``
+            require(not isinstance(value, float) or math.isfinite(value),
+                    f"--{name.replace('_', '-')} must be a finite number (got {value})")
+        require(0 <= self.seed < 2**64, f"--seed must be between 0 and 2**64 - 1 (got {self.seed})")
         require(self.epochs >= 1, f"--epochs must be at least 1 (got {self.epochs})")
         require(self.batch_size >= 1, f"--batch-size must be at least 1 (got {self.batch_size})")
         require(self.lr > 0 and math.isfinite(self.lr), f"--lr must be a positive number (got {self.lr})")
@@ -200,14 +206,12 @@ class TrainConfig:
         require(self.dropblock_size >= 1, f"--dropblock-size must be at least 1 (got {self.dropblock_size})")
         require(self.max_nonfinite_steps >= 1, "max_nonfinite_steps must be at least 1")
         require(self.resume is False or self.output_dir is not None, RESUME_NEEDS_OUTPUT_DIR)
+        check_image_size(self.model, self.image_size)
 
     # ------------------------------------------------------------------ helpers
     @property
     def mixing(self) -> bool:
         return self.mixup is not None or self.cutmix is not None
-
-    def default_output_dir(self) -> str:
-        return str(Path("runs") / f"{self.model}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 # Settings that must match when a run is resumed: they change what the checkpoint's tensors mean.

@@ -9,7 +9,6 @@
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -18,13 +17,15 @@ from torch import nn
 
 from models import count_parameters, create_model, model_family
 from utils.augmentation import build_batch_mixer
-from utils.checkpoint import load_checkpoint, seed_everything
+from utils.checkpoint import check_class_names, load_checkpoint, seed_everything
 from utils.config import RESUME_MUST_MATCH, RESUME_NEEDS_OUTPUT_DIR, TrainConfig
 from utils.data_loader import build_data
 from utils.errors import UserError
 from utils.modern_trainer import resolve_amp
+from utils.run_dir import claim_run_dir, unique_run_dir
 from utils.trainer import Trainer, evaluate, write_json
-from utils.visualization import confusion_matrix, plot_comparison, plot_confusion_matrix, save_image_grid
+from utils.visualization import (confusion_matrix, image_format, plot_comparison, plot_confusion_matrix,
+                                 save_image_grid)
 
 
 def select_device(name: str) -> torch.device:
@@ -37,23 +38,6 @@ def select_device(name: str) -> torch.device:
     if name == "mps" and not has_mps:
         raise UserError("--device mps asked for, but MPS is not available; use --device cpu or auto")
     return torch.device(name)
-
-
-def prepare_output_dir(config: TrainConfig) -> Path:
-    """Create the run folder; refuse one that cannot be written or already holds another run."""
-    run_dir = Path(config.output_dir or config.default_output_dir())
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as error:
-        raise UserError(f"cannot write to --output-dir {run_dir} ({error.strerror or error}); "
-                        f"choose a folder you can write to") from None
-    if not config.resume and (run_dir / "last.pt").exists():
-        raise UserError(f"{run_dir} already holds a run (last.pt); continue it with --resume, "
-                        f"or choose another --output-dir")
-    return run_dir
 
 
 def resume_config(explicit: dict[str, Any]) -> TrainConfig:
@@ -81,36 +65,35 @@ def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
                         dropblock_prob=config.dropblock, dropblock_size=config.dropblock_size)
 
 
-def _setup(config: TrainConfig) -> tuple[TrainConfig, torch.device, Path]:
+def run_training(config: TrainConfig) -> dict[str, Any]:
+    """Train one model as ``config`` (resolved) says; return its metrics (also in ``metrics.json``)."""
     device = select_device(config.device)
     if device.type == "cuda":
         # Fixed input shapes: let cuDNN time its algorithms once and keep the fastest.
         torch.backends.cudnn.benchmark = True
     config = resolve_amp(config, device)
-    run_dir = prepare_output_dir(config)
-    return config.replace(output_dir=str(run_dir)), device, run_dir
+    with claim_run_dir(config.output_dir, config.model, config.resume) as run_dir:
+        return _train(config.replace(output_dir=str(run_dir)), device, run_dir)
 
 
-def run_training(config: TrainConfig) -> dict[str, Any]:
-    """Train one model as ``config`` (resolved) says; return its metrics (also in ``metrics.json``)."""
-    config, device, run_dir = _setup(config)
+def _train(config: TrainConfig, device: torch.device, run_dir: Path) -> dict[str, Any]:
     seed_everything(config.seed)
     data = build_data(config, device)
     config = config.replace(num_classes=data.num_classes)
     model = build_model(config, data.num_classes).to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    trainer = Trainer(model, data, config, run_dir, device)
+    if config.resume:
+        # Checked before anything is written: a refused resume leaves the folder as it was.
+        resumed = trainer.restore(run_dir / "last.pt")
     config.save(run_dir / "config.json")
     print(f"{config.model}: {count_parameters(model) / 1e6:.2f}M parameters | {data.dataset} "
           f"{len(data.train_loader.dataset)} train / {len(data.test_loader.dataset)} test images | "
           f"{config.recipe} recipe ({config.optimizer}, {config.scheduler}) | {device}"
           f"{' | AMP ' + config.amp_dtype if config.amp else ''} | {run_dir}", flush=True)
-
-    trainer = Trainer(model, data, config, run_dir, device)
     if config.resume:
-        trainer.restore(run_dir / "last.pt")
-        print(f"resumed from {run_dir / 'last.pt'} at epoch {trainer.state.epoch + 1}, "
-              f"step {trainer.state.step_in_epoch}", flush=True)
+        print(resumed, flush=True)
     metrics = trainer.fit()
 
     # The confusion matrix of the model the run keeps (best.pt: raw or EMA weights).
@@ -149,7 +132,7 @@ def compare_models(config: TrainConfig, names: Optional[Sequence[str]] = None) -
     names = list(names) or default_comparison_models()
     for name in names:
         config.replace(model=name).resolved()  # every name is checked before hours are spent on the first
-    base = Path(config.output_dir or str(Path("runs") / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"))
+    base = Path(config.output_dir) if config.output_dir else unique_run_dir(Path("runs"), "compare")
     results = []
     for name in names:
         metrics = run_training(config.replace(model=name, output_dir=str(base / name)).resolved())
@@ -173,14 +156,29 @@ def format_table(results: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+# Flags that --evaluate takes from the command line; everything else comes from the checkpoint.
+EVALUATION_FLAGS = ("data_dir", "dataset", "download", "test_subset", "workers", "device", "progress", "batch_size",
+                    "cache_dir")
+ARCHITECTURE_FLAGS = ("model", "activation", "image_size", "drop_path", "dropblock")
+
+
 def evaluate_checkpoint(path: str, explicit: dict[str, Any]) -> dict[str, Any]:
     """Test accuracy and loss of the model saved in ``path``, on the data the flags name (else the run's)."""
     checkpoint = load_checkpoint(Path(path))
-    config = TrainConfig.from_dict(checkpoint["config"]).replace(
-        **{k: v for k, v in explicit.items() if k in ("data_dir", "dataset", "download", "test_subset", "workers",
-                                                       "device", "progress", "batch_size", "cache_dir")})
+    saved = TrainConfig.from_dict(checkpoint["config"])
+    for key in ARCHITECTURE_FLAGS:
+        if key in explicit and explicit[key] != getattr(saved, key):
+            flag = "--" + key.replace("_", "-")
+            print(f"note: {flag} {explicit[key]} ignored: {path} holds {key} {getattr(saved, key)}, "
+                  f"and that is what is evaluated", flush=True)
+    changes = {k: v for k, v in explicit.items() if k in EVALUATION_FLAGS}
+    if "data_dir" in changes and "dataset" not in changes:
+        changes["dataset"] = None  # another folder: detect what it holds
+    # Validated like a training run's flags (--test-subset 0, --workers -1... are refused the same way).
+    config = saved.replace(**changes, subset=None, quick=False, resume=False).resolved()
     device = select_device(config.device)
-    data = build_data(config.replace(subset=None), device)
+    data = build_data(config, device)
+    check_class_names(checkpoint, data.class_names, Path(path))
     model = build_model(config, data.num_classes).to(device)
     try:
         model.load_state_dict(checkpoint["model"])
@@ -194,6 +192,8 @@ def evaluate_checkpoint(path: str, explicit: dict[str, Any]) -> dict[str, Any]:
 
 def preview_augmentation(config: TrainConfig, path: Path, count: int = 8) -> Path:
     """A PNG: the same training images plain, then under the configured augmentation (and mixing)."""
+    path = Path(path)
+    image_format(path)  # an extension that cannot be written is refused before any data is read
     seed_everything(config.seed)
     data = build_data(config.replace(workers=0, subset=None, batch_size=count))
     dataset = data.train_loader.dataset
@@ -212,8 +212,10 @@ def preview_augmentation(config: TrainConfig, path: Path, count: int = 8) -> Pat
         weights = targets.max(1).values
         kind = "mixup/cutmix" if config.mixup and config.cutmix else "mixup" if config.mixup else "cutmix"
         rows.append((f"{kind} on the batch (dominant label weight {weights.mean():.2f})", mixed))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot create the folder of {path} ({error.strerror or error})") from None
     save_image_grid(rows, path, data.mean, data.std, columns=count)
     print(f"augmentation preview written to {path}")
     return path

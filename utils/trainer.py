@@ -15,19 +15,20 @@ from __future__ import annotations
 
 import csv
 import json
-import os
+import math
 import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
 from models import count_parameters
-from utils.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint, seed_everything
+from utils.checkpoint import (atomic_write, capture_rng_state, check_class_names, load_checkpoint, restore_rng_state,
+                              save_checkpoint, seed_everything)
 from utils.config import TrainConfig
 from utils.data_loader import DataBundle
 from utils.errors import RunStopped, UserError
@@ -83,15 +84,25 @@ class StopSignals:
             signal.signal(signum, handler)
 
 
-def epoch_seed(seed: int, epoch: int) -> int:
-    return seed * 7919 + epoch
+def epoch_rng_seed(seed: int, epoch: int) -> int:
+    """The seed of the global RNGs (dropout, mixing) at the start of ``epoch``; within 63 bits for any seed."""
+    return (seed * 7919 + epoch) % 2**63
 
 
 # ------------------------------------------------------------------------------------ evaluation
+class StopRequested(Exception):
+    """Raised inside a long piece of work (an evaluation) when a stop signal arrived."""
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, loader, device: torch.device, precision: Optional[Precision] = None,
-             channels_last: bool = False, keep_predictions: bool = False) -> dict[str, Any]:
-    """Mean cross-entropy (no smoothing) and accuracy in percent over ``loader``."""
+             channels_last: bool = False, keep_predictions: bool = False,
+             should_stop: Callable[[], bool] = lambda: False) -> dict[str, Any]:
+    """Mean cross-entropy (no smoothing) and accuracy in percent over ``loader``.
+
+    ``should_stop`` is asked after every batch; when it says yes, :class:`StopRequested` is raised,
+    so a Ctrl-C during a long evaluation is honoured at once.
+    """
     was_training = model.training
     model.eval()
     loss_sum, correct, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
@@ -110,6 +121,9 @@ def evaluate(model: nn.Module, loader, device: torch.device, precision: Optional
         if keep_predictions:
             predictions.append(predicted.cpu())
             labels_seen.append(labels.cpu())
+        if should_stop():
+            model.train(was_training)
+            raise StopRequested
     model.train(was_training)
     result = {"loss": loss_sum.item() / max(1, seen), "acc": 100.0 * correct.item() / max(1, seen)}
     if keep_predictions:
@@ -119,20 +133,22 @@ def evaluate(model: nn.Module, loader, device: torch.device, precision: Optional
 
 # ------------------------------------------------------------------------------------ run files
 def write_json(path: Path, value: Any) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(value, indent=2) + "\n")
-    os.replace(temporary, path)
+    atomic_write(path, lambda temporary: temporary.write_text(json.dumps(value, indent=2) + "\n"))
 
 
 def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
     """``metrics.json`` (everything) and ``metrics.csv`` (the history, one row per epoch)."""
     write_json(run_dir / "metrics.json", metrics)
     history = metrics["history"]
-    if history:
-        with open(run_dir / "metrics.csv", "w", newline="") as handle:
+
+    def write_csv(temporary: Path) -> None:
+        with open(temporary, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(history[0]))
             writer.writeheader()
             writer.writerows(history)
+
+    if history:
+        atomic_write(run_dir / "metrics.csv", write_csv)
 
 
 # ------------------------------------------------------------------------------------ training
@@ -150,6 +166,7 @@ class Trainer:
         self.train_model = torch.compile(model) if config.compile else model
         self.params = count_parameters(model)
         self.state = TrainState()
+        self._clock = time.perf_counter()
 
     # -------------------------------------------------------------------- checkpoints
     def _checkpoint(self, model_state: Optional[dict] = None, weights_source: str = "raw") -> dict[str, Any]:
@@ -167,15 +184,35 @@ class Trainer:
             "best_acc": self.state.best_acc,
             "history": self.state.history,
             "totals": asdict(self.state.totals),
+            "class_names": list(self.data.class_names),
             "rng": capture_rng_state(),
             "data_order": {"seed": self.config.seed, "epoch": self.state.epoch,
                            "start_batch": self.state.step_in_epoch},
             "config": self.config.to_dict(),
         }
 
-    def restore(self, path: Path) -> None:
-        """Continue from ``path`` (``last.pt``): weights, optimizer, schedule, scaler, EMA, RNG, history."""
+    def restore(self, path: Path) -> str:
+        """Continue from ``path`` (``last.pt``): weights, optimizer, schedule, scaler, EMA, RNG, history.
+
+        Everything is checked before anything changes (classes, batch size, tensors), so a refused
+        resume is a one-line error that leaves the run as it was. Returns a line saying what resumed.
+        """
         checkpoint = load_checkpoint(path)
+        check_class_names(checkpoint, self.data.class_names, path)
+        state = TrainState(checkpoint["epoch"], checkpoint["step_in_epoch"], checkpoint["global_step"],
+                           checkpoint["best_acc"], list(checkpoint["history"]), EpochTotals(**checkpoint["totals"]))
+        saved_batch = checkpoint["config"].get("batch_size", self.config.batch_size)
+        notes = []
+        if saved_batch != self.config.batch_size:
+            if state.step_in_epoch > 0:
+                raise UserError(f"cannot resume {path} with --batch-size {self.config.batch_size}: it stopped in the "
+                                f"middle of epoch {state.epoch + 1} (step {state.step_in_epoch}) with --batch-size "
+                                f"{saved_batch}, and the rest of that epoch is laid out in batches of {saved_batch}; "
+                                f"resume without --batch-size")
+            # At an epoch boundary the new batch size is fine; the schedule continues at the same
+            # fraction of training, counted in steps of the new size.
+            state.global_step = state.epoch * self.steps_per_epoch
+            notes.append(f"batch size {saved_batch} -> {self.config.batch_size}, schedule at step {state.global_step}")
         try:
             self.model.load_state_dict(checkpoint["model"])
             self.recipe.optimizer.load_state_dict(checkpoint["optimizer"])
@@ -184,10 +221,18 @@ class Trainer:
         except (RuntimeError, ValueError, KeyError) as error:
             raise UserError(f"{path} does not fit this model and recipe ({str(error).splitlines()[0][:150]})") from None
         self.recipe.scheduler.load_state_dict(checkpoint["scheduler"])
-        self.recipe.precision.scaler.load_state_dict(checkpoint["scaler"])
-        self.state = TrainState(checkpoint["epoch"], checkpoint["step_in_epoch"], checkpoint["global_step"],
-                                checkpoint["best_acc"], list(checkpoint["history"]), EpochTotals(**checkpoint["totals"]))
+        self.recipe.scheduler.last_epoch = state.global_step
+        for group, base_lr, factor in zip(self.recipe.optimizer.param_groups, self.recipe.scheduler.base_lrs,
+                                          self.recipe.scheduler.lr_lambdas):
+            group["lr"] = base_lr * factor(state.global_step)
+        if checkpoint["scaler"]:  # empty when the run was saved without fp16 loss scaling
+            self.recipe.precision.scaler.load_state_dict(checkpoint["scaler"])
+        elif self.recipe.precision.scaler.is_enabled():
+            notes.append("fp16 loss scaling starts afresh")
+        self.state = state
         restore_rng_state(checkpoint["rng"])
+        return (f"resumed from {path} at epoch {state.epoch + 1}, step {state.step_in_epoch}"
+                + (f" ({'; '.join(notes)})" if notes else ""))
 
     # -------------------------------------------------------------------- metrics
     def metrics(self) -> dict[str, Any]:
@@ -214,13 +259,23 @@ class Trainer:
             for epoch in range(self.state.epoch, config.epochs):
                 self.state.epoch = epoch
                 if self.state.step_in_epoch == 0:
-                    seed_everything(epoch_seed(config.seed, epoch))  # mid-epoch, the checkpoint's RNG is restored
+                    seed_everything(epoch_rng_seed(config.seed, epoch))  # mid-epoch, the checkpoint's RNG is restored
                 self.data.set_epoch(epoch, self.state.step_in_epoch)
-                started = time.perf_counter()
+                self._clock = time.perf_counter()
                 self.train_one_epoch(signals)
-                self.state.totals.time_s += time.perf_counter() - started
-                self.end_epoch()
+                try:
+                    self.end_epoch(should_stop=lambda: signals.received is not None)
+                except StopRequested:  # during evaluation: last.pt keeps the trained epoch; resume evaluates it
+                    self._stop_on_signal(signals.received)
+                if signals.received is not None:  # arrived while files were written: stop at this boundary
+                    self._stop_on_signal(signals.received)
         return self.metrics()
+
+    def _bank_time(self) -> None:
+        """Add the time since the last call to the epoch's total (so an interrupted epoch counts it too)."""
+        now = time.perf_counter()
+        self.state.totals.time_s += now - self._clock
+        self._clock = now
 
     def train_one_epoch(self, signals: StopSignals) -> None:
         config, recipe, state, device = self.config, self.recipe, self.state, self.device
@@ -253,7 +308,7 @@ class Trainer:
             if not torch.isfinite(loss):
                 nonfinite_in_a_row += 1
                 if not recipe.precision.scaler.is_enabled() or nonfinite_in_a_row >= config.max_nonfinite_steps:
-                    self._stop_nonfinite(loss, nonfinite_in_a_row)
+                    self._stop_nonfinite("loss", loss.item(), nonfinite_in_a_row)
             else:
                 nonfinite_in_a_row = 0
 
@@ -285,13 +340,19 @@ class Trainer:
                 self._stop_on_signal(signals.received)
         batches.close()
 
-    def end_epoch(self) -> None:
+    def end_epoch(self, should_stop: Callable[[], bool] = lambda: False) -> None:
         """Evaluate (raw and EMA), record, and write every file of the run."""
         config, recipe, state = self.config, self.recipe, self.state
-        started = time.perf_counter()
-        raw = evaluate(self.train_model, self.data.test_loader, self.device, recipe.precision, config.channels_last)
-        ema = (evaluate(recipe.ema.module, self.data.test_loader, self.device, recipe.precision, config.channels_last)
-               if recipe.ema is not None else None)
+        evaluated = {"raw": evaluate(self.train_model, self.data.test_loader, self.device, recipe.precision,
+                                     config.channels_last, should_stop=should_stop)}
+        if recipe.ema is not None:
+            evaluated["EMA"] = evaluate(recipe.ema.module, self.data.test_loader, self.device, recipe.precision,
+                                        config.channels_last, should_stop=should_stop)
+        for name, result in evaluated.items():
+            if not math.isfinite(result["loss"]):  # the outputs overflowed: the run must not go on as "done"
+                self._stop_nonfinite(f"test loss of the {name} weights", result["loss"], 1)
+        raw, ema = evaluated["raw"], evaluated.get("EMA")
+        self._bank_time()
         totals = state.totals
         entry = {
             "epoch": state.epoch + 1,
@@ -303,7 +364,7 @@ class Trainer:
         if ema is not None:
             entry["ema_test_loss"], entry["ema_test_acc"] = round(ema["loss"], 6), round(ema["acc"], 4)
         entry["lr"] = totals.lr
-        entry["epoch_time_s"] = round(totals.time_s + time.perf_counter() - started, 3)
+        entry["epoch_time_s"] = round(totals.time_s, 3)
         state.history.append(entry)
         state.epoch += 1
         state.step_in_epoch = 0
@@ -332,17 +393,21 @@ class Trainer:
 
     # -------------------------------------------------------------------- stopping
     def _stop_on_signal(self, signum: int) -> None:
+        self._bank_time()  # the interrupted epoch's time so far is part of its epoch_time_s
         path = self.run_dir / "last.pt"
         save_checkpoint(self._checkpoint(), path)  # mid-epoch: resume skips the batches already seen
-        name = signal.Signals(signum).name
-        raise RunStopped(f"{name} received: stopped at epoch {self.state.epoch + 1}, step {self.state.step_in_epoch}; "
-                         f"saved {path}; continue with --resume --output-dir {self.run_dir}", 128 + signum)
+        state = self.state
+        where = (f"after epoch {state.epoch}" if state.step_in_epoch == 0 else
+                 f"at epoch {state.epoch + 1}, step {state.step_in_epoch}")
+        raise RunStopped(f"{signal.Signals(signum).name} received: stopped {where}; saved {path}; "
+                         f"continue with --resume --output-dir {self.run_dir}", 128 + signum)
 
-    def _stop_nonfinite(self, loss: torch.Tensor, count: int) -> None:
+    def _stop_nonfinite(self, what: str, value: float, count: int) -> None:
         last = self.run_dir / "last.pt"
         kept = f"last good checkpoint: {last}" if last.exists() else "no checkpoint was written yet"
-        raise RunStopped(f"loss is {loss.item()} at epoch {self.state.epoch + 1}, step {self.state.step_in_epoch + 1} "
-                         f"({count} non-finite in a row): training diverged; try a lower --lr (now {self.config.lr:g}) "
+        where = (f"at epoch {self.state.epoch + 1}, step {self.state.step_in_epoch + 1} ({count} non-finite in a row)"
+                 if count > 1 or what == "loss" else f"after epoch {self.state.epoch + 1}")
+        raise RunStopped(f"{what} is {value} {where}: training diverged; try a lower --lr (now {self.config.lr:g}) "
                          f"or --clip-grad 1.0; {kept}", 3)
 
 

@@ -13,6 +13,30 @@ import matplotlib.ticker
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.backend_bases import FigureCanvasBase  # noqa: E402
+
+from utils.checkpoint import atomic_write  # noqa: E402
+from utils.errors import UserError  # noqa: E402
+
+
+def image_format(path: Path) -> str:
+    """The format a figure is written in: the path's extension (png when it has none); others are refused."""
+    suffix = Path(path).suffix.lower().lstrip(".")
+    supported = FigureCanvasBase.get_supported_filetypes()
+    if not suffix:
+        return "png"
+    if suffix not in supported:
+        raise UserError(f"cannot write an image as .{suffix} ({path}); use one of: "
+                        f"{', '.join('.' + s for s in sorted(supported))}")
+    return suffix
+
+
+def save_figure(fig, path: Path, dpi: int) -> None:
+    """Write ``fig`` to exactly ``path`` (atomically: a full disk keeps the previous file) and close it."""
+    try:
+        atomic_write(Path(path), lambda temporary: fig.savefig(temporary, dpi=dpi, format=image_format(path)))
+    finally:
+        plt.close(fig)
 
 
 def plot_curves(history: Sequence[dict], path: Path, title: str = "") -> None:
@@ -34,8 +58,7 @@ def plot_curves(history: Sequence[dict], path: Path, title: str = "") -> None:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -63,8 +86,7 @@ def plot_confusion_matrix(matrix: torch.Tensor, class_names: Sequence[str], path
     axis.set_title(title or f"confusion matrix (accuracy {accuracy:.2f}%)")
     fig.colorbar(image, ax=axis, fraction=0.046, label="fraction of the true class")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def plot_comparison(names: Sequence[str], values: Sequence[float], path: Path, ylabel: str = "best test accuracy (%)",
@@ -82,8 +104,7 @@ def plot_comparison(names: Sequence[str], values: Sequence[float], path: Path, y
     if title:
         axis.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def save_image_grid(rows: Sequence[tuple[str, torch.Tensor]], path: Path, mean: Sequence[float],
@@ -102,5 +123,4 @@ def save_image_grid(rows: Sequence[tuple[str, torch.Tensor]], path: Path, mean: 
         # a row title spans the row: written as figure text above its first image
         top = axes[r][0].get_position().y1
         fig.text(0.01, top + 0.005, title, fontsize=9, va="bottom")
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)

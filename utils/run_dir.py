@@ -1,0 +1,127 @@
+"""Run folders that never lose work.
+
+A run folder (``--output-dir``) belongs to one run. :func:`claim_run_dir` is the one guard every
+training run passes through:
+
+- the folder must be writable (checked before any data is read);
+- a folder that holds another run's files (``last.pt``, ``best.pt``, ``metrics.json``,
+  ``config.json``) is refused unless the run resumes it (``--resume``);
+- a lock file (``run.lock``, holding the owner's pid) keeps two processes out of one folder at a
+  time. The lock is an ``flock`` on that file, so the kernel drops it when its owner dies, even
+  by ``kill -9``: a lock file whose owner is gone is stale and is simply taken over;
+- a default folder (``runs/<model>-<date>-<time>``) is created with ``mkdir`` that fails if it
+  exists, and gets a ``-2``, ``-3``... suffix when another run started in the same second.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+from typing import Iterator, Optional
+
+from utils.errors import UserError
+
+try:  # POSIX; elsewhere runs are not locked (the other guards still hold)
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
+RUN_FILES = ("last.pt", "best.pt", "metrics.json", "config.json")
+LOCK_NAME = "run.lock"
+
+
+def unique_run_dir(parent: Path, prefix: str) -> Path:
+    """Create and return ``parent/<prefix>-<YYYYmmdd-HHMMSS>``, with a suffix if that name is taken."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for attempt in range(1, 1000):
+        candidate = parent / (f"{prefix}-{stamp}" + (f"-{attempt}" if attempt > 1 else ""))
+        try:
+            candidate.mkdir(parents=True)  # atomic: exactly one process creates a given name
+            return candidate
+        except FileExistsError:
+            continue
+        except OSError as error:
+            raise UserError(f"cannot create a run folder in {parent} ({error.strerror or error}); "
+                            f"choose a folder you can write to with --output-dir") from None
+    raise UserError(f"too many runs named {prefix}-{stamp} in {parent}; pass --output-dir")
+
+
+def _check_writable(run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / f".write-test-{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as error:
+        raise UserError(f"cannot write to --output-dir {run_dir} ({error.strerror or error}); "
+                        f"choose a folder you can write to") from None
+
+
+def _refuse_other_runs(run_dir: Path) -> None:
+    found = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if found:
+        raise UserError(f"{run_dir} already holds a run ({', '.join(found)}); continue it with --resume, "
+                        f"or choose another --output-dir")
+
+
+class RunLock:
+    """An exclusive, non-blocking lock on ``run_dir/run.lock``; released (and the file removed) by :meth:`release`."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / LOCK_NAME
+        self._file = None
+
+    def acquire(self) -> None:
+        if fcntl is None:
+            return
+        for _ in range(10):
+            handle = open(self.path, "a+")
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                owner = handle.read().strip() or "unknown"
+                handle.close()
+                raise UserError(f"{self.path.parent} is in use by another run (pid {owner}); wait for it to end, "
+                                f"or choose another --output-dir") from None
+            # The owner before us may have removed the file between our open() and flock(): then we
+            # hold a lock on a deleted file, which protects nothing. Check and try again.
+            try:
+                same = os.fstat(handle.fileno()).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                handle.seek(0)
+                handle.truncate()
+                handle.write(f"{os.getpid()}\n")
+                handle.flush()
+                self._file = handle
+                return
+            handle.close()
+        raise UserError(f"could not lock {self.path}; another process keeps replacing it")
+
+    def release(self) -> None:
+        if self._file is not None:
+            self.path.unlink(missing_ok=True)  # while still locked, so nobody takes a file about to vanish
+            self._file.close()
+            self._file = None
+
+
+@contextlib.contextmanager
+def claim_run_dir(output_dir: Optional[str], model: str, resume: bool) -> Iterator[Path]:
+    """The run folder for this run, locked for as long as the ``with`` block runs.
+
+    ``output_dir`` None: a new ``runs/<model>-<timestamp>`` folder. Otherwise the folder must be
+    writable, must not hold another run unless ``resume``, and must not be in use.
+    """
+    run_dir = Path(output_dir) if output_dir else unique_run_dir(Path("runs"), model)
+    _check_writable(run_dir)
+    lock = RunLock(run_dir)
+    lock.acquire()
+    try:
+        if not resume:
+            _refuse_other_runs(run_dir)
+        yield run_dir
+    finally:
+        lock.release()
