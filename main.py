@@ -9,9 +9,9 @@ import argparse
 import sys
 from typing import Sequence
 
-from utils.errors import exit_on_user_error
+from utils.errors import exit_at_once_on_ctrl_c, exit_on_user_error
 
-with exit_on_user_error("main.py"):  # Ctrl-C while torch imports (seconds) is one line too
+with exit_at_once_on_ctrl_c("main.py"):  # Ctrl-C while torch imports (seconds) is one line too
     from utils.cli import add_common_arguments, config_from_args, new_parser, print_activations
     from utils.experiment import run_training
 

@@ -11,9 +11,9 @@ import argparse
 import sys
 from typing import Sequence
 
-from utils.errors import exit_on_user_error
+from utils.errors import exit_at_once_on_ctrl_c, exit_on_user_error
 
-with exit_on_user_error("main_modern.py"):  # Ctrl-C while torch imports (seconds) is one line too
+with exit_at_once_on_ctrl_c("main_modern.py"):  # Ctrl-C while torch imports (seconds) is one line too
     from models import count_parameters, create_model, list_models, model_family
     from utils.cli import (add_common_arguments, add_modern_arguments, config_from_args, explicit_settings,
                            new_parser, print_activations)

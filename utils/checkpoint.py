@@ -14,6 +14,7 @@ import os
 import pickle
 import random
 import re
+import shutil
 import warnings
 import zipfile
 from pathlib import Path
@@ -41,12 +42,23 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         write(temporary)
         os.replace(temporary, path)
     except (OSError, RuntimeError) as error:  # torch.save reports a full disk as a RuntimeError
+        reason = _why_writing_failed(error, path.parent)
         with contextlib.suppress(OSError):
             temporary.unlink(missing_ok=True)
-        reason = getattr(error, "strerror", None) or str(error).splitlines()[0][:100] or error.__class__.__name__
         kept = f"the previous {path.name} is kept" if path.exists() else f"no {path.name} was written"
         raise UserError(f"cannot write {path} ({reason}); {kept}; free some space (or fix the folder) "
                         f"and run again (a training run continues with --resume)") from None
+
+
+def _why_writing_failed(error: Exception, folder: Path) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    try:  # torch.save's RuntimeError does not say why; a full disk is by far the most common cause
+        if shutil.disk_usage(folder).free < 2**20:
+            return "No space left on device"
+    except OSError:
+        pass
+    return str(error).splitlines()[0][:100] or error.__class__.__name__
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:

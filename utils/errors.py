@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import os
+import signal
 import sys
 from typing import Iterable, Iterator
 
@@ -43,6 +45,29 @@ def exit_on_user_error(program: str = "") -> Iterator[None]:
     except KeyboardInterrupt:  # Ctrl-C outside training, or twice: nothing to save, stop quietly
         print(f"{prefix}interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+@contextlib.contextmanager
+def exit_at_once_on_ctrl_c(program: str) -> Iterator[None]:
+    """While the entry script imports torch (seconds), Ctrl-C exits at once: one line, status 130.
+
+    Nothing can be lost yet, and a KeyboardInterrupt raised into a half-imported library can
+    surface later as an unrelated error with a traceback; a handler that exits avoids both.
+    """
+    def handler(signum, frame) -> None:
+        sys.stderr.write(f"{program}: interrupted\n")
+        sys.stderr.flush()
+        os._exit(130)
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread (imported by a test runner's worker): nothing to do
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _one_line(error: Exception) -> str:

@@ -215,7 +215,9 @@ def preview_augmentation(config: TrainConfig, path: Path, count: int = 8) -> Pat
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise UserError(f"cannot create the folder of {path} ({error.strerror or error})") from None
+        blocker = next((p for p in path.parents if p.is_file()), None)
+        reason = f"{blocker} is a file" if blocker else error.strerror or error
+        raise UserError(f"cannot create the folder of {path} ({reason}); choose another path") from None
     save_image_grid(rows, path, data.mean, data.std, columns=count)
     print(f"augmentation preview written to {path}")
     return path
