@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -17,6 +18,16 @@ sys.path.insert(0, str(REPO))
 # Small, fast settings shared by the integration tests: synthetic 16×16 data, no workers, no cache.
 SYNTHETIC = ["--dataset", "synthetic", "--image-size", "16", "--synthetic-size", "128", "--workers", "0",
              "--no-progress", "--cache-dir", ""]
+
+
+class RunsCode:
+    """Unpickling this object runs code: it creates a marker file. A safe loader must refuse it."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
 
 
 def write_image_folder(root: Path, classes: Sequence[str] = ("cat", "dog", "ship"), per_class: int = 4,
@@ -63,3 +74,12 @@ def start_script(script: str, argv: Sequence[str]) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(REPO / script), *argv], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=REPO,
                             env={**os.environ, "PYTHONWARNINGS": "ignore"})
+
+
+def wait_for(predicate, process: subprocess.Popen, timeout: float = 120.0) -> None:
+    """Poll ``predicate`` while ``process`` runs; fail if it exits or the time runs out first."""
+    deadline = time.time() + timeout
+    while not predicate():
+        assert process.poll() is None, process.communicate()
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.05)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -24,7 +25,7 @@ import main_modern
 from utils.checkpoint import load_checkpoint, save_checkpoint
 from utils.run_dir import RunLock
 
-from tests.conftest import SYNTHETIC, run_main, write_image_folder
+from tests.conftest import SYNTHETIC, RunsCode, run_main, write_image_folder
 
 SCRIPTS = {"main.py": main_script.main, "main_modern.py": main_modern.main}
 # Fast defaults added to every row unless the row sets the flag itself.
@@ -133,6 +134,10 @@ def build_cases(tmp: Path, run: Path, folder_run: Path, lock: RunLock) -> dict[s
     data_bytes = (run / "last.pt").read_bytes()
     (truncated_checkpoint / "last.pt").write_bytes(data_bytes[: len(data_bytes) // 2])
     folder_args = ["--data-dir", str(data)]
+    evil = tmp / "evil.pt"
+    torch.save({"format": 1, "model": RunsCode(tmp / "marker")}, evil)
+    raw_pickle = tmp / "raw.pkl"
+    raw_pickle.write_bytes(pickle.dumps({"format": 1, "model": RunsCode(tmp / "marker")}, protocol=4))
 
     return {
         # folder discovery
@@ -175,6 +180,7 @@ def build_cases(tmp: Path, run: Path, folder_run: Path, lock: RunLock) -> dict[s
         "output dir holds a run": Case("main.py", ["--output-dir", str(run)], "already holds a run", unchanged=run),
         "folder in use by a live run": Case("main.py", ["--output-dir", str(locked)], f"in use by another run (pid {os.getpid()})",
                                             unchanged=locked),
+        "resume without output dir": Case("main.py", ["--resume"], "--resume needs --output-dir"),
         "resume without last.pt": Case("main.py", ["--resume", "--output-dir", str(no_last)], "no last.pt",
                                        unchanged=no_last),
         "unwritable output dir": Case("main.py", ["--output-dir", str(tmp / "a-file" / "run")], "cannot write to --output-dir"),
@@ -203,6 +209,11 @@ def build_cases(tmp: Path, run: Path, folder_run: Path, lock: RunLock) -> dict[s
                                            "--workers must be >= 0"),
         "evaluate with --batch-size 0": Case("main_modern.py", ["--evaluate", str(folder_best), "--batch-size", "0"],
                                              "--batch-size must be at least 1"),
+        "evaluate a missing file": Case("main_modern.py", ["--evaluate", str(tmp / "none.pt")], "no checkpoint at"),
+        "evaluate a pickle that runs code": Case("main_modern.py", ["--evaluate", str(evil)], "refusing to load",
+                                                 never_created=tmp / "marker"),
+        "evaluate a raw pickle that runs code": Case("main_modern.py", ["--evaluate", str(raw_pickle)],
+                                                     "refusing to load", never_created=tmp / "marker"),
         "evaluate a folder": Case("main_modern.py", ["--evaluate", str(folder_run)], "no checkpoint at"),
         "evaluate with a test subset larger than the test set": Case(
             "main_modern.py", ["--evaluate", str(folder_best), "--test-subset", "1000"], "--test-subset 1000 is larger"),
@@ -234,10 +245,19 @@ def build_cases(tmp: Path, run: Path, folder_run: Path, lock: RunLock) -> dict[s
                                                      "--test-subset 1000 is larger than the test set (6 images)"),
         "subset larger than data": Case("main.py", [*folder_args, "--subset", "1000"], "larger than the training set"),
         "unknown model": Case("main_modern.py", ["--model", "resnet19"], "did you mean resnet18"),
+        "unknown activation": Case("main.py", ["--activation", "rleu"], "unknown activation 'rleu'"),
+        "unknown dataset": Case("main.py", ["--dataset", "imagenet"], "invalid choice"),
+        "epochs 0": Case("main.py", ["--epochs", "0"], "--epochs must be at least 1"),
+        "negative lr": Case("main.py", ["--lr", "-0.1"], "--lr must be a positive number"),
+        "batch size 0": Case("main.py", ["--batch-size", "0"], "--batch-size must be at least 1"),
+        "negative batch size": Case("main.py", ["--batch-size", "-5"], "--batch-size must be at least 1"),
+        "mixup alpha 0": Case("main_modern.py", ["--mixup", "0"], "--mixup alpha must be > 0"),
+        "mixup alpha negative": Case("main_modern.py", ["--mixup", "-1"], "--mixup alpha must be > 0"),
         "epochs not a number": Case("main.py", ["--epochs", "many"], "invalid int value"),
         "image size 0": Case("main.py", ["--image-size", "0"], "--image-size must be between"),
         "label smoothing 1.5": Case("main_modern.py", ["--label-smoothing", "1.5"], "--label-smoothing must be in"),
         "step size 0": Case("main.py", ["--step-size", "0"], "--step-size must be at least 1"),
+        "cuda without a GPU": Case("main.py", ["--device", "cuda"], "no CUDA GPU"),
         # divergence
         "diverging learning rate": Case("main.py", ["--optimizer", "sgd", "--lr", "1e30"], "training diverged", exit=3),
     }
@@ -289,6 +309,9 @@ CASE_NAMES = [
     "preview into a file's folder", "train with --workers -1", "train with --test-subset 0",
     "test subset larger than the test set", "subset larger than data", "unknown model", "epochs not a number",
     "image size 0", "label smoothing 1.5", "step size 0", "diverging learning rate",
+    "evaluate a missing file", "evaluate a pickle that runs code", "evaluate a raw pickle that runs code",
+    "resume without output dir", "unknown activation", "unknown dataset", "epochs 0", "negative lr", "batch size 0",
+    "negative batch size", "mixup alpha 0", "mixup alpha negative", "cuda without a GPU",
 ]
 
 
@@ -299,6 +322,8 @@ def test_the_table_is_complete(cases):
 @pytest.mark.parametrize("name", CASE_NAMES)
 def test_bad_input(name, cases, tmp_path, capfd):
     case = cases[name]
+    if name == "cuda without a GPU" and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
     before = folder_digest(case.unchanged) if case.unchanged else None
     code, _, err = run_main(SCRIPTS[case.script], _argv(case, tmp_path, name), capfd)
     lines = err.strip().splitlines()

@@ -20,18 +20,11 @@ from utils.checkpoint import load_checkpoint
 from utils.errors import UserError
 from utils.run_dir import LOCK_NAME, RunLock, claim_run_dir, unique_run_dir
 
-from tests.conftest import REPO, SYNTHETIC, run_main, run_script, start_script
+from tests.conftest import REPO, SYNTHETIC, run_main, run_script, start_script, wait_for
 
 LONG_RUN = ["--dataset", "synthetic", "--image-size", "32", "--synthetic-size", "2048", "--batch-size", "32",
             "--workers", "0", "--no-progress", "--cache-dir", "", "--epochs", "2"]
 
-
-def _wait_for(predicate, process, timeout: float = 120.0) -> None:
-    deadline = time.time() + timeout
-    while not predicate():
-        assert process.poll() is None, process.communicate()
-        assert time.time() < deadline, "timed out"
-        time.sleep(0.05)
 
 
 # ------------------------------------------------------------------------------------ names and locks
@@ -48,7 +41,7 @@ def test_default_run_folders_are_unique_within_one_second(tmp_path):
 def test_two_processes_on_one_folder_the_second_refuses(tmp_path):
     out = tmp_path / "shared"
     first = start_script("main.py", [*LONG_RUN, "--output-dir", str(out)])
-    _wait_for(lambda: (out / "config.json").exists(), first)
+    wait_for(lambda: (out / "config.json").exists(), first)
     second = run_script("main.py", [*LONG_RUN, "--output-dir", str(out)])
     assert second.returncode == 2, second.stderr
     lines = second.stderr.strip().splitlines()
@@ -63,7 +56,7 @@ def test_two_processes_on_one_folder_the_second_refuses(tmp_path):
 def test_a_stale_lock_of_a_killed_run_is_taken_over(tmp_path):
     out = tmp_path / "run"
     process = start_script("main.py", [*LONG_RUN, "--output-dir", str(out)])
-    _wait_for(lambda: (out / "last.pt").exists(), process)
+    wait_for(lambda: (out / "last.pt").exists(), process)
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert (out / LOCK_NAME).read_text().strip() == str(process.pid)  # left behind by kill -9
