@@ -110,7 +110,7 @@ def test_build_data_subset_and_test_subset(tmp_path):
     config = TrainConfig(dataset="synthetic", synthetic_size=200, subset=50, test_subset=20, image_size=16,
                          workers=0).resolved()
     data = build_data(config)
-    assert len(data.train_loader.dataset) == 50 and len(data.test_loader.dataset) == 20
+    assert data.train_loader.num_images == 50 and data.test_loader.num_images == 20
 
 
 def test_augmented_batches_with_workers_are_a_function_of_seed_and_epoch():

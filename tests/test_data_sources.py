@@ -185,11 +185,12 @@ def test_quick_on_a_small_folder_uses_what_there_is_and_says_so(tmp_path, capsys
     root = write_image_folder(tmp_path / "data")
     config = TrainConfig(data_dir=str(root), quick=True, workers=0, cache_dir="", progress=False).resolved()
     data = build_data(config)
-    assert len(data.train_loader.dataset) == 12 and len(data.test_loader.dataset) == 6
+    assert data.train_loader.num_images == 12 and data.test_loader.num_images == 6
     out = capsys.readouterr().out
     assert "only 12 images for its --subset of 2000; using all of them" in out
 
 
 def test_the_evaluation_batch_follows_batch_size(tmp_path):
     config = TrainConfig(dataset="synthetic", synthetic_size=64, batch_size=3, workers=0, progress=False).resolved()
-    assert build_data(config).test_loader.batch_size == 3
+    assert build_data(config).test_loader.batch_size == 6  # twice --batch-size: no gradients are kept
+    assert build_data(config.replace(eval_batch_size=3)).test_loader.batch_size == 3

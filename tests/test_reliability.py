@@ -49,7 +49,7 @@ RESUMABLE = ["--dataset", "synthetic", "--image-size", "32", "--synthetic-size",
 
 
 def _comparable(metrics: dict) -> list[dict]:
-    return [{k: v for k, v in h.items() if k != "epoch_time_s"} for h in metrics["history"]]
+    return [{k: v for k, v in h.items() if not k.endswith("_time_s")} for h in metrics["history"]]
 
 
 

@@ -12,7 +12,8 @@ import sys
 from typing import Any
 
 from models.activations import describe_activation, list_activations
-from utils.config import AMP_DTYPES, AUGMENTATIONS, DATASETS, DEVICES, OPTIMIZERS, SCHEDULERS, TrainConfig
+from utils.config import (AMP_DTYPES, AUGMENTATIONS, DATA_MODES, DATASETS, DEVICES, OPTIMIZERS, SCHEDULERS,
+                          TrainConfig)
 from utils.experiment import resume_config
 
 CONFIG_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -45,7 +46,11 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--cache-dir", help="where decoded image folders are cached ('' disables; "
                       "default ~/.cache/cifar10-framework)")
     data.add_argument("--synthetic-size", type=int, help="training images of --dataset synthetic (default 512)")
-    data.add_argument("--workers", type=int, help="data loader worker processes (default 2)")
+    data.add_argument("--workers", type=int, help="data loader worker processes of --data-mode memory (default 2)")
+    data.add_argument("--data-mode", choices=DATA_MODES,
+                      help="where the data lives: memory (a DataLoader over the decoded tensor, per-image "
+                      "augmentation in workers) or device (the whole tensor on the training device, batches "
+                      "augmented there); auto picks device unless a per-image policy needs memory (default auto)")
 
     train = parser.add_argument_group("training")
     train.add_argument("--epochs", type=int, help="default 10")
@@ -66,6 +71,10 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--resume", action="store_const", const=True,
                      help="continue the run in --output-dir from its last.pt")
     run.add_argument("--no-progress", dest="progress", action="store_const", const=False, help="no progress bars")
+    run.add_argument("--eval-every", type=int, metavar="N",
+                     help="evaluate every N epochs (the last always); default: as rarely as keeps evaluation "
+                     "near 15%% of the run")
+    run.add_argument("--eval-batch-size", type=int, help="evaluation batch (default twice --batch-size)")
     run.add_argument("--quick", action="store_const", const=True,
                      help="2 epochs on 2,000 training and 1,000 test images: a first look in about a minute")
 
@@ -94,6 +103,10 @@ def add_modern_arguments(parser: argparse.ArgumentParser) -> None:
                         help="mixed precision (default on for --modern-training on CUDA, off on CPU)")
     recipe.add_argument("--amp-dtype", choices=AMP_DTYPES, help="auto: bf16 where supported, else fp16")
     recipe.add_argument("--compile", action="store_const", const=True, help="wrap the model in torch.compile")
+    recipe.add_argument("--compile-mode", choices=("default", "reduce-overhead", "max-autotune"),
+                        help="torch.compile's mode (default: default)")
+    recipe.add_argument("--no-tf32", dest="tf32", action="store_const", const=False,
+                        help="full fp32 matmuls and convolutions on CUDA (default: TF32 on)")
     recipe.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
                         help="NHWC memory format (default on for CUDA)")
 

@@ -27,6 +27,9 @@ SCHEDULERS = ("step", "cosine", "none")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 AMP_DTYPES = ("auto", "bf16", "fp16")
 RECIPES = ("standard", "modern")
+DATA_MODES = ("auto", "memory", "device")
+# Augmentations the device-resident path does on whole batches; the others are per-image policies.
+BATCHED_AUGMENTATIONS = ("none", "standard")
 
 RESUME_NEEDS_OUTPUT_DIR = "--resume needs --output-dir: the folder of the run to continue"
 QUICK_EPOCHS = 2
@@ -50,6 +53,7 @@ class TrainConfig:
     cache_dir: Optional[str] = None  # None: ~/.cache/cifar10-framework; "" disables the cache
     synthetic_size: int = 512  # training images of the synthetic data set (test: a quarter)
     num_classes: Optional[int] = None  # filled in from the data
+    data_mode: str = "auto"  # memory: DataLoader over the decoded tensor; device: the tensor on the device, batched aug
     # Schedule
     epochs: int = 10
     batch_size: int = 128
@@ -69,6 +73,8 @@ class TrainConfig:
     amp: Optional[bool] = None
     amp_dtype: str = "auto"
     compile: bool = False
+    compile_mode: Optional[str] = None  # torch.compile's mode: None (default), reduce-overhead, max-autotune
+    tf32: bool = True  # TF32 matmuls and convolutions on CUDA (Ampere and later)
     channels_last: Optional[bool] = None
     # Augmentation (per image) and mixing (per batch)
     augmentation: str = "standard"
@@ -88,6 +94,8 @@ class TrainConfig:
     seed: int = 42
     device: str = "auto"
     workers: int = 2
+    eval_every: Optional[int] = None  # None: as rarely as keeps evaluation near 15% of the run (last epoch always)
+    eval_batch_size: Optional[int] = None  # None: twice --batch-size (no gradients, so less memory per image)
     output_dir: Optional[str] = None
     resume: bool = False
     progress: bool = True
@@ -144,6 +152,10 @@ class TrainConfig:
             c.clip_grad = 1.0
         if c.cutout == 0:
             c.cutout = max(1, round(16 * c.image_size / 32))
+        if c.eval_batch_size is None:
+            c.eval_batch_size = 2 * c.batch_size
+        if c.data_mode == "auto":
+            c.data_mode = "device" if c.batchable_augmentation else "memory"
         c._check_values()
         return c
 
@@ -162,6 +174,7 @@ class TrainConfig:
             ("--device", self.device, DEVICES),
             ("--amp-dtype", self.amp_dtype, AMP_DTYPES),
             ("recipe", self.recipe, RECIPES),
+            ("--data-mode", self.data_mode, DATA_MODES),
         ]:
             if value is not None and value not in choices:
                 raise UserError(f"{name} '{value}' is not one of: {', '.join(choices)}")
@@ -187,6 +200,12 @@ class TrainConfig:
                 f"--test-subset must be at least 1 (got {self.test_subset})")
         require(self.synthetic_size >= 1, "--synthetic-size must be at least 1")
         require(self.workers >= 0, f"--workers must be >= 0 (got {self.workers})")
+        require(self.eval_every is None or self.eval_every >= 1, f"--eval-every must be at least 1 (got {self.eval_every})")
+        require(self.eval_batch_size >= 1, f"--eval-batch-size must be at least 1 (got {self.eval_batch_size})")
+        require(self.data_mode != "device" or self.batchable_augmentation,
+                f"--data-mode device augments whole batches and cannot run --augmentation {self.augmentation}"
+                + (" or --random-erasing" if self.random_erasing else "") + " (per-image policies); use --data-mode "
+                "memory or auto")
         require(self.warmup_epochs >= 0, f"--warmup-epochs must be >= 0 (got {self.warmup_epochs})")
         require(self.step_size >= 1, f"--step-size must be at least 1 (got {self.step_size})")
         require(0 < self.gamma <= 1, f"--gamma must be in (0, 1] (got {self.gamma})")
@@ -209,6 +228,11 @@ class TrainConfig:
         check_image_size(self.model, self.image_size)
 
     # ------------------------------------------------------------------ helpers
+    @property
+    def batchable_augmentation(self) -> bool:
+        """Can the device path do this augmentation on whole batches (crop, flip, Cutout, MixUp/CutMix)?"""
+        return self.augmentation in BATCHED_AUGMENTATIONS and self.random_erasing == 0
+
     @property
     def mixing(self) -> bool:
         return self.mixup is not None or self.cutmix is not None

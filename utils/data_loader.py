@@ -18,7 +18,7 @@ the augmentation draws of the remaining batches differ.)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Protocol
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -29,26 +29,41 @@ from utils.data_sources import ImageTensors, load_splits
 from utils.errors import UserError
 
 
+class BatchLoader(Protocol):
+    """What the trainer sees of a data path: every path (DataLoader, device-resident) offers this."""
+
+    num_images: int  # images in the split
+    batch_size: int
+    steps_per_epoch: int  # batches in a full epoch
+
+    def set_epoch(self, epoch: int, start_step: int = 0) -> None:
+        """Fix the order and augmentation of ``epoch``; start at batch ``start_step`` (a resumed run)."""
+
+    def __len__(self) -> int:
+        """Batches left in the epoch set by :meth:`set_epoch`."""
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(normalized float images (N, 3, H, W), int64 labels (N,)), both on the training device."""
+
+
 @dataclass
 class DataBundle:
     """What a trainer needs: loaders, class names and the normalization used."""
 
-    train_loader: DataLoader
-    test_loader: DataLoader
+    train_loader: BatchLoader
+    test_loader: BatchLoader
     class_names: list[str]
     mean: tuple[float, ...]
     std: tuple[float, ...]
     dataset: str
+    data_mode: str = "memory"
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
-        """Fix the data order and augmentation seeds of ``epoch``; skip ``start_batch`` batches (resume)."""
-        self.train_loader.batch_sampler.set_epoch(epoch, start_batch)
-        # Worker processes seed their RNG (and so the augmentation) from the loader's generator.
-        self.train_loader.generator.manual_seed(self.train_loader.batch_sampler.order_seed(epoch) + 1)
+    def set_epoch(self, epoch: int, start_step: int = 0) -> None:
+        self.train_loader.set_epoch(epoch, start_step)
 
 
 # ------------------------------------------------------------------------------------ subsets and stats
@@ -94,6 +109,16 @@ class TensorImageDataset(Dataset):
         return self.transform(self.split.images[index]), self.split.labels[index]
 
 
+def order_seed(seed: int, epoch: int) -> int:
+    """The seed of ``epoch``'s data order (and augmentation); any user seed, kept within 63 bits."""
+    return (seed * 1_000_003 + epoch) % 2**63
+
+
+def epoch_order(size: int, seed: int, epoch: int) -> torch.Tensor:
+    """The shuffled indices of ``epoch``: the same on every data path and every device."""
+    return torch.randperm(size, generator=torch.Generator().manual_seed(order_seed(seed, epoch)))
+
+
 class EpochBatchSampler(Sampler[list[int]]):
     """Shuffled batches whose order is a pure function of (seed, epoch), like DistributedSampler.
 
@@ -107,10 +132,6 @@ class EpochBatchSampler(Sampler[list[int]]):
         self.drop_last = size > batch_size
         self.epoch, self.start_batch = 0, 0
 
-    def order_seed(self, epoch: int) -> int:
-        """The seed of ``epoch``'s order (and of its workers); any user seed, kept within 63 bits."""
-        return (self.seed * 1_000_003 + epoch) % 2**63
-
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         self.epoch, self.start_batch = epoch, start_batch
 
@@ -121,9 +142,37 @@ class EpochBatchSampler(Sampler[list[int]]):
         return self.batches_per_epoch() - self.start_batch
 
     def __iter__(self) -> Iterator[list[int]]:
-        order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.order_seed(self.epoch)))
+        order = epoch_order(self.size, self.seed, self.epoch)
         for b in range(self.start_batch, self.batches_per_epoch()):
             yield order[b * self.batch_size:(b + 1) * self.batch_size].tolist()
+
+
+class TorchLoader:
+    """The DataLoader path (``--data-mode memory``): per-image transforms in worker processes.
+
+    For the per-image policies (RandAugment, AutoAugment, TrivialAugment, Random Erasing). Batches
+    are moved to ``device`` (pinned memory, non-blocking) as they are yielded.
+    """
+
+    def __init__(self, loader: DataLoader, device: torch.device, seed: int) -> None:
+        self.loader, self.device, self.seed = loader, device, seed
+        self.dataset = loader.dataset
+        self.num_images = len(loader.dataset)
+        sampler = loader.batch_sampler
+        self.batch_size = sampler.batch_size if isinstance(sampler, EpochBatchSampler) else loader.batch_size
+        self.steps_per_epoch = len(sampler) if not isinstance(sampler, EpochBatchSampler) else sampler.batches_per_epoch()
+
+    def set_epoch(self, epoch: int, start_step: int = 0) -> None:
+        self.loader.batch_sampler.set_epoch(epoch, start_step)
+        # Worker processes seed their RNG (and so the augmentation) from the loader's generator.
+        self.loader.generator.manual_seed(order_seed(self.seed, epoch) + 1)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for images, labels in self.loader:
+            yield images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
 
 
 def take_subset(split: ImageTensors, size: int | None, seed: int, quick_size: int | None, flag: str
@@ -142,18 +191,32 @@ def take_subset(split: ImageTensors, size: int | None, seed: int, quick_size: in
 
 
 def build_data(config: TrainConfig, device: torch.device = torch.device("cpu")) -> DataBundle:
-    """Train and test loaders for ``config`` (resolved), with the class names and normalization."""
+    """Train and test loaders for ``config`` (resolved), with the class names and normalization.
+
+    ``config.data_mode`` picks the path: ``device`` keeps the uint8 tensors on ``device`` and augments
+    whole batches there (``utils/device_loader.py``); ``memory`` is a DataLoader with per-image
+    transforms. Both give batches in the same order for the same (seed, epoch).
+    """
     train, test, classes, dataset = load_splits(config)
     mean, std = channel_stats(train.images)
     train = take_subset(train, config.subset, config.seed, QUICK_SUBSET if config.quick else None, "--subset")
     test = take_subset(test, config.test_subset, config.seed, QUICK_TEST_SUBSET if config.quick else None,
                        "--test-subset")
-    loader_options = dict(num_workers=config.workers, pin_memory=device.type == "cuda",
-                          persistent_workers=False)
+    eval_batch = config.eval_batch_size or config.batch_size
+    if config.data_mode == "device":
+        from utils.device_loader import DeviceLoader, build_batch_augment
+
+        train_loader = DeviceLoader(train, config.batch_size, device, mean, std, seed=config.seed, shuffle=True,
+                                    augment=build_batch_augment(config, mean, std, device))
+        test_loader = DeviceLoader(test, eval_batch, device, mean, std)
+        return DataBundle(train_loader, test_loader, classes, mean, std, dataset, "device")
+    loader_options = dict(num_workers=config.workers, pin_memory=device.type == "cuda")
     train_loader = DataLoader(TensorImageDataset(train, build_train_transform(config, mean, std)),
                               batch_sampler=EpochBatchSampler(len(train), config.batch_size, config.seed),
                               generator=torch.Generator(), **loader_options)
-    # The evaluation batch follows --batch-size: a small batch must bound memory at large --image-size too.
+    # The evaluation batch follows --batch-size (twice it by default: no gradients are kept), so a
+    # small batch bounds memory at a large --image-size too.
     test_loader = DataLoader(TensorImageDataset(test, build_test_transform(config, mean, std)),
-                             batch_size=config.batch_size, shuffle=False, **loader_options)
-    return DataBundle(train_loader, test_loader, classes, mean, std, dataset)
+                             batch_size=eval_batch, shuffle=False, **loader_options)
+    return DataBundle(TorchLoader(train_loader, device, config.seed), TorchLoader(test_loader, device, config.seed),
+                      classes, mean, std, dataset, "memory")

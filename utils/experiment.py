@@ -71,6 +71,9 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
     if device.type == "cuda":
         # Fixed input shapes: let cuDNN time its algorithms once and keep the fastest.
         torch.backends.cudnn.benchmark = True
+        # TF32 (10-bit mantissa) matmuls and convolutions: several times fp32's speed on Ampere and later.
+        torch.backends.cuda.matmul.allow_tf32 = config.tf32
+        torch.backends.cudnn.allow_tf32 = config.tf32
     config = resolve_amp(config, device)
     with claim_run_dir(config.output_dir, config.model, config.resume) as run_dir:
         return _train(config.replace(output_dir=str(run_dir)), device, run_dir)
@@ -89,7 +92,7 @@ def _train(config: TrainConfig, device: torch.device, run_dir: Path) -> dict[str
         resumed = trainer.restore(run_dir / "last.pt")
     config.save(run_dir / "config.json")
     print(f"{config.model}: {count_parameters(model) / 1e6:.2f}M parameters | {data.dataset} "
-          f"{len(data.train_loader.dataset)} train / {len(data.test_loader.dataset)} test images | "
+          f"{data.train_loader.num_images} train / {data.test_loader.num_images} test images ({data.data_mode}) | "
           f"{config.recipe} recipe ({config.optimizer}, {config.scheduler}) | {device}"
           f"{' | AMP ' + config.amp_dtype if config.amp else ''} | {run_dir}", flush=True)
     if config.resume:
@@ -186,7 +189,7 @@ def evaluate_checkpoint(path: str, explicit: dict[str, Any]) -> dict[str, Any]:
         raise UserError(f"{path} does not fit model {config.model} ({str(error).splitlines()[0][:120]})") from None
     result = evaluate(model, data.test_loader, device)
     print(f"{config.model} from {path} ({checkpoint.get('weights_source', 'raw')} weights, epoch {checkpoint['epoch']}): "
-          f"test acc {result['acc']:.2f}% | test loss {result['loss']:.4f} | {len(data.test_loader.dataset)} images")
+          f"test acc {result['acc']:.2f}% | test loss {result['loss']:.4f} | {data.test_loader.num_images} images")
     return result
 
 
@@ -195,7 +198,8 @@ def preview_augmentation(config: TrainConfig, path: Path, count: int = 8) -> Pat
     path = Path(path)
     image_format(path)  # an extension that cannot be written is refused before any data is read
     seed_everything(config.seed)
-    data = build_data(config.replace(workers=0, subset=None, batch_size=count))
+    # The per-image path shows single images; the device path applies the same crop, flip and Cutout to batches.
+    data = build_data(config.replace(workers=0, subset=None, batch_size=count, data_mode="memory"))
     dataset = data.train_loader.dataset
     indices = range(0, len(dataset), max(1, len(dataset) // count))[:count]
     plain = data.test_loader.dataset.transform

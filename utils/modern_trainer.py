@@ -11,22 +11,24 @@ runs, from the config:
 - mixed precision: bf16 where the device has it (same range as fp32, no scaler needed), else fp16
   with a ``GradScaler`` that skips steps whose gradients overflow; chosen once, so the training
   step has no dtype branches (:class:`Precision`);
-- the EMA of the weights (Polyak averaging) through ``torch.optim.swa_utils.AveragedModel``, with
-  a warm-up of the decay, ``min(decay, (1 + n) / (10 + n))``, so that a short run's average is not
-  stuck near the random initial weights;
+- the EMA of the weights (Polyak averaging), with a warm-up of the decay,
+  ``min(decay, (1 + n) / (10 + n))``, so that a short run's average is not stuck near the random
+  initial weights. :class:`ModelEMA` computes what ``torch.optim.swa_utils.AveragedModel`` with
+  ``get_ema_multi_avg_fn`` computes (the tests check it against it), without its host-device syncs:
+  AveragedModel keeps its update count on the device and reads it back every step;
 - the loss: cross-entropy with label smoothing (Szegedy et al., 2016), which also takes the soft
   targets of MixUp/CutMix.
 """
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 from dataclasses import dataclass
 from typing import Optional
 
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from utils.config import TrainConfig
 
@@ -46,14 +48,25 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+def fused_available(model: nn.Module) -> bool:
+    """Fused optimizer kernels (one kernel for all parameters) exist for float parameters on CPU and CUDA.
+
+    They also skip a step on the device when the gradient scaler found inf/NaN gradients, with no
+    host-device sync (the unfused path reads the flag back with ``.item()``).
+    """
+    parameters = list(model.parameters())
+    return bool(parameters) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in parameters)
+
+
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     groups = parameter_groups(model, config.weight_decay)
+    fused = fused_available(model) or None
     if config.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=True)
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=True, fused=fused)
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=config.lr)
+        return torch.optim.AdamW(groups, lr=config.lr, fused=fused)
     # Plain Adam adds weight decay to the gradient (L2), the coupling AdamW removes.
-    return torch.optim.Adam(groups, lr=config.lr)
+    return torch.optim.Adam(groups, lr=config.lr, fused=fused)
 
 
 # ------------------------------------------------------------------------------------ schedule
@@ -93,7 +106,13 @@ AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 @dataclass
 class Precision:
-    """Mixed precision chosen once: ``autocast()`` for the forward pass, ``scaler`` for the backward."""
+    """Mixed precision chosen once: ``autocast()`` for the forward pass, ``scaler`` for the backward.
+
+    The gradient scaler is on for every precision on CPU and CUDA: with fp16 it scales the loss
+    (fp16's 5-bit exponent underflows small gradients); with bf16 and fp32 its scale stays 1 and it
+    only does its other job, finding inf/NaN gradients, so that a fused optimizer skips that step
+    on the device. A non-finite loss then never reaches the weights, without a per-step sync.
+    """
 
     device_type: str
     dtype: Optional[torch.dtype]  # None: full fp32
@@ -102,9 +121,16 @@ class Precision:
     @classmethod
     def from_config(cls, config: TrainConfig, device: torch.device) -> "Precision":
         dtype = AMP_DTYPES[config.amp_dtype] if config.amp else None
-        # Only fp16 needs loss scaling: its 5-bit exponent underflows small gradients; bf16 has fp32's range.
-        scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+        if dtype == torch.float16:
+            scaler = torch.amp.GradScaler(device.type)
+        else:  # scale 1, never grown: only the inf/NaN check is wanted
+            scaler = torch.amp.GradScaler(device.type, init_scale=1.0, growth_interval=1_000_000_000,
+                                          enabled=device.type in ("cpu", "cuda"))
         return cls(device.type, dtype, scaler)
+
+    @property
+    def skips_nonfinite_steps(self) -> bool:
+        return self.scaler.is_enabled()
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.dtype is None:
@@ -129,18 +155,61 @@ def ema_decay_at(num_updates: int, decay: float) -> float:
     return min(decay, (1.0 + num_updates) / (10.0 + num_updates))
 
 
-def build_ema(model: nn.Module, config: TrainConfig) -> Optional[AveragedModel]:
-    """An EMA copy of ``model`` (buffers too, so BatchNorm statistics follow), or None."""
-    if not config.ema:
-        return None
+class ModelEMA(nn.Module):
+    """Exponential moving average of a model's parameters and buffers (BatchNorm statistics follow).
 
-    def multi_avg_fn(ema_parameters, parameters, num_averaged):
-        # AveragedModel counts its updates; the decay grows with them. The first update copies the
-        # model outright, so ``num_averaged`` starts at 1 here.
-        decay = ema_decay_at(int(num_averaged), config.ema_decay)
-        get_ema_multi_avg_fn(decay)(ema_parameters, parameters, num_averaged)
+    The first update copies the model; update ``n`` (n >= 1 earlier updates) moves every float tensor
+    towards the model's by ``1 - ema_decay_at(n, decay)``, all in one ``torch._foreach_lerp_``;
+    integer buffers (BatchNorm's batch counter) are copied. The update count is a Python int, so the
+    decay needs no read-back from the device. The state dict has AveragedModel's layout
+    (``module.*``, ``n_averaged``), so checkpoints of either load into the other.
+    """
 
-    return AveragedModel(model, multi_avg_fn=multi_avg_fn, use_buffers=True)
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        super().__init__()
+        self.module = copy.deepcopy(model)
+        for parameter in self.module.parameters():
+            parameter.requires_grad_(False)
+        self.decay = decay
+        self.register_buffer("n_averaged", torch.tensor(0, dtype=torch.long, device=_device_of(model)))
+        self.updates = 0
+
+    def forward(self, *args, **kwargs):
+        return self.module(*args, **kwargs)
+
+    def _pairs(self, model: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        mine = [*self.module.parameters(), *self.module.buffers()]
+        theirs = [*model.parameters(), *model.buffers()]
+        return mine, theirs
+
+    @torch.no_grad()
+    def update_parameters(self, model: nn.Module) -> None:
+        mine, theirs = self._pairs(model)
+        if self.updates == 0:
+            torch._foreach_copy_(mine, [t.detach() for t in theirs])
+        else:
+            weight = 1.0 - ema_decay_at(self.updates, self.decay)
+            floats = [(m, t.detach()) for m, t in zip(mine, theirs) if m.is_floating_point()]
+            torch._foreach_lerp_([m for m, _ in floats], [t for _, t in floats], weight)
+            for m, t in zip(mine, theirs):
+                if not m.is_floating_point():
+                    m.copy_(t)
+        self.updates += 1
+        self.n_averaged.fill_(self.updates)  # a device write, not a read: no sync
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        result = super().load_state_dict(state_dict, strict=strict, assign=assign)
+        self.updates = int(self.n_averaged)  # once, when a run resumes
+        return result
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def build_ema(model: nn.Module, config: TrainConfig) -> Optional[ModelEMA]:
+    """An EMA copy of ``model`` (buffers too), or None."""
+    return ModelEMA(model, config.ema_decay) if config.ema else None
 
 
 # ------------------------------------------------------------------------------------ loss
@@ -156,7 +225,7 @@ class Recipe:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
     precision: Precision
-    ema: Optional[AveragedModel]
+    ema: Optional[ModelEMA]
     loss: nn.Module
 
 

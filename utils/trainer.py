@@ -5,6 +5,12 @@
 loop runs — optimizer, schedule, precision, EMA, loss — comes from ``utils/modern_trainer.py``,
 so the standard and the modern recipe are the same code with different configuration.
 
+Speed: :meth:`Trainer.train_step` returns device tensors and never waits for the device. Losses and
+correct counts are written into per-epoch device tensors (:class:`StepLog`) and read back once every
+``GUARD_EVERY`` steps and at the end of the epoch; a non-finite loss is skipped on the device by the
+gradient scaler and fused optimizer (``utils/modern_trainer.Precision``) and reported at that read.
+Evaluation runs every ``eval_every`` epochs (chosen so that it stays near 15% of the run unless set).
+
 Reliability: the data order and the RNG of every epoch are functions of (seed, epoch), and the
 checkpoint holds everything else, so a resumed run continues as an uninterrupted one would.
 SIGINT/SIGTERM finish the current step, save ``last.pt`` (mid-epoch) and stop with 130/143;
@@ -38,6 +44,10 @@ from utils.regularization import dropblock_prob_at, set_dropblock_prob
 from utils.visualization import plot_curves
 
 
+GUARD_EVERY = 50  # steps between reads of the step log: progress bar and non-finite check (one sync each)
+EVAL_SHARE = 0.15  # the default --eval-every keeps evaluation near this share of a run
+
+
 @dataclass
 class EpochTotals:
     """Running sums of the epoch in progress (saved too, for a mid-epoch resume)."""
@@ -45,8 +55,45 @@ class EpochTotals:
     loss_sum: float = 0.0
     correct: float = 0.0
     seen: int = 0
-    time_s: float = 0.0
+    time_s: float = 0.0  # training time of the epoch (evaluation and file writes are timed apart)
     lr: float = 0.0
+
+
+class StepLog:
+    """Per-step loss sums and correct counts of one epoch, kept on the device until they are read.
+
+    Writing a 0-d tensor into a slot is a device copy; the host never waits. :meth:`read` fetches
+    what was written since the last read in one transfer: that is the only sync of the training loop.
+    """
+
+    def __init__(self, steps: int, start: int, device: torch.device) -> None:
+        self.values = torch.zeros(2, max(1, steps), device=device)  # row 0: loss x batch, row 1: correct
+        self.counts: dict[int, int] = {}
+        self.read_up_to = start
+
+    def record(self, step: int, loss: torch.Tensor, correct: torch.Tensor, count: int) -> None:
+        self.values[0, step] = loss * count
+        self.values[1, step] = correct
+        self.counts[step] = count
+
+    def read(self, up_to: int) -> list[tuple[int, float, float, int]]:
+        """(step, loss x batch, correct, batch) of every step recorded since the last read."""
+        start, self.read_up_to = self.read_up_to, up_to
+        if up_to <= start:
+            return []
+        losses, correct = self.values[:, start:up_to].tolist()  # the sync
+        return [(start + i, losses[i], correct[i], self.counts[start + i]) for i in range(up_to - start)]
+
+
+def default_eval_every(train_images: int, test_images: int, evaluations: int) -> int:
+    """Epochs between evaluations that keep them near ``EVAL_SHARE`` of the run.
+
+    Estimated from image counts, so it is the same on every machine and every run: a training image
+    costs about three forward passes (forward and backward), an evaluated image one; ``evaluations``
+    is 2 with EMA (raw and EMA weights are both evaluated).
+    """
+    eval_cost = evaluations * test_images / (3.0 * max(1, train_images))
+    return max(1, math.ceil(eval_cost * (1 - EVAL_SHARE) / EVAL_SHARE - 1e-9))
 
 
 @dataclass
@@ -94,7 +141,7 @@ class StopRequested(Exception):
     """Raised inside a long piece of work (an evaluation) when a stop signal arrived."""
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate(model: nn.Module, loader, device: torch.device, precision: Optional[Precision] = None,
              channels_last: bool = False, keep_predictions: bool = False,
              should_stop: Callable[[], bool] = lambda: False) -> dict[str, Any]:
@@ -158,12 +205,18 @@ class Trainer:
     def __init__(self, model: nn.Module, data: DataBundle, config: TrainConfig, run_dir: Path,
                  device: torch.device) -> None:
         self.model, self.data, self.config, self.run_dir, self.device = model, data, config, Path(run_dir), device
-        self.steps_per_epoch = data.train_loader.batch_sampler.batches_per_epoch()
+        self.steps_per_epoch = data.train_loader.steps_per_epoch
         self.total_steps = self.steps_per_epoch * config.epochs
         self.recipe: Recipe = build_recipe(model, config, self.steps_per_epoch, device)
         self.mixer = build_batch_mixer(config, data.num_classes)
-        # compile after the optimizer is built, so parameter names (for the decay groups) are the model's own
-        self.train_model = torch.compile(model) if config.compile else model
+        # compile after the optimizer is built, so parameter names (for the decay groups) are the model's own;
+        # checkpoints always hold self.model's state dict (no "_orig_mod." prefixes)
+        self.train_model = (torch.compile(model, mode=None if config.compile_mode in (None, "default")
+                                          else config.compile_mode) if config.compile else model)
+        self.eval_every = config.eval_every or default_eval_every(
+            data.train_loader.num_images, data.test_loader.num_images, 2 if config.ema else 1)
+        # Without a scaler that skips non-finite steps on the device, check every step (and sync).
+        self.guard_every = GUARD_EVERY if self.recipe.precision.skips_nonfinite_steps else 1
         self.params = count_parameters(model)
         self.state = TrainState()
         self._clock = time.perf_counter()
@@ -225,9 +278,11 @@ class Trainer:
         for group, base_lr, factor in zip(self.recipe.optimizer.param_groups, self.recipe.scheduler.base_lrs,
                                           self.recipe.scheduler.lr_lambdas):
             group["lr"] = base_lr * factor(state.global_step)
-        if checkpoint["scaler"]:  # empty when the run was saved without fp16 loss scaling
+        saved = checkpoint["config"]
+        same_precision = (saved.get("amp"), saved.get("amp_dtype")) == (self.config.amp, self.config.amp_dtype)
+        if checkpoint["scaler"] and same_precision and self.recipe.precision.scaler.is_enabled():
             self.recipe.precision.scaler.load_state_dict(checkpoint["scaler"])
-        elif self.recipe.precision.scaler.is_enabled():
+        elif self.recipe.precision.dtype == torch.float16:
             notes.append("fp16 loss scaling starts afresh")
         self.state = state
         restore_rng_state(checkpoint["rng"])
@@ -237,18 +292,23 @@ class Trainer:
     # -------------------------------------------------------------------- metrics
     def metrics(self) -> dict[str, Any]:
         history = self.state.history
-        best_of = [max(h["test_acc"], h.get("ema_test_acc", -1.0)) for h in history]
+        evaluated = [h for h in history if h["test_acc"] is not None]
+        best_of = [max(h["test_acc"], h.get("ema_test_acc") or -1.0) for h in evaluated]
         return {
             "model": self.config.model,
             "params": self.params,
             "dataset": self.data.dataset,
-            "train_images": len(self.data.train_loader.dataset),
-            "test_images": len(self.data.test_loader.dataset),
+            "data_mode": self.data.data_mode,
+            "train_images": self.data.train_loader.num_images,
+            "test_images": self.data.test_loader.num_images,
             "device": str(self.device),
+            "eval_every": self.eval_every,
             "history": history,
             "best_test_acc": max(best_of) if best_of else None,
             "final_test_acc": best_of[-1] if best_of else None,
-            "best_epoch": history[best_of.index(max(best_of))]["epoch"] if best_of else None,
+            "best_epoch": evaluated[best_of.index(max(best_of))]["epoch"] if best_of else None,
+            "train_time_s": round(sum(h.get("train_time_s", 0.0) for h in history), 2),  # (older runs lack it)
+            "eval_time_s": round(sum(h.get("eval_time_s", 0.0) for h in history), 2),
             "total_time_s": round(sum(h["epoch_time_s"] for h in history), 2),
         }
 
@@ -277,119 +337,143 @@ class Trainer:
         self.state.totals.time_s += now - self._clock
         self._clock = now
 
+    def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step; returns (loss, correct count) as device tensors. Nothing here waits for the device."""
+        recipe, scaler = self.recipe, self.recipe.precision.scaler
+        # 1. batch mixing: soft targets (N, C); accuracy is then counted against the dominant label
+        targets = labels
+        if self.mixer is not None:
+            images, targets = self.mixer(images, labels)
+            labels = targets.argmax(1)
+        # 2. forward under autocast (a no-op context in fp32)
+        with recipe.precision.autocast():
+            logits = self.train_model(images)
+            loss = recipe.loss(logits.float(), targets)
+        # 3. backward; unscale_ finds inf/NaN gradients (a non-finite loss gives them), and the fused
+        #    optimizer then skips the step on the device: it never reaches the weights
+        recipe.optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.unscale_(recipe.optimizer)
+        if self.config.clip_grad:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.clip_grad, foreach=True)
+        scaler.step(recipe.optimizer)
+        scaler.update()
+        recipe.scheduler.step()
+        if recipe.ema is not None:
+            recipe.ema.update_parameters(self.model)
+        return loss.detach(), (logits.argmax(1) == labels).sum()
+
     def train_one_epoch(self, signals: StopSignals) -> None:
-        config, recipe, state, device = self.config, self.recipe, self.state, self.device
-        model = self.train_model
-        model.train()
-        nonfinite_in_a_row = 0
+        config, state = self.config, self.state
+        self.train_model.train()
+        log = StepLog(self.steps_per_epoch, state.step_in_epoch, self.device)
+        self._nonfinite_run = 0
         batches = tqdm(self.data.train_loader, desc=f"epoch {state.epoch + 1}/{config.epochs}",
                        disable=not config.progress, leave=False, initial=state.step_in_epoch,
                        total=self.steps_per_epoch)
         for images, labels in batches:
-            images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
             if config.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             if config.dropblock > 0:
                 set_dropblock_prob(self.model, dropblock_prob_at(state.global_step / self.total_steps, config.dropblock))
-
-            # 1. batch mixing: soft targets (N, C); accuracy is then counted against the dominant label
-            targets = labels
-            if self.mixer is not None:
-                images, targets = self.mixer(images, labels)
-                labels = targets.argmax(1)
-
-            # 2. forward under autocast (a no-op context in fp32)
-            with recipe.precision.autocast():
-                logits = model(images)
-                loss = recipe.loss(logits.float(), targets)
-
-            # 3. a non-finite loss must not reach the weights. isfinite() syncs with the GPU: a small
-            #    price against hours of training silently turned into NaN.
-            if not torch.isfinite(loss):
-                nonfinite_in_a_row += 1
-                if not recipe.precision.scaler.is_enabled() or nonfinite_in_a_row >= config.max_nonfinite_steps:
-                    self._stop_nonfinite("loss", loss.item(), nonfinite_in_a_row)
-            else:
-                nonfinite_in_a_row = 0
-
-            # 4. backward, clip (on unscaled gradients), step; the fp16 scaler skips steps that overflow
-            recipe.optimizer.zero_grad(set_to_none=True)
-            recipe.precision.scaler.scale(loss).backward()
-            if config.clip_grad:
-                recipe.precision.scaler.unscale_(recipe.optimizer)
-                nn.utils.clip_grad_norm_(self.model.parameters(), config.clip_grad)
-            recipe.precision.scaler.step(recipe.optimizer)
-            recipe.precision.scaler.update()
-            state.totals.lr = recipe.optimizer.param_groups[0]["lr"]  # the LR this step used
-            recipe.scheduler.step()
-            if recipe.ema is not None:
-                recipe.ema.update_parameters(self.model)
-
-            # 5. bookkeeping
-            count = len(labels)
-            state.totals.loss_sum += loss.item() * count
-            state.totals.correct += (logits.argmax(1) == labels).sum().item()
-            state.totals.seen += count
+            state.totals.lr = self.recipe.optimizer.param_groups[0]["lr"]  # the LR this step uses (a host float)
+            loss, correct = self.train_step(images, labels)
+            log.record(state.step_in_epoch, loss, correct, len(labels))
             state.step_in_epoch += 1
             state.global_step += 1
-            if state.step_in_epoch % 10 == 0:
-                batches.set_postfix(loss=f"{state.totals.loss_sum / state.totals.seen:.3f}",
-                                    acc=f"{100 * state.totals.correct / state.totals.seen:.1f}")
+            if state.step_in_epoch % self.guard_every == 0:
+                self._read_log(log)
+                if config.progress:
+                    batches.set_postfix(loss=f"{state.totals.loss_sum / max(1, state.totals.seen):.3f}",
+                                        acc=f"{100 * state.totals.correct / max(1, state.totals.seen):.1f}")
             if signals.received is not None:
                 batches.close()
+                self._read_log(log)
                 self._stop_on_signal(signals.received)
         batches.close()
+        self._read_log(log)
+        self._bank_time()
+
+    def _read_log(self, log: StepLog) -> None:
+        """Fold the steps logged since the last read into the totals; stop on a non-finite loss."""
+        totals, fp16 = self.state.totals, self.recipe.precision.dtype == torch.float16
+        for step, loss_sum, correct, count in log.read(self.state.step_in_epoch):
+            if math.isfinite(loss_sum):
+                self._nonfinite_run = 0
+                totals.loss_sum += loss_sum
+                totals.correct += correct
+                totals.seen += count
+                continue
+            # fp16 overflows now and then (the scaler skips those steps); fp32/bf16 never should
+            self._nonfinite_run += 1
+            if not fp16 or self._nonfinite_run >= self.config.max_nonfinite_steps:
+                self.state.step_in_epoch = step  # the message names the step that failed
+                self._stop_nonfinite("loss", loss_sum / count, self._nonfinite_run)
 
     def end_epoch(self, should_stop: Callable[[], bool] = lambda: False) -> None:
-        """Evaluate (raw and EMA), record, and write every file of the run."""
+        """Evaluate (raw and EMA) when this epoch is due, record, and write the run's files."""
         config, recipe, state = self.config, self.recipe, self.state
-        evaluated = {"raw": evaluate(self.train_model, self.data.test_loader, self.device, recipe.precision,
-                                     config.channels_last, should_stop=should_stop)}
-        if recipe.ema is not None:
-            evaluated["EMA"] = evaluate(recipe.ema.module, self.data.test_loader, self.device, recipe.precision,
+        number = state.epoch + 1
+        started = time.perf_counter()
+        evaluated = {}
+        if number % self.eval_every == 0 or number == config.epochs:
+            evaluated["raw"] = evaluate(self.train_model, self.data.test_loader, self.device, recipe.precision,
                                         config.channels_last, should_stop=should_stop)
+            if recipe.ema is not None:
+                evaluated["EMA"] = evaluate(recipe.ema.module, self.data.test_loader, self.device, recipe.precision,
+                                            config.channels_last, should_stop=should_stop)
         for name, result in evaluated.items():
             if not math.isfinite(result["loss"]):  # the outputs overflowed: the run must not go on as "done"
                 self._stop_nonfinite(f"test loss of the {name} weights", result["loss"], 1)
-        raw, ema = evaluated["raw"], evaluated.get("EMA")
-        self._bank_time()
+        eval_time = time.perf_counter() - started
+        raw, ema = evaluated.get("raw"), evaluated.get("EMA")
         totals = state.totals
         entry = {
-            "epoch": state.epoch + 1,
+            "epoch": number,
             "train_loss": round(totals.loss_sum / max(1, totals.seen), 6),
             "train_acc": round(100.0 * totals.correct / max(1, totals.seen), 4),
-            "test_loss": round(raw["loss"], 6),
-            "test_acc": round(raw["acc"], 4),
+            "test_loss": round(raw["loss"], 6) if raw else None,
+            "test_acc": round(raw["acc"], 4) if raw else None,
         }
-        if ema is not None:
-            entry["ema_test_loss"], entry["ema_test_acc"] = round(ema["loss"], 6), round(ema["acc"], 4)
+        if recipe.ema is not None:
+            entry["ema_test_loss"] = round(ema["loss"], 6) if ema else None
+            entry["ema_test_acc"] = round(ema["acc"], 4) if ema else None
         entry["lr"] = totals.lr
-        entry["epoch_time_s"] = round(totals.time_s, 3)
+        entry["train_time_s"] = round(totals.time_s, 3)
+        entry["eval_time_s"] = round(eval_time, 3)
+        entry["epoch_time_s"] = round(totals.time_s + eval_time, 3)  # the file writes are added below
         state.history.append(entry)
         state.epoch += 1
         state.step_in_epoch = 0
         state.totals = EpochTotals()
 
         # best.pt keeps whichever of raw and EMA weights scored higher
-        use_ema = ema is not None and ema["acc"] > raw["acc"]
-        score = ema["acc"] if use_ema else raw["acc"]
-        if score > state.best_acc:
-            state.best_acc = score
-            weights = ({k[len("module."):]: v for k, v in recipe.ema.state_dict().items() if k.startswith("module.")}
-                       if use_ema else None)
-            save_checkpoint(self._checkpoint(weights, "ema" if use_ema else "raw"), self.run_dir / "best.pt")
-        save_checkpoint(self._checkpoint(), self.run_dir / "last.pt")
+        if raw is not None:
+            use_ema = ema is not None and ema["acc"] > raw["acc"]
+            score = ema["acc"] if use_ema else raw["acc"]
+            if score > state.best_acc:
+                state.best_acc = score
+                weights = ({k[len("module."):]: v for k, v in recipe.ema.state_dict().items()
+                            if k.startswith("module.")} if use_ema else None)
+                save_checkpoint(self._checkpoint(weights, "ema" if use_ema else "raw"), self.run_dir / "best.pt")
+        save_checkpoint(self._checkpoint(), self.run_dir / "last.pt")  # every epoch: a kill loses at most one
+        if raw is not None:  # the curves change only when there is a new test point
+            source = Path(config.data_dir).name if self.data.dataset == "folder" else self.data.dataset
+            plot_curves(state.history, self.run_dir / "curves.png", title=f"{config.model} on {source}")
+        # The epoch's wall time includes its evaluation and file writes (metrics.json is rewritten with it).
+        entry["epoch_time_s"] = round(entry["train_time_s"] + time.perf_counter() - started, 3)
         write_metrics(self.run_dir, self.metrics())
-        source = Path(config.data_dir).name if self.data.dataset == "folder" else self.data.dataset
-        plot_curves(state.history, self.run_dir / "curves.png", title=f"{config.model} on {source}")
         self._log_epoch(entry)
 
     def _log_epoch(self, entry: dict) -> None:
-        ema = f" | ema test {entry['ema_test_acc']:.2f}%" if "ema_test_acc" in entry else ""
         mixed = " (vs dominant label)" if self.mixer is not None else ""
+        test = (f" | test loss {entry['test_loss']:.4f} acc {entry['test_acc']:.2f}%" if entry["test_acc"] is not None
+                else f" | (evaluated every {self.eval_every} epochs)")
+        if entry.get("ema_test_acc") is not None:
+            test += f" | ema test {entry['ema_test_acc']:.2f}%"
         print(f"epoch {entry['epoch']:>3}/{self.config.epochs} | train loss {entry['train_loss']:.4f} "
-              f"acc{mixed} {entry['train_acc']:.2f}% | test loss {entry['test_loss']:.4f} acc {entry['test_acc']:.2f}%"
-              f"{ema} | lr {entry['lr']:.2e} | {entry['epoch_time_s']:.1f}s", flush=True)
+              f"acc{mixed} {entry['train_acc']:.2f}%{test} | lr {entry['lr']:.2e} | {entry['epoch_time_s']:.1f}s "
+              f"(eval {entry['eval_time_s']:.1f}s)", flush=True)
 
     # -------------------------------------------------------------------- stopping
     def _stop_on_signal(self, signum: int) -> None:

@@ -1,0 +1,79 @@
+"""The device-resident data path (``--data-mode device``): the whole data set lives on the training device.
+
+CIFAR-10 is 184 MB as uint8 pixels: it fits on any GPU many times over. So instead of a DataLoader
+that decodes, augments and copies one image at a time in worker processes, the uint8 tensor is
+moved to the device once, and every batch is a gather from it followed by batched augmentation
+(``utils/batch_augment.py``): no worker processes, no per-image Python, no host-to-device copy per
+batch. This is the input pipeline of the CIFAR-10 speed records (airbench; Page's "How to train
+your ResNet"); on a CPU the "device" is the CPU and the same code runs there.
+
+Determinism: the order of an epoch is :func:`utils.data_loader.epoch_order` (the same permutation
+as the DataLoader path), and the augmentation of batch ``b`` of epoch ``e`` is drawn from a
+generator seeded with (seed, e, b). So every batch is a pure function of (seed, epoch, step): a run
+resumed anywhere, even mid-epoch, continues exactly as an uninterrupted one.
+"""
+from __future__ import annotations
+
+from typing import Iterator, Optional, Sequence
+
+import torch
+
+from utils.batch_augment import BatchAugment
+from utils.config import TrainConfig
+from utils.data_loader import epoch_order, order_seed
+from utils.data_sources import ImageTensors
+
+
+def build_batch_augment(config: TrainConfig, mean: Sequence[float], std: Sequence[float], device: torch.device
+                        ) -> BatchAugment:
+    """The batched form of ``augmentation.build_train_transform`` (standard crop + flip, Cutout)."""
+    standard = config.augmentation == "standard"
+    padding = max(1, round(4 * config.image_size / 32)) if standard else 0  # 4 px at 32 px, as the per-image path
+    return BatchAugment(padding=padding, flip=standard, cutout=config.cutout, mean=mean, std=std, device=device)
+
+
+def batch_seed(seed: int, epoch: int, step: int) -> int:
+    """The seed of the augmentation of batch ``step`` of ``epoch`` (within 63 bits for any seed)."""
+    return (order_seed(seed, epoch) * 100_003 + step) % 2**63
+
+
+class DeviceLoader:
+    """Batches of a uint8 split held on ``device``: shuffled and augmented there, or plain (evaluation).
+
+    ``shuffle`` True: each epoch in :func:`epoch_order`, the last incomplete batch dropped (as the
+    DataLoader path does); False: the split in order, every image once (evaluation).
+    """
+
+    def __init__(self, split: ImageTensors, batch_size: int, device: torch.device, mean: Sequence[float],
+                 std: Sequence[float], seed: int = 0, shuffle: bool = False,
+                 augment: Optional[BatchAugment] = None) -> None:
+        self.images = split.images.to(device)
+        self.labels = split.labels.to(device)
+        self.batch_size, self.device, self.seed, self.shuffle = batch_size, device, seed, shuffle
+        self.num_images = len(split)
+        self.drop_last = shuffle and self.num_images > batch_size
+        self.steps_per_epoch = (self.num_images // batch_size if self.drop_last
+                                else -(-self.num_images // batch_size))
+        # Evaluation normalizes only; training crops, flips and cuts out as well.
+        self.augment = augment or BatchAugment(0, False, None, mean, std, device)
+        self.generator = torch.Generator(device=device)
+        self.epoch, self.start_step = 0, 0
+
+    def set_epoch(self, epoch: int, start_step: int = 0) -> None:
+        self.epoch, self.start_step = epoch, start_step
+
+    def __len__(self) -> int:
+        return self.steps_per_epoch - self.start_step
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if self.shuffle:
+            # One copy per epoch (the permutation is drawn on the CPU, identical on every device).
+            order = epoch_order(self.num_images, self.seed, self.epoch).to(self.device, non_blocking=True)
+        else:
+            order = None
+        for step in range(self.start_step, self.steps_per_epoch):
+            window = slice(step * self.batch_size, (step + 1) * self.batch_size)
+            indices = order[window] if order is not None else window
+            images, labels = self.images[indices], self.labels[indices]
+            self.generator.manual_seed(batch_seed(self.seed, self.epoch, step))  # host-side: no device sync
+            yield self.augment(images, self.generator), labels
