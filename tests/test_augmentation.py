@@ -6,7 +6,7 @@ from torchvision.ops import DropBlock2d, StochasticDepth
 from models import create_model
 from utils.augmentation import BatchMixer, Cutout, build_test_transform, build_train_transform, cutout
 from utils.config import AUGMENTATIONS, TrainConfig
-from utils.regularization import dropblock_prob_at, set_dropblock_prob
+from utils.regularization import ScheduledDropBlock, dropblock_prob_at, set_dropblock_prob
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 
@@ -114,21 +114,21 @@ def test_mixup_with_label_smoothing_loss_is_finite():
 
 
 # ------------------------------------------------------------------------------------ regularization
-@pytest.mark.parametrize("module", [StochasticDepth(0.0, "row"), DropBlock2d(0.0, 3)])
+@pytest.mark.parametrize("module", [StochasticDepth(0.0, "row"), DropBlock2d(0.0, 3), ScheduledDropBlock(0.0, 3)])
 def test_identity_at_p_zero(module):
     x = torch.randn(8, 4, 8, 8)
     module.train()
     torch.testing.assert_close(module(x), x)
 
 
-@pytest.mark.parametrize("module", [StochasticDepth(0.5, "row"), DropBlock2d(0.5, 3)])
+@pytest.mark.parametrize("module", [StochasticDepth(0.5, "row"), DropBlock2d(0.5, 3), ScheduledDropBlock(0.5, 3)])
 def test_identity_in_eval(module):
     x = torch.randn(8, 4, 8, 8)
     module.eval()
     torch.testing.assert_close(module(x), x)
 
 
-@pytest.mark.parametrize("module", [StochasticDepth(0.3, "row"), DropBlock2d(0.2, 3)])
+@pytest.mark.parametrize("module", [StochasticDepth(0.3, "row"), DropBlock2d(0.2, 3), ScheduledDropBlock(0.2, 3)])
 def test_train_mode_preserves_the_expectation(module):
     torch.manual_seed(0)
     module.train()
@@ -138,6 +138,36 @@ def test_train_mode_preserves_the_expectation(module):
     assert (module(x) == 0).any()  # and it does drop something
 
 
+@pytest.mark.parametrize("p", [0.05, 0.2])
+def test_scheduled_dropblock_drops_what_torchvisions_drops(p):
+    torch.manual_seed(0)
+    x = torch.ones(32, 8, 12, 12)
+    ours, theirs = ScheduledDropBlock(p, 3).train(), DropBlock2d(p, 3).train()
+    dropped = [torch.stack([(module(x) == 0).float().mean() for _ in range(50)]).mean() for module in (ours, theirs)]
+    assert dropped[0].item() == pytest.approx(dropped[1].item(), rel=0.1)
+    ours.p.fill_(0.0)
+    assert torch.allclose(ours(x), x)  # the schedule's start: nothing dropped
+
+
+def test_scheduled_dropblock_takes_feature_maps_smaller_than_its_block():
+    out = ScheduledDropBlock(0.3, 5).train()(torch.ones(4, 2, 2, 2))  # torchvision raises: block 2 is even
+    assert out.shape == (4, 2, 2, 2) and torch.isfinite(out).all()
+
+
+def test_compile_with_a_moving_dropblock_schedule_does_not_recompile():
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    model = create_model("resnet_tiny", dropblock_prob=0.1).train()
+    compiled = torch.compile(model, backend="eager")  # the graph capture is what recompiles; no codegen needed
+    for step in range(5):
+        set_dropblock_prob(model, dropblock_prob_at(step / 5, 0.1))
+        compiled(torch.randn(2, 3, 16, 16))
+    assert counters["stats"]["unique_graphs"] == 1, dict(counters["stats"])
+    assert not counters["recompiles"], dict(counters["recompiles"])
+
+
 def test_dropblock_is_ramped_over_training_and_placed_in_late_stages():
     assert dropblock_prob_at(0.0, 0.1) == 0.0
     assert dropblock_prob_at(0.5, 0.1) == pytest.approx(0.05)
@@ -145,7 +175,7 @@ def test_dropblock_is_ramped_over_training_and_placed_in_late_stages():
     for name in ("resnet18", "efficientnet_b0"):
         model = create_model(name, dropblock_prob=0.1)
         assert set_dropblock_prob(model, 0.05) >= 2
-        assert all(m.p == 0.05 for m in model.modules() if isinstance(m, DropBlock2d))
+        assert all(float(m.p) == pytest.approx(0.05) for m in model.modules() if isinstance(m, DropBlock2d))
     resnet = create_model("resnet18", dropblock_prob=0.1)
     assert not any(isinstance(m, DropBlock2d) for m in resnet.stages[:2].modules())
     assert any(isinstance(m, DropBlock2d) for m in resnet.stages[2:].modules())

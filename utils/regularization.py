@@ -17,14 +17,16 @@ Label smoothing, the third regularizer of the level, lives in the loss (``nn.Cro
 """
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import DropBlock2d, StochasticDepth
 
 # The model options DropBlock adds; families that place DropBlock layers register them (models/__init__.py).
 DROPBLOCK_OPTIONS = ("dropblock_prob", "dropblock_size")
 
-__all__ = ["DROPBLOCK_OPTIONS", "DropBlock2d", "StochasticDepth", "drop_path", "drop_path_rates", "dropblock",
-           "dropblock_prob_at", "set_dropblock_prob"]
+__all__ = ["DROPBLOCK_OPTIONS", "DropBlock2d", "ScheduledDropBlock", "StochasticDepth", "drop_path", "drop_path_rates",
+           "dropblock", "dropblock_prob_at", "set_dropblock_prob"]
 
 
 def drop_path_rates(num_blocks: int, drop_path_rate: float) -> list[float]:
@@ -39,9 +41,40 @@ def drop_path(rate: float) -> nn.Module:
     return StochasticDepth(rate, mode="row") if rate > 0 else nn.Identity()
 
 
+class ScheduledDropBlock(DropBlock2d):
+    """torchvision's DropBlock2d with its drop probability in a tensor, for a schedule that changes it every step.
+
+    ``DropBlock2d`` keeps ``p`` as a Python float that its forward branches on, so ``torch.compile``
+    recompiles the model each time the schedule moves it (and gives up after 8 times). Here ``p`` is a
+    0-d buffer: changing it is a device write, and the compiled graph stays the same. The arithmetic
+    is torchvision's ``drop_block2d``; the block shrinks to the largest odd size that fits a small
+    feature map (torchvision raises on an even one, e.g. 2×2 maps at ``--image-size 16``).
+    """
+
+    def __init__(self, p: float, block_size: int, eps: float = 1e-6) -> None:
+        super().__init__(p, block_size, inplace=False, eps=eps)
+        del self.p  # a buffer of the same name takes its place
+        self.register_buffer("p", torch.tensor(float(p)), persistent=False)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return input
+        n, c, height, width = input.shape
+        size = min(self.block_size, height, width)
+        size -= 1 - size % 2  # odd, so the block has a centre
+        gamma = self.p * height * width / (size ** 2 * (height - size + 1) * (width - size + 1))
+        seeds = (torch.rand(n, c, height - size + 1, width - size + 1, device=input.device) < gamma).to(input.dtype)
+        seeds = F.pad(seeds, [size // 2] * 4, value=0)
+        keep = 1 - F.max_pool2d(seeds, kernel_size=size, stride=1, padding=size // 2)
+        return input * keep * (keep.numel() / (self.eps + keep.sum()))
+
+    def __repr__(self) -> str:
+        return f"{self.__class__.__name__}(p={float(self.p):g}, block_size={self.block_size})"
+
+
 def dropblock(prob: float, block_size: int) -> nn.Module:
     """DropBlock on a feature map, or identity when ``prob`` is 0 (it is then never scheduled)."""
-    return DropBlock2d(prob, block_size) if prob > 0 else nn.Identity()
+    return ScheduledDropBlock(prob, block_size) if prob > 0 else nn.Identity()
 
 
 def dropblock_prob_at(progress: float, target_prob: float) -> float:
@@ -53,5 +86,8 @@ def set_dropblock_prob(model: nn.Module, prob: float) -> int:
     """Set the drop probability of every DropBlock in ``model``; return how many there are."""
     blocks = [m for m in model.modules() if isinstance(m, DropBlock2d)]
     for block in blocks:
-        block.p = prob
+        if isinstance(block, ScheduledDropBlock):
+            block.p.fill_(prob)  # a device write: no sync, no recompile
+        else:
+            block.p = prob
     return len(blocks)
