@@ -46,7 +46,8 @@ def main() -> None:
     for label, extra in POLICIES:
         policy = label.split("+")[0]
         config = TrainConfig(data_dir=args.data_dir, subset=args.subset, workers=args.workers, progress=False,
-                             batch_size=args.batch_size, augmentation=policy, **extra).resolved()
+                             batch_size=args.batch_size, augmentation=policy, data_mode="memory",
+                             **extra).resolved()  # the per-image path: what these policies run on
         results[label] = epoch_seconds(config, args.repeats)
     base = results["standard"]
     print(f"{'policy':<26} {'epoch (s)':>9} {'images/s':>9} {'vs standard':>12}   "

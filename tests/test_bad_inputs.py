@@ -257,6 +257,10 @@ def build_cases(tmp: Path, run: Path, folder_run: Path, lock: RunLock) -> dict[s
         "image size 0": Case("main.py", ["--image-size", "0"], "--image-size must be between"),
         "label smoothing 1.5": Case("main_modern.py", ["--label-smoothing", "1.5"], "--label-smoothing must be in"),
         "step size 0": Case("main.py", ["--step-size", "0"], "--step-size must be at least 1"),
+        "eval every 0 epochs": Case("main.py", ["--eval-every", "0"], "--eval-every must be at least 1"),
+        "device data path with a per-image policy": Case(
+            "main_modern.py", ["--data-mode", "device", "--augmentation", "randaugment"],
+            "--data-mode device augments whole batches and cannot run --augmentation randaugment"),
         "cuda without a GPU": Case("main.py", ["--device", "cuda"], "no CUDA GPU"),
         # divergence
         "diverging learning rate": Case("main.py", ["--optimizer", "sgd", "--lr", "1e30"], "training diverged", exit=3),
@@ -311,7 +315,8 @@ CASE_NAMES = [
     "image size 0", "label smoothing 1.5", "step size 0", "diverging learning rate",
     "evaluate a missing file", "evaluate a pickle that runs code", "evaluate a raw pickle that runs code",
     "resume without output dir", "unknown activation", "unknown dataset", "epochs 0", "negative lr", "batch size 0",
-    "negative batch size", "mixup alpha 0", "mixup alpha negative", "cuda without a GPU",
+    "negative batch size", "mixup alpha 0", "mixup alpha negative", "cuda without a GPU", "eval every 0 epochs",
+    "device data path with a per-image policy",
 ]
 
 

@@ -53,14 +53,15 @@ def _comparable(metrics: dict) -> list[dict]:
 
 
 
-def test_kill_9_in_epoch_2_then_resume_equals_an_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("data_mode", ["device", "memory"])
+def test_kill_9_in_epoch_2_then_resume_equals_an_uninterrupted_run(tmp_path, data_mode):
     reference = tmp_path / "reference"
-    result = run_script("main_modern.py", [*RESUMABLE, "--model", "cnn", "--modern-training", "--output-dir", str(reference)])
+    flags = [*RESUMABLE, "--model", "cnn", "--modern-training", "--data-mode", data_mode]
+    result = run_script("main_modern.py", [*flags, "--output-dir", str(reference)])
     assert result.returncode == 0, result.stderr
 
     interrupted = tmp_path / "interrupted"
-    process = start_script("main_modern.py", [*RESUMABLE, "--model", "cnn", "--modern-training",
-                                              "--output-dir", str(interrupted)])
+    process = start_script("main_modern.py", [*flags, "--output-dir", str(interrupted)])
     metrics_file = interrupted / "metrics.json"
     wait_for(lambda: metrics_file.exists() and len(json.loads(metrics_file.read_text())["history"]) == 1, process)
     time.sleep(0.6)  # well inside epoch 2 (an epoch takes a few seconds)

@@ -1,0 +1,171 @@
+"""Training speed of each data path: img/s, the input pipeline's share of the step, peak memory.
+
+For every model asked and every data path (``device``: the data set on the training device, batches
+augmented there; ``memory``: a DataLoader with per-image transforms in worker processes), this runs
+the training step that ``main_modern.py`` runs (``Trainer.train_step``, built by the same functions)
+and measures, after a warm-up, in one process:
+
+- throughput: images per second over the timed steps (on CUDA: between CUDA events, after a sync);
+- the input pipeline's share: the time the loop waits for the next batch over the wall time;
+- peak memory (CUDA only: ``torch.cuda.max_memory_allocated``).
+
+It prints a table, the device path's speed against the DataLoader path's as a ratio, and writes
+JSON and markdown under ``benchmarks/results/``.
+
+    python benchmarks/speed.py                                   # cnn, resnet_tiny, resnet18 on synthetic data
+    python benchmarks/speed.py --models resnet_tiny --data-dir ../shared/data/cifar10-jpeg --subset 10000
+    python benchmarks/speed.py --models resnet18 --amp --compile --channels-last --steps 200   # on a GPU
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from utils.config import TrainConfig  # noqa: E402
+from utils.data_loader import build_data  # noqa: E402
+from utils.experiment import build_model, select_device  # noqa: E402
+from utils.modern_trainer import resolve_amp  # noqa: E402
+from utils.trainer import Trainer  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def measure(config: TrainConfig, steps: int, warmup: int, device: torch.device, progress: bool) -> dict[str, Any]:
+    """Time ``steps`` training steps of ``config`` after ``warmup`` steps; the loop is the trainer's."""
+    data = build_data(config, device)
+    model = build_model(config, data.num_classes).to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    with tempfile.TemporaryDirectory() as run_dir:
+        trainer = Trainer(model, data, config, Path(run_dir), device)
+        trainer.train_model.train()
+        waited, done, epoch = 0.0, 0, 0
+        cuda = device.type == "cuda"
+        bar = tqdm(total=warmup + steps, desc=f"{config.model} {config.data_mode}", disable=not progress, leave=False)
+        while done < warmup + steps:
+            data.set_epoch(epoch)
+            batches = iter(data.train_loader)
+            while done < warmup + steps:
+                if done == warmup:  # the timed part starts here
+                    if cuda:
+                        torch.cuda.synchronize()
+                        torch.cuda.reset_peak_memory_stats()
+                        start_event, end_event = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                        start_event.record()
+                    started, waited = time.perf_counter(), 0.0
+                asked = time.perf_counter()
+                try:
+                    images, labels = next(batches)
+                except StopIteration:
+                    epoch += 1
+                    break
+                waited += time.perf_counter() - asked
+                if config.channels_last:
+                    images = images.contiguous(memory_format=torch.channels_last)
+                trainer.train_step(images, labels)
+                done += 1
+                bar.update()
+        bar.close()
+        if cuda:
+            end_event.record()
+            torch.cuda.synchronize()
+            seconds = start_event.elapsed_time(end_event) / 1000
+        else:
+            seconds = time.perf_counter() - started
+    images_done = steps * config.batch_size
+    return {
+        "model": config.model, "data_mode": config.data_mode, "batch_size": config.batch_size, "steps": steps,
+        "seconds": round(seconds, 4), "img_per_s": round(images_done / seconds, 1),
+        "input_share": round(waited / max(seconds, 1e-9), 4),
+        "peak_memory_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
+    }
+
+
+def markdown(rows: list[dict[str, Any]], header: str) -> str:
+    lines = [header, "", "| model | data path | img/s | input share | peak memory (MiB) | vs memory path |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for row in rows:
+        memory = row["peak_memory_mib"] if row["peak_memory_mib"] is not None else "n/a (CPU)"
+        ratio = f"{row['speedup_vs_memory']:.2f}x" if row.get("speedup_vs_memory") else ""
+        lines.append(f"| {row['model']} | {row['data_mode']} | {row['img_per_s']:,.0f} | {100 * row['input_share']:.1f}% "
+                     f"| {memory} | {ratio} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["cnn", "resnet_tiny", "resnet18"])
+    parser.add_argument("--modes", nargs="+", default=["device", "memory"], choices=["device", "memory"])
+    parser.add_argument("--data-dir", help="an image folder (default: synthetic data, no files needed)")
+    parser.add_argument("--subset", type=int, help="training images to use from --data-dir")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per model and path")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the memory path")
+    parser.add_argument("--modern-training", action="store_true", help="the modern recipe (AdamW, EMA, clipping...)")
+    parser.add_argument("--amp", action="store_true")
+    parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--output", help="basename of the JSON/markdown files (default: speed-<device>-<date>)")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+
+    device = select_device(args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    source = dict(data_dir=args.data_dir, subset=args.subset) if args.data_dir else dict(
+        dataset="synthetic", synthetic_size=(args.steps + args.warmup) * args.batch_size)
+    rows = []
+    for model in args.models:
+        per_mode = {}
+        for mode in args.modes:
+            config = TrainConfig(model=model, recipe="modern" if args.modern_training else "standard",
+                                 batch_size=args.batch_size, workers=args.workers, data_mode=mode, progress=False,
+                                 amp=args.amp or None, compile=args.compile, device=args.device,
+                                 channels_last=args.channels_last or None, **source).resolved()
+            per_mode[mode] = measure(resolve_amp(config, device), args.steps, args.warmup, device,
+                                     not args.no_progress)
+        if "device" in per_mode and "memory" in per_mode:
+            per_mode["device"]["speedup_vs_memory"] = round(
+                per_mode["device"]["img_per_s"] / per_mode["memory"]["img_per_s"], 3)
+        rows += per_mode.values()
+
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or 'cpu'}, " \
+        f"{torch.get_num_threads()} threads)"
+    header = (f"# Training speed by data path\n\n`python benchmarks/speed.py {' '.join(argv if argv is not None else sys.argv[1:])}`"
+              f" on {name}, torch {torch.__version__}, {time.strftime('%Y-%m-%d')}; batch {args.batch_size}, "
+              f"{args.steps} timed steps after {args.warmup} warm-up, "
+              f"{'data ' + args.data_dir if args.data_dir else 'synthetic data'}, "
+              f"{'modern' if args.modern_training else 'standard'} recipe"
+              f"{', AMP' if args.amp else ''}{', compile' if args.compile else ''}"
+              f"{', channels_last' if args.channels_last else ''}. Input share: time waiting for the next batch "
+              f"over the wall time.")
+    table = markdown(rows, header)
+    print(table)
+    for row in rows:
+        if row.get("speedup_vs_memory"):
+            print(f"{row['model']}: device path {row['speedup_vs_memory']:.2f}x the DataLoader path's img/s "
+                  f"(epoch time ratio {1 / row['speedup_vs_memory']:.2f})")
+    base = args.output or f"speed-{device.type}-{time.strftime('%Y-%m-%d')}"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{base}.json").write_text(json.dumps({"header": header, "rows": rows}, indent=2) + "\n")
+    (RESULTS / f"{base}.md").write_text(table)
+    print(f"written: {RESULTS / (base + '.json')} and .md")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
