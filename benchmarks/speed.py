@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--output", help="basename of the JSON/markdown files (default: speed-<device>-<date>)")
+    parser.add_argument("--results-dir", default=str(RESULTS), help="where they are written")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
 
@@ -160,10 +161,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             print(f"{row['model']}: device path {row['speedup_vs_memory']:.2f}x the DataLoader path's img/s "
                   f"(epoch time ratio {1 / row['speedup_vs_memory']:.2f})")
     base = args.output or f"speed-{device.type}-{time.strftime('%Y-%m-%d')}"
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{base}.json").write_text(json.dumps({"header": header, "rows": rows}, indent=2) + "\n")
-    (RESULTS / f"{base}.md").write_text(table)
-    print(f"written: {RESULTS / (base + '.json')} and .md")
+    results = Path(args.results_dir)
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"{base}.json").write_text(json.dumps({"header": header, "rows": rows}, indent=2) + "\n")
+    (results / f"{base}.md").write_text(table)
+    print(f"written: {results / (base + '.json')} and .md")
     return rows
 
 

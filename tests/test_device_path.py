@@ -203,3 +203,19 @@ def test_eval_every_evaluates_those_epochs_and_the_last(tmp_path, capfd):
     assert metrics["eval_every"] == 2 and metrics["final_test_acc"] == metrics["history"][-1]["test_acc"]
     assert metrics["total_time_s"] >= metrics["train_time_s"] + metrics["eval_time_s"] - 0.05
     assert (out / "curves.png").exists() and (out / "best.pt").exists()
+
+
+def test_the_speed_benchmark_runs_and_reports_both_paths(tmp_path):
+    import importlib.util
+
+    from tests.conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("speed", REPO / "benchmarks" / "speed.py")
+    speed = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(speed)
+    rows = speed.main(["--models", "cnn", "--steps", "2", "--warmup", "1", "--batch-size", "16", "--workers", "0",
+                       "--no-progress", "--results-dir", str(tmp_path), "--output", "smoke"])
+    assert [row["data_mode"] for row in rows] == ["device", "memory"]
+    assert all(row["img_per_s"] > 0 and 0 <= row["input_share"] <= 1 for row in rows)
+    assert rows[0]["speedup_vs_memory"] > 0
+    assert json.loads((tmp_path / "smoke.json").read_text())["rows"] == rows

@@ -206,3 +206,21 @@ def test_ctrl_c_at_any_moment_of_start_up_is_one_line_and_130(delay):
         pytest.skip(f"the listing finished within {delay} s on this machine")
     assert process.returncode == 130, stderr
     assert stderr.strip() == "main_modern.py: interrupted"
+
+
+def test_a_run_resumed_on_another_kind_of_device_gets_that_devices_precision(monkeypatch):
+    from utils.config import TrainConfig
+    from utils.experiment import resolve_for_device
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    started_on_cpu = TrainConfig(recipe="modern", amp=False, amp_dtype="bf16", channels_last=False, resume=True,
+                                 output_dir="x", resolved_for="cpu", user_settings=["recipe"])
+    config, note = resolve_for_device(started_on_cpu, torch.device("cuda"))
+    assert (config.amp, config.amp_dtype, config.channels_last, config.resolved_for) == (True, "bf16", True, "cuda")
+    assert "started on cpu, continues on cuda: AMP bf16, channels_last on" in note
+    # what the user set stays as set
+    kept, _ = resolve_for_device(started_on_cpu.replace(user_settings=["amp"]), torch.device("cuda"))
+    assert kept.amp is False and kept.channels_last is True
+    # same device: nothing moves
+    same, note = resolve_for_device(started_on_cpu, torch.device("cpu"))
+    assert (same.amp, same.channels_last, note) == (False, False, "")

@@ -139,7 +139,10 @@ def explicit_settings(args: argparse.Namespace) -> dict[str, Any]:
 def config_from_args(args: argparse.Namespace, **fixed: Any) -> TrainConfig:
     """The resolved config: flags (and ``fixed`` settings) over the saved run when resuming, else the defaults."""
     explicit = {**explicit_settings(args), **fixed}
-    config = resume_config(explicit) if explicit.get("resume") else TrainConfig(**explicit)
+    if explicit.get("resume"):
+        config = resume_config(explicit)
+    else:
+        config = TrainConfig(**explicit, user_settings=sorted(explicit_settings(args)))
     return config.resolved()
 
 

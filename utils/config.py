@@ -101,6 +101,10 @@ class TrainConfig:
     progress: bool = True
     quick: bool = False
     max_nonfinite_steps: int = 5
+    # Bookkeeping: the settings the user gave on the command line (the rest are defaults a resumed run
+    # may re-resolve), and the device type that AMP and channels_last were resolved for.
+    user_settings: list[str] = dataclasses.field(default_factory=list)
+    resolved_for: Optional[str] = None
 
     # ------------------------------------------------------------------ building
     @classmethod

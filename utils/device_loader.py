@@ -67,8 +67,12 @@ class DeviceLoader:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         if self.shuffle:
-            # One copy per epoch (the permutation is drawn on the CPU, identical on every device).
-            order = epoch_order(self.num_images, self.seed, self.epoch).to(self.device, non_blocking=True)
+            # One copy per epoch (the permutation is drawn on the CPU, identical on every device); from
+            # pinned memory, so the host does not wait for the device's queue to drain.
+            order = epoch_order(self.num_images, self.seed, self.epoch)
+            if self.device.type == "cuda":
+                order = order.pin_memory()
+            order = order.to(self.device, non_blocking=True)
         else:
             order = None
         for step in range(self.start_step, self.steps_per_epoch):

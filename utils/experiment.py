@@ -56,7 +56,27 @@ def resume_config(explicit: dict[str, Any]) -> TrainConfig:
         if key in explicit and explicit[key] != getattr(saved, key):
             raise UserError(f"cannot resume {last}: it was trained with {key}={getattr(saved, key)}, "
                             f"this run asks for {key}={explicit[key]}")
-    return saved.replace(**explicit)
+    return saved.replace(**explicit, user_settings=sorted(set(saved.user_settings) | set(explicit) - {"resume"}))
+
+
+DEVICE_DEPENDENT = {"amp": None, "amp_dtype": "auto", "channels_last": None}
+
+
+def resolve_for_device(config: TrainConfig, device: torch.device) -> tuple[TrainConfig, str]:
+    """AMP and channels_last for ``device``; a run resumed on another kind of device re-resolves them.
+
+    A run started on a CPU (fp32) and resumed on a GPU gets the GPU's defaults (and the other way
+    round), unless the user set them; the returned note says what changed ('' when nothing did).
+    """
+    note = ""
+    if config.resume and config.resolved_for not in (None, device.type):
+        reset = {k: v for k, v in DEVICE_DEPENDENT.items() if k not in config.user_settings}
+        before = (config.amp, config.amp_dtype, config.channels_last)
+        config = resolve_amp(config.replace(**reset), device)
+        if (config.amp, config.amp_dtype, config.channels_last) != before:
+            note = (f"the run started on {config.resolved_for}, continues on {device.type}: AMP "
+                    f"{config.amp_dtype if config.amp else 'off'}, channels_last {'on' if config.channels_last else 'off'}")
+    return resolve_amp(config, device).replace(resolved_for=device.type), note
 
 
 def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
@@ -74,12 +94,12 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
         # TF32 (10-bit mantissa) matmuls and convolutions: several times fp32's speed on Ampere and later.
         torch.backends.cuda.matmul.allow_tf32 = config.tf32
         torch.backends.cudnn.allow_tf32 = config.tf32
-    config = resolve_amp(config, device)
+    config, device_note = resolve_for_device(config, device)
     with claim_run_dir(config.output_dir, config.model, config.resume) as run_dir:
-        return _train(config.replace(output_dir=str(run_dir)), device, run_dir)
+        return _train(config.replace(output_dir=str(run_dir)), device, run_dir, device_note)
 
 
-def _train(config: TrainConfig, device: torch.device, run_dir: Path) -> dict[str, Any]:
+def _train(config: TrainConfig, device: torch.device, run_dir: Path, device_note: str = "") -> dict[str, Any]:
     seed_everything(config.seed)
     data = build_data(config, device)
     config = config.replace(num_classes=data.num_classes)
@@ -96,7 +116,7 @@ def _train(config: TrainConfig, device: torch.device, run_dir: Path) -> dict[str
           f"{config.recipe} recipe ({config.optimizer}, {config.scheduler}) | {device}"
           f"{' | AMP ' + config.amp_dtype if config.amp else ''} | {run_dir}", flush=True)
     if config.resume:
-        print(resumed, flush=True)
+        print(resumed + (f"; {device_note}" if device_note else ""), flush=True)
     metrics = trainer.fit()
 
     # The confusion matrix of the model the run keeps (best.pt: raw or EMA weights).

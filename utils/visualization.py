@@ -40,14 +40,18 @@ def save_figure(fig, path: Path, dpi: int) -> None:
 
 
 def plot_curves(history: Sequence[dict], path: Path, title: str = "") -> None:
-    """Loss and accuracy per epoch, train and test (and EMA test when present)."""
+    """Loss and accuracy per epoch, train and test (and EMA test when present).
+
+    Test points are drawn for the epochs that were evaluated (``--eval-every``); the others have None.
+    """
     epochs = [h["epoch"] for h in history]
     fig, (loss_axis, acc_axis) = plt.subplots(1, 2, figsize=(11, 4))
     for axis, key, label in ((loss_axis, "loss", "loss"), (acc_axis, "acc", "accuracy (%)")):
         axis.plot(epochs, [h[f"train_{key}"] for h in history], "o-", label="train")
-        axis.plot(epochs, [h[f"test_{key}"] for h in history], "s-", label="test")
-        if history and f"ema_test_{key}" in history[0]:
-            axis.plot(epochs, [h[f"ema_test_{key}"] for h in history], "^--", label="test (EMA)")
+        for name, style, shown in ((f"test_{key}", "s-", "test"), (f"ema_test_{key}", "^--", "test (EMA)")):
+            points = [(h["epoch"], h[name]) for h in history if h.get(name) is not None]
+            if points:
+                axis.plot(*zip(*points), style, label=shown)
         axis.set_xlabel("epoch")
         axis.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         axis.set_ylabel(label)
