@@ -46,7 +46,8 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--cache-dir", help="where decoded image folders are cached ('' disables; "
                       "default ~/.cache/cifar10-framework)")
     data.add_argument("--synthetic-size", type=int, help="training images of --dataset synthetic (default 512)")
-    data.add_argument("--workers", type=int, help="data loader worker processes of --data-mode memory (default 2)")
+    data.add_argument("--workers", type=int, help="data loader worker processes of --data-mode memory "
+                      "(default: one per CPU core, at most 8)")
     data.add_argument("--data-mode", choices=DATA_MODES,
                       help="where the data lives: memory (a DataLoader over the decoded tensor, per-image "
                       "augmentation in workers) or device (the whole tensor on the training device, batches "

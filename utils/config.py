@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -93,7 +94,7 @@ class TrainConfig:
     # Run
     seed: int = 42
     device: str = "auto"
-    workers: int = 2
+    workers: Optional[int] = None  # None: one per CPU core, at most 8 (DataLoader path only)
     eval_every: Optional[int] = None  # None: as rarely as keeps evaluation near 15% of the run (last epoch always)
     eval_batch_size: Optional[int] = None  # None: twice --batch-size (no gradients, so less memory per image)
     output_dir: Optional[str] = None
@@ -156,6 +157,8 @@ class TrainConfig:
             c.clip_grad = 1.0
         if c.cutout == 0:
             c.cutout = max(1, round(16 * c.image_size / 32))
+        if c.workers is None:
+            c.workers = min(8, os.cpu_count() or 2)
         if c.eval_batch_size is None:
             c.eval_batch_size = 2 * c.batch_size
         if c.data_mode == "auto":

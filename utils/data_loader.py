@@ -216,7 +216,10 @@ def build_data(config: TrainConfig, device: torch.device = torch.device("cpu")) 
                               generator=torch.Generator(), **loader_options)
     # The evaluation batch follows --batch-size (twice it by default: no gradients are kept), so a
     # small batch bounds memory at a large --image-size too.
+    # The test loader's workers persist (no re-fork per evaluation); the train loader's are started
+    # each epoch, because their seeds are set per epoch, which is what makes a resumed run exact.
     test_loader = DataLoader(TensorImageDataset(test, build_test_transform(config, mean, std)),
-                             batch_size=eval_batch, shuffle=False, **loader_options)
+                             batch_size=eval_batch, shuffle=False, persistent_workers=config.workers > 0,
+                             **loader_options)
     return DataBundle(TorchLoader(train_loader, device, config.seed), TorchLoader(test_loader, device, config.seed),
                       classes, mean, std, dataset, "memory")
