@@ -1,27 +1,133 @@
-"""Comparisons of architectures, techniques and activations, with seeds and error bars: not built yet.
+"""Comparisons of architectures, techniques and activations, with seeds, error bars and intervals (level 7).
 
-Its issue will build a list of configs and call ``utils.experiment.run_training`` for each (the same
-function ``main_modern.py`` calls). Until then, ``main_modern.py --compare-models`` compares models.
+    python benchmark_all.py --quick --architectures --models cnn resnet_tiny --seeds 2 --data-dir DATA
+    python benchmark_all.py --techniques --model resnet18 --epochs 20 --data-dir DATA
+    python benchmark_all.py --activations --model cnn --quick --data-dir DATA
+    python benchmark_all.py --full --list        # the experiments it would run, and exit
+
+Every (experiment, seed) is an ordinary training run (``utils/experiment.run_training``) in
+``--output-dir/<study>/<experiment>/seed-<n>``; ``utils/benchmark.py`` plans, runs and reports them.
+Re-running the same command continues an interrupted benchmark: finished runs are skipped.
 """
 from __future__ import annotations
 
+import argparse
+import shlex
 import sys
+from pathlib import Path
 from typing import Sequence
 
-from utils.cli import new_parser
+from utils.errors import exit_at_once_on_ctrl_c, exit_on_user_error
+
+with exit_at_once_on_ctrl_c("benchmark_all.py"):  # Ctrl-C while torch imports (seconds) is one line too
+    from utils.benchmark import (STUDIES, BenchmarkPlan, build_experiments, differing_settings, experiment_config,
+                                 run_benchmark, write_report)
+    from utils.cli import new_parser
+    from utils.config import AMP_DTYPES, DATA_MODES, DATASETS, DEVICES, QUICK_SUBSET, QUICK_TEST_SUBSET, TrainConfig
+    from utils.data_sources import load_splits
+    from utils.errors import UserError
+    from utils.run_dir import unique_run_dir
+
+FULL_EPOCHS = 20  # the description's budget for each study
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = new_parser("benchmark_all.py", "Compare architectures, techniques and activations over several seeds.")
+    studies = parser.add_argument_group("studies")
+    studies.add_argument("--architectures", action="store_true", help="every model of --models, same recipe and budget")
+    studies.add_argument("--techniques", action="store_true",
+                         help="the ablation table: each technique against its baseline on --model")
+    studies.add_argument("--activations", action="store_true", help="every activation on --model")
+    studies.add_argument("--full", action="store_true", help=f"all three studies, {FULL_EPOCHS} epochs each")
+    studies.add_argument("--list", action="store_true", help="print the experiments it would run and exit")
+
+    budget = parser.add_argument_group("budget")
+    budget.add_argument("--quick", action="store_true",
+                        help=f"2 epochs on {QUICK_SUBSET} training and {QUICK_TEST_SUBSET} test images, 1 seed")
+    budget.add_argument("--epochs", type=int, help=f"epochs per run (default {FULL_EPOCHS}, 2 with --quick)")
+    budget.add_argument("--seeds", type=int, help="seeds per experiment (default 3, 1 with --quick)")
+    budget.add_argument("--models", nargs="+", metavar="NAME", help="models of --architectures (default all 11)")
+    budget.add_argument("--model", default="resnet18", help="model of --techniques and --activations")
+    budget.add_argument("--subset", type=int, help="training images (stratified)")
+    budget.add_argument("--test-subset", type=int, help="test images (stratified)")
+
+    data = parser.add_argument_group("data and run (passed to every experiment)")
+    data.add_argument("--data-dir", help="as main_modern.py's --data-dir")
+    data.add_argument("--dataset", choices=DATASETS)
+    data.add_argument("--synthetic-size", type=int)
+    data.add_argument("--image-size", type=int)
+    data.add_argument("--cache-dir")
+    data.add_argument("--data-mode", choices=DATA_MODES)
+    data.add_argument("--device", choices=DEVICES)
+    data.add_argument("--batch-size", type=int)
+    data.add_argument("--workers", type=int)
+    data.add_argument("--eval-every", type=int, help="default 1: a test point every epoch for the curves")
+    data.add_argument("--compile", action="store_const", const=True)
+    data.add_argument("--amp-dtype", choices=AMP_DTYPES)
+    data.add_argument("--output-dir", help="default runs/benchmark-<timestamp>")
+    data.add_argument("--no-progress", dest="progress", action="store_false")
+    data.add_argument("--verbose", action="store_true", help="show every run's per-epoch lines")
+    return parser
+
+
+PASSED_THROUGH = ("data_dir", "dataset", "synthetic_size", "image_size", "cache_dir", "data_mode", "device",
+                  "batch_size", "workers", "compile", "amp_dtype")
+
+
+def plan_from_args(args: argparse.Namespace, argv: Sequence[str]) -> BenchmarkPlan:
+    studies = [s for s in STUDIES if getattr(args, s) or args.full]
+    if not studies:
+        raise UserError("choose a study: --architectures, --techniques, --activations, or --full for all three")
+    seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
+    if seeds < 1:
+        raise UserError(f"--seeds must be at least 1 (got {seeds})")
+    settings = {k: getattr(args, k) for k in PASSED_THROUGH if getattr(args, k) is not None}
+    def given(value, default):
+        return value if value is not None else default
+
+    base = TrainConfig(**settings, epochs=given(args.epochs, 2 if args.quick else FULL_EPOCHS),
+                       subset=given(args.subset, QUICK_SUBSET if args.quick else None),
+                       test_subset=given(args.test_subset, QUICK_TEST_SUBSET if args.quick else None),
+                       eval_every=given(args.eval_every, 1), progress=False)
+    experiments = build_experiments(studies, args.models, args.model)
+    out_dir = Path(args.output_dir) if args.output_dir else None
+    plan = BenchmarkPlan(base, experiments, list(range(seeds)), out_dir or Path("runs") / "benchmark-(new)",
+                         command="python benchmark_all.py " + " ".join(map(shlex.quote, argv)),
+                         verbose=args.verbose, progress=args.progress)
+    for experiment in experiments:  # every setting checked before hours are spent on the first run
+        experiment_config(plan, experiment, 0)
+    if not args.list:
+        load_splits(experiment_config(plan, experiments[0], 0))  # missing or bad data: one error, not one per run
+        if out_dir is None:
+            plan.out_dir = unique_run_dir(Path("runs"), "benchmark")
+    return plan
+
+
+def print_plan(plan: BenchmarkPlan) -> None:
+    base = plan.base.replace(model=plan.experiments[0].changes.get("model", "cnn"))
+    print(f"{len(plan.experiments)} experiments x {len(plan.seeds)} seeds = {len(plan.experiments) * len(plan.seeds)} "
+          f"runs of {plan.base.epochs} epochs; output {plan.out_dir}")
+    for experiment in plan.experiments:
+        config = experiment_config(plan, experiment, 0)
+        reference = base.replace(model=config.model).resolved()
+        print(f"  {experiment.key:<36} {config.model:<22} {differing_settings(reference, config)}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = new_parser("benchmark_all.py", "Compare architectures, techniques and activations (not built yet).")
-    parser.add_argument("--architectures", action="store_true")
-    parser.add_argument("--techniques", action="store_true")
-    parser.add_argument("--activations", action="store_true")
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--full", action="store_true")
-    parser.parse_args(argv)
-    print("benchmark_all.py is not built yet; for now use: python main_modern.py --compare-models NAME ... "
-          "(see README.md)", file=sys.stderr)
-    sys.exit(1)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    with exit_on_user_error("benchmark_all.py"):
+        plan = plan_from_args(args, argv)
+        if args.list:
+            print_plan(plan)
+            return
+        results = run_benchmark(plan)
+        report = write_report(plan)
+        failed = [r for r in results if r["status"] == "failed"]
+        print(f"benchmark written to {report} ({len(results) - len(failed)} runs done, {len(failed)} failed)")
+    if failed:
+        print(f"benchmark_all.py: {len(failed)} of {len(results)} runs failed; see {report}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -147,13 +147,14 @@ def evaluate(model: nn.Module, loader, device: torch.device, precision: Optional
              should_stop: Callable[[], bool] = lambda: False) -> dict[str, Any]:
     """Mean cross-entropy (no smoothing) and accuracy in percent over ``loader``.
 
+    ``keep_predictions`` adds the predicted classes, labels and softmax probabilities (on the CPU).
     ``should_stop`` is asked after every batch; when it says yes, :class:`StopRequested` is raised,
     so a Ctrl-C during a long evaluation is honoured at once.
     """
     was_training = model.training
     model.eval()
     loss_sum, correct, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
-    predictions, labels_seen = [], []
+    predictions, labels_seen, probabilities = [], [], []
     autocast = precision.autocast() if precision else torch.autocast(device.type, enabled=False)
     for images, labels in loader:
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
@@ -168,6 +169,7 @@ def evaluate(model: nn.Module, loader, device: torch.device, precision: Optional
         if keep_predictions:
             predictions.append(predicted.cpu())
             labels_seen.append(labels.cpu())
+            probabilities.append(logits.float().softmax(1).cpu())
         if should_stop():
             model.train(was_training)
             raise StopRequested
@@ -175,6 +177,7 @@ def evaluate(model: nn.Module, loader, device: torch.device, precision: Optional
     result = {"loss": loss_sum.item() / max(1, seen), "acc": 100.0 * correct.item() / max(1, seen)}
     if keep_predictions:
         result["predictions"], result["labels"] = torch.cat(predictions), torch.cat(labels_seen)
+        result["probabilities"] = torch.cat(probabilities)
     return result
 
 

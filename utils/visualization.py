@@ -128,3 +128,91 @@ def save_image_grid(rows: Sequence[tuple[str, torch.Tensor]], path: Path, mean: 
         top = axes[r][0].get_position().y1
         fig.text(0.01, top + 0.005, title, fontsize=9, va="bottom")
     save_figure(fig, path, dpi=100)
+
+
+# ------------------------------------------------------------------------------------ benchmark plots
+def _finished(summary: dict) -> list[tuple[str, dict]]:
+    return [(key, row) for key, row in summary.items() if row["final_test_acc"] is not None]
+
+
+def plot_benchmark_accuracy(summary: dict, path: Path) -> None:
+    """Final test accuracy per experiment, mean with the standard deviation over seeds as error bars."""
+    rows = _finished(summary)
+    fig, axis = plt.subplots(figsize=(max(6, 0.7 * len(rows) + 2), 4.5))
+    if rows:
+        names = [key for key, _ in rows]
+        means = [row["final_test_acc"][0] for _, row in rows]
+        stds = [row["final_test_acc"][1] for _, row in rows]
+        colors = [f"C{sorted({k.split('/')[0] for k in names}).index(k.split('/')[0])}" for k in names]
+        axis.bar(range(len(rows)), means, yerr=stds, capsize=4, color=colors)
+        axis.set_xticks(range(len(rows)), names, rotation=45, ha="right", fontsize=8)
+        for i, (mean, row) in enumerate(zip(means, (r for _, r in rows))):
+            axis.text(i, mean, f"{mean:.1f}\n(n={row['seeds']})", ha="center", va="bottom", fontsize=7)
+    axis.set_ylabel("final test accuracy (%)")
+    axis.set_title("final test accuracy, mean ± std over seeds")
+    axis.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=110)
+
+
+def plot_accuracy_vs_time(summary: dict, path: Path) -> None:
+    """Each experiment a point: training time against final test accuracy, error bars both ways."""
+    fig, axis = plt.subplots(figsize=(7, 5))
+    for i, (key, row) in enumerate(_finished(summary)):
+        time_mean, time_std = row["train_time_s"]
+        acc_mean, acc_std = row["final_test_acc"]
+        axis.errorbar(time_mean, acc_mean, xerr=time_std, yerr=acc_std, fmt="o", capsize=3, color=f"C{i % 10}",
+                      label=key)
+        axis.annotate(key.split("/")[-1], (time_mean, acc_mean), textcoords="offset points", xytext=(4, 4),
+                      fontsize=7)
+    axis.set_xlabel("training time (s)")
+    axis.set_ylabel("final test accuracy (%)")
+    axis.set_title("accuracy against training time (mean ± std over seeds)")
+    axis.grid(alpha=0.3)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=110)
+
+
+def plot_benchmark_curves(summary: dict, path: Path) -> None:
+    """Test accuracy per epoch of every experiment: mean over seeds, shaded ± std."""
+    fig, axis = plt.subplots(figsize=(8, 5))
+    for i, (key, row) in enumerate(_finished(summary)):
+        points = [(epoch + 1, mean, std) for epoch, (mean, std) in enumerate(row["curve"]) if mean == mean]
+        if not points:
+            continue
+        epochs, means, stds = zip(*points)
+        color = f"C{i % 10}"
+        axis.plot(epochs, means, "o-", color=color, label=key, markersize=3)
+        axis.fill_between(epochs, [m - s for m, s in zip(means, stds)], [m + s for m, s in zip(means, stds)],
+                          color=color, alpha=0.15)
+    axis.set_xlabel("epoch")
+    axis.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    axis.set_ylabel("test accuracy (%)")
+    axis.set_title("test accuracy per epoch (mean over seeds, ± std shaded)")
+    axis.grid(alpha=0.3)
+    if axis.lines:
+        axis.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=110)
+
+
+def plot_reliability(pooled: dict, path: Path, bins: int = 15) -> None:
+    """Reliability diagram (accuracy against confidence per bin) of each named set of test predictions."""
+    from utils.statistics import calibration_bins, expected_calibration_error
+
+    fig, axis = plt.subplots(figsize=(5.5, 5))
+    axis.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")
+    for i, (name, (probabilities, labels)) in enumerate(pooled.items()):
+        filled = [b for b in calibration_bins(probabilities, labels, bins) if b["count"]]
+        ece = expected_calibration_error(probabilities, labels, bins)
+        axis.plot([b["confidence"] for b in filled], [b["accuracy"] for b in filled], "o-", color=f"C{i}",
+                  label=f"{name} (ECE {ece:.3f})")
+    axis.set_xlabel("confidence (mean of the bin)")
+    axis.set_ylabel("accuracy in the bin")
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, 1)
+    axis.set_title(f"reliability, {bins} equal-width bins")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=110)

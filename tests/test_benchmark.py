@@ -1,0 +1,152 @@
+"""benchmark_all.py: the statistics on made-up numbers, FLOPs and ECE by hand, planning, skipping and resuming."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import benchmark_all
+from utils.benchmark import forward_gflops
+from utils.errors import RunStopped, UserError
+from utils.experiment import run_training
+from utils.statistics import (calibration_bins, expected_calibration_error, mean_std, t_quantile_975,
+                              welch_interval)
+
+from tests.conftest import run_main
+
+TINY = ["--dataset", "synthetic", "--synthetic-size", "64", "--image-size", "16", "--epochs", "1", "--batch-size",
+        "32", "--workers", "0", "--cache-dir", "", "--no-progress"]
+
+
+# ------------------------------------------------------------------------------------ statistics
+def test_mean_and_sample_std():
+    assert mean_std([1.0, 2.0, 3.0, 4.0]) == (2.5, pytest.approx(math.sqrt(5 / 3)))
+    assert mean_std([7.0]) == (7.0, 0.0)
+
+
+def test_welch_interval_on_made_up_results():
+    # treatment 60, 62, 64 (mean 62, var 4); baseline 50, 51, 52 (mean 51, var 1); n = 3 each
+    difference, low, high = welch_interval([60.0, 62.0, 64.0], [50.0, 51.0, 52.0])
+    error = math.sqrt(4 / 3 + 1 / 3)
+    df = (4 / 3 + 1 / 3) ** 2 / ((4 / 3) ** 2 / 2 + (1 / 3) ** 2 / 2)  # 2.94
+    assert difference == 11.0 and df == pytest.approx(2.941, abs=1e-3)
+    assert (high - low) / 2 == pytest.approx(t_quantile_975(df) * error)
+    assert 3.18 < t_quantile_975(df) < 3.25  # between t(3) = 3.182 and t(2) = 4.303, near t(3)
+    assert welch_interval([1.0], [2.0, 3.0]) == (-1.5, None, None)  # one seed: no interval
+
+
+def test_t_quantiles_match_the_table():
+    assert t_quantile_975(1) == 12.706 and t_quantile_975(10) == 2.228
+    assert 1.960 < t_quantile_975(1000) < 1.9625
+
+
+def test_ece_on_a_case_worked_out_by_hand():
+    # 4 predictions: confidences 0.9 (right), 0.9 (wrong), 0.6 (right), 0.6 (right)
+    # bin (0.867, 0.933]: 2 samples, confidence 0.9, accuracy 0.5 -> |0.5 - 0.9| = 0.4, weight 1/2
+    # bin (0.533, 0.6]:   2 samples, confidence 0.6, accuracy 1.0 -> |1.0 - 0.6| = 0.4, weight 1/2
+    probabilities = torch.tensor([[0.9, 0.1], [0.9, 0.1], [0.4, 0.6], [0.6, 0.4]])
+    labels = torch.tensor([0, 1, 1, 0])
+    assert expected_calibration_error(probabilities, labels, bins=15) == pytest.approx(0.4)
+    assert sum(b["count"] for b in calibration_bins(probabilities, labels)) == 4
+
+
+def test_flops_of_a_linear_and_a_conv_layer_by_hand():
+    assert forward_gflops(nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, 10)), 4) * 1e9 == pytest.approx(2 * 48 * 10)
+    # 3x3 conv, 3 -> 8 channels, padding 1, on 8x8: 8*8 outputs x 8 channels x 27 multiply-adds x 2
+    assert forward_gflops(nn.Conv2d(3, 8, 3, padding=1, bias=False), 8) * 1e9 == pytest.approx(2 * 8 * 8 * 8 * 27)
+
+
+# ------------------------------------------------------------------------------------ planning and errors
+@pytest.mark.parametrize("study,expected", [("--architectures", 11), ("--techniques", 10), ("--activations", 11)])
+def test_list_prints_every_experiment_of_each_study(study, expected, capfd):
+    code, stdout, err = run_main(benchmark_all.main, [study, "--list", "--model", "cnn"], capfd)
+    assert code == 0, err
+    assert stdout.startswith(f"{expected} experiments x 3 seeds")
+    assert len([line for line in stdout.splitlines() if line.startswith("  ")]) == expected
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--architectures", "--models", "cnn", "resnet19"], "unknown model 'resnet19'"),
+    (["--techniques", "--model", "vgg"], "unknown model 'vgg'"),
+    (["--activations", "--seeds", "0"], "--seeds must be at least 1"),
+    (["--quick"], "choose a study"),
+    (["--architectures", "--epochs", "0"], "--epochs must be at least 1"),
+])
+def test_bad_input_is_one_line_and_exit_2(argv, message, capfd):
+    code, _, err = run_main(benchmark_all.main, argv, capfd)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
+
+
+def test_a_folder_of_another_benchmark_is_refused_and_left_alone(tmp_path, capfd):
+    out = tmp_path / "bench"
+    argv = [*TINY, "--architectures", "--models", "cnn", "--seeds", "1", "--output-dir", str(out)]
+    assert run_main(benchmark_all.main, argv, capfd)[0] == 0
+    before = (out / "results.json").read_bytes()
+    code, _, err = run_main(benchmark_all.main, [*TINY, "--activations", "--model", "cnn", "--output-dir", str(out)],
+                            capfd)
+    assert code == 2 and "holds a benchmark of another command" in err
+    assert (out / "results.json").read_bytes() == before
+
+
+# ------------------------------------------------------------------------------------ running, skipping, resuming
+def test_a_benchmark_writes_everything_and_a_rerun_skips_it(tmp_path, capfd, monkeypatch):
+    out = tmp_path / "bench"
+    argv = [*TINY, "--architectures", "--models", "cnn", "resnet_tiny", "--seeds", "2", "--output-dir", str(out)]
+    code, stdout, err = run_main(benchmark_all.main, argv, capfd)
+    assert code == 0, err
+    for name in ("results.json", "results.csv", "RESULTS.md", "accuracy.png", "accuracy_vs_time.png", "curves.png"):
+        assert (out / name).stat().st_size > 0, name
+    results = json.loads((out / "results.json").read_text())["results"]
+    assert len(results) == 4 and all(r["status"] == "done" for r in results)
+    assert all(0 <= r["ece"] <= 1 and r["gflops"] > 0 and r["img_per_s"] > 0 for r in results)
+    assert "± " in (out / "RESULTS.md").read_text()
+
+    calls = []
+    monkeypatch.setattr("utils.experiment.run_training", lambda config: calls.append(config) or run_training(config))
+    assert run_main(benchmark_all.main, argv, capfd)[0] == 0
+    assert calls == []  # every (experiment, seed) was finished: nothing ran again
+
+
+def test_an_interrupted_benchmark_resumes_without_redoing_finished_runs(tmp_path, capfd, monkeypatch):
+    out = tmp_path / "bench"
+    argv = [*TINY, "--architectures", "--models", "cnn", "resnet_tiny", "--seeds", "1", "--output-dir", str(out)]
+    trained = []
+
+    def interrupted_on_the_second(config):
+        if config.model == "resnet_tiny":
+            raise RunStopped("SIGINT received: stopped", 130)
+        trained.append(config.model)
+        return run_training(config)
+
+    monkeypatch.setattr("utils.experiment.run_training", interrupted_on_the_second)
+    code, _, err = run_main(benchmark_all.main, argv, capfd)
+    assert code == 130 and trained == ["cnn"], err
+
+    trained.clear()
+    monkeypatch.setattr("utils.experiment.run_training", lambda config: trained.append(config.model) or
+                        run_training(config))
+    assert run_main(benchmark_all.main, argv, capfd)[0] == 0
+    assert trained == ["resnet_tiny"]  # cnn was finished and not run twice
+    results = json.loads((out / "results.json").read_text())["results"]
+    assert [r["experiment"] for r in results] == ["cnn", "resnet_tiny"] and all(r["status"] == "done" for r in results)
+
+
+def test_a_failing_experiment_is_recorded_and_the_rest_go_on(tmp_path, capfd, monkeypatch):
+    out = tmp_path / "bench"
+
+    def failing_cnn(config):
+        if config.model == "cnn":
+            raise UserError("something about cnn went wrong")
+        return run_training(config)
+
+    monkeypatch.setattr("utils.experiment.run_training", failing_cnn)
+    code, _, err = run_main(benchmark_all.main, [*TINY, "--architectures", "--models", "cnn", "resnet_tiny",
+                                                 "--seeds", "1", "--output-dir", str(out)], capfd)
+    assert code == 1 and "1 of 2 runs failed" in err
+    results = {r["experiment"]: r for r in json.loads((out / "results.json").read_text())["results"]}
+    assert results["cnn"]["status"] == "failed" and "went wrong" in results["cnn"]["error"]
+    assert results["resnet_tiny"]["status"] == "done"
+    assert "1 failed: something about cnn went wrong" in (out / "RESULTS.md").read_text()

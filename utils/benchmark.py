@@ -1,0 +1,406 @@
+"""Comparisons a careful researcher would trust (learning level 7): studies × seeds through ``run_training``.
+
+A *study* is a list of experiments, each a few settings over a common base config:
+
+- ``architectures``: every model asked, the same recipe and budget;
+- ``techniques``: the description's ablation table, each technique against its baseline on the same
+  model, data and budget (the pairs in :data:`TECHNIQUE_PAIRS`);
+- ``activations``: every activation of the registry on one model.
+
+Every (experiment, seed) is one ordinary training run (``utils.experiment.run_training``, what
+``main_modern.py`` calls) in its own folder, so it checkpoints and resumes like any run. The
+benchmark records, per run: the last epoch's test accuracy (the headline) and the best epoch's
+(secondary, optimistic: chosen on the test set), raw and EMA; parameters; forward GFLOPs per image;
+training time and throughput; peak memory; the expected calibration error of the final model.
+``results.json`` is rewritten after every run, and a re-run of the same command skips what is
+finished, resumes what was interrupted, and retries what failed.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import platform
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from models import list_models
+from models.activations import list_activations
+from utils.checkpoint import load_checkpoint
+from utils.config import TrainConfig
+from utils.errors import RunStopped, UserError
+from utils.statistics import expected_calibration_error
+
+STUDIES = ("architectures", "techniques", "activations")
+
+# The description's ablation table: (row, baseline experiment, treatment experiment).
+TECHNIQUE_PAIRS = [
+    ("standard -> modern recipe", "standard", "modern"),
+    ("Adam -> AdamW", "standard", "adamw"),
+    ("step LR -> warm-up + cosine", "standard", "cosine"),
+    ("AMP off -> on", "standard", "amp"),
+    ("EMA off -> on", "standard", "ema"),
+    ("label smoothing 0 -> 0.1", "standard", "label_smoothing"),
+    ("standard augmentation -> RandAugment", "standard", "randaugment"),
+    ("no MixUp -> MixUp", "standard", "mixup"),
+    ("everything combined vs standard", "standard", "combined"),
+]
+# Each technique experiment: the settings it changes over the standard recipe. Adam and AdamW share
+# the learning rate, so that the pair differs in the optimizer (and its decoupled decay) only.
+TECHNIQUES = {
+    "standard": {},
+    "modern": {"recipe": "modern"},
+    "adamw": {"optimizer": "adamw", "lr": 1e-3},
+    "cosine": {"scheduler": "cosine"},
+    "amp": {"amp": True},
+    "ema": {"ema": True},
+    "label_smoothing": {"label_smoothing": 0.1},
+    "randaugment": {"augmentation": "randaugment"},
+    "mixup": {"mixup": 0.8},
+    "combined": {"recipe": "modern", "augmentation": "randaugment", "mixup": 0.8},
+}
+
+
+@dataclass
+class Experiment:
+    study: str
+    name: str
+    changes: dict[str, Any]  # settings over the base config
+
+    @property
+    def key(self) -> str:
+        return f"{self.study}/{self.name}"
+
+
+@dataclass
+class BenchmarkPlan:
+    base: TrainConfig  # the settings every experiment shares (unresolved: recipes fill in the rest)
+    experiments: list[Experiment]
+    seeds: list[int]
+    out_dir: Path
+    command: str = ""
+    verbose: bool = False
+    progress: bool = True
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+
+def build_experiments(studies: Sequence[str], models: Optional[Sequence[str]], model: str) -> list[Experiment]:
+    """The experiments of each study asked, in a stable order."""
+    experiments = []
+    for study in studies:
+        if study == "architectures":
+            experiments += [Experiment(study, name, {"model": name}) for name in (models or list_models())]
+        elif study == "techniques":
+            experiments += [Experiment(study, name, {"model": model, **changes}) for name, changes in TECHNIQUES.items()]
+        elif study == "activations":
+            experiments += [Experiment(study, name, {"model": model, "activation": name})
+                            for name in list_activations()]
+        else:
+            raise UserError(f"unknown study '{study}': choose from {', '.join(STUDIES)}")
+    return experiments
+
+
+def experiment_config(plan: BenchmarkPlan, experiment: Experiment, seed: int) -> TrainConfig:
+    run_dir = plan.out_dir / experiment.study / experiment.name / f"seed-{seed}"
+    return plan.base.replace(**experiment.changes, seed=seed, output_dir=str(run_dir)).resolved()
+
+
+def differing_settings(baseline: TrainConfig, treatment: TrainConfig) -> str:
+    """The resolved settings in which two configs differ, as flags (``--optimizer adamw --weight-decay 0.05``)."""
+    ignore = {"output_dir", "seed", "user_settings", "resolved_for", "resume"}
+    parts = [f"--{k.replace('_', '-')} {v}" for k, v in treatment.to_dict().items()
+             if k not in ignore and v != getattr(baseline, k)]
+    return " ".join(parts) or "(none)"
+
+
+# ------------------------------------------------------------------------------------ measuring one run
+def forward_gflops(model: torch.nn.Module, image_size: int) -> float:
+    """Forward FLOPs of one image, in GFLOPs (a multiply-add counts 2), by torch.utils.flop_counter."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.zeros(1, 3, image_size, image_size, device=device))
+    model.train(was_training)
+    return counter.get_total_flops() / 1e9
+
+
+def peak_memory_mib(device: torch.device) -> tuple[float, str]:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20, "CUDA max_memory_allocated"
+    # ru_maxrss: KiB on Linux, bytes on macOS; the whole process's peak so far (it never goes down)
+    scale = 1 if platform.system() == "Darwin" else 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20, "process peak RSS"
+
+
+def final_model_extras(config: TrainConfig, run_dir: Path) -> dict[str, Any]:
+    """FLOPs, and the expected calibration error of the final (last-epoch, raw) weights on the test set."""
+    from utils.data_loader import build_data
+    from utils.experiment import build_model, select_device
+    from utils.trainer import evaluate
+
+    device = select_device(config.device)
+    data = build_data(config.replace(progress=False), device)
+    model = build_model(config, data.num_classes).to(device)
+    model.load_state_dict(load_checkpoint(run_dir / "last.pt")["model"])
+    result = evaluate(model, data.test_loader, device, keep_predictions=True)
+    return {"gflops": round(forward_gflops(model, config.image_size), 4),
+            "ece": round(expected_calibration_error(result["probabilities"], result["labels"]), 5),
+            "calibration_probabilities": result["probabilities"], "calibration_labels": result["labels"]}
+
+
+def run_one(plan: BenchmarkPlan, experiment: Experiment, seed: int,
+            train: Callable[[TrainConfig], dict[str, Any]]) -> dict[str, Any]:
+    """Train (or resume) one (experiment, seed) and return its record; a failure is recorded, not raised."""
+    config = experiment_config(plan, experiment, seed)
+    run_dir = Path(config.output_dir)
+    record: dict[str, Any] = {"study": experiment.study, "experiment": experiment.name, "seed": seed,
+                              "run_dir": str(run_dir)}
+    resume = (run_dir / "last.pt").exists()
+    if resume:
+        config = config.replace(resume=True)
+    device = torch.device("cuda") if torch.cuda.is_available() and config.device in ("auto", "cuda") else None
+    if device is not None:
+        torch.cuda.reset_peak_memory_stats(device)
+    output = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(output) if not plan.verbose else contextlib.nullcontext():
+            metrics = train(config)
+            extras = final_model_extras(config, run_dir)
+    except (UserError, RunStopped) as error:
+        if isinstance(error, RunStopped) and error.exit_code in (130, 143):
+            raise  # the user stopped the benchmark: stop here, the run resumes next time
+        return {**record, "status": "failed", "error": " ".join(str(error).split()), "resumed": resume}
+    history = metrics["history"]
+    last = history[-1]
+    memory, memory_kind = peak_memory_mib(device or torch.device("cpu"))
+    seen = metrics["train_images"] * len(history)
+    calibration = {k: extras.pop(k) for k in ("calibration_probabilities", "calibration_labels")}
+    torch.save(calibration, run_dir / "calibration.pt")
+    return {**record, "status": "done", "resumed": resume,
+            "final_test_acc": last["test_acc"], "final_ema_test_acc": last.get("ema_test_acc"),
+            "best_test_acc": metrics["best_test_acc"], "best_epoch": metrics["best_epoch"],
+            "test_acc_curve": [h["test_acc"] for h in history],
+            "params": metrics["params"], "train_time_s": metrics["train_time_s"],
+            "wall_time_s": metrics["total_time_s"], "img_per_s": round(seen / max(metrics["train_time_s"], 1e-9), 1),
+            "peak_memory_mib": round(memory, 1), "peak_memory_kind": memory_kind, **extras,
+            "config": config.replace(resume=False).to_dict(), "device": metrics["device"],
+            "torch": torch.__version__}
+
+
+# ------------------------------------------------------------------------------------ the benchmark
+def plan_signature(plan: BenchmarkPlan) -> dict[str, Any]:
+    """What must match for a re-run to continue a benchmark in the same folder: the studies and the budget."""
+    base = plan.base.to_dict()
+    return {"experiments": [e.key for e in plan.experiments],
+            "budget": {k: base[k] for k in ("epochs", "subset", "test_subset", "batch_size", "image_size", "dataset",
+                                            "data_dir", "quick")}}
+
+
+def check_output_dir(plan: BenchmarkPlan) -> None:
+    """Refuse a folder that holds a benchmark of another command; record this one's signature."""
+    signature_file = plan.out_dir / "benchmark.json"
+    signature = plan_signature(plan)
+    if signature_file.exists():
+        try:
+            saved = json.loads(signature_file.read_text())
+        except (OSError, ValueError):
+            raise UserError(f"{signature_file} is unreadable; choose another --output-dir") from None
+        if saved.get("signature") != signature:
+            raise UserError(f"{plan.out_dir} holds a benchmark of another command (other studies or budget); "
+                            f"re-run that command to continue it, or choose another --output-dir")
+    else:
+        try:
+            plan.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise UserError(f"cannot create --output-dir {plan.out_dir} ({error.strerror or error})") from None
+        signature_file.write_text(json.dumps({"command": plan.command, "signature": signature}, indent=2) + "\n")
+
+
+def load_results(out_dir: Path) -> list[dict[str, Any]]:
+    path = out_dir / "results.json"
+    if not path.exists():
+        return []
+    try:
+        return json.loads(path.read_text())["results"]
+    except (OSError, ValueError, KeyError):
+        raise UserError(f"{path} is unreadable; delete it to re-run every experiment") from None
+
+
+def run_benchmark(plan: BenchmarkPlan, train: Optional[Callable[[TrainConfig], dict[str, Any]]] = None
+                  ) -> list[dict[str, Any]]:
+    """Run every (experiment, seed) not finished yet; keep ``results.json`` current after each."""
+    from tqdm import tqdm
+
+    from utils.experiment import run_training
+    from utils.trainer import write_json
+
+    train = train or run_training
+    check_output_dir(plan)
+    results = {(r["study"], r["experiment"], r["seed"]): r for r in load_results(plan.out_dir)}
+    todo = [(e, s) for e in plan.experiments for s in plan.seeds]
+    bar = tqdm(todo, desc="benchmark", disable=not plan.progress)
+    for experiment, seed in bar:
+        key = (experiment.study, experiment.name, seed)
+        if results.get(key, {}).get("status") == "done":
+            continue  # finished in an earlier invocation
+        bar.set_postfix_str(f"{experiment.key} seed {seed}")
+        started = time.perf_counter()
+        record = run_one(plan, experiment, seed, train)
+        record["benchmark_wall_s"] = round(time.perf_counter() - started, 2)
+        results[key] = record
+        write_json(plan.out_dir / "results.json", {"command": plan.command, "results": list(results.values())})
+        if record["status"] == "failed":
+            tqdm.write(f"{experiment.key} seed {seed} failed: {record['error']}")
+    bar.close()
+    order = {(e.study, e.name, s): i for i, (e, s) in enumerate(todo)}
+    plan.results = sorted((r for k, r in results.items() if k in order), key=lambda r: order[
+        (r["study"], r["experiment"], r["seed"])])
+    return plan.results
+
+
+def environment_line() -> str:
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else \
+        f"CPU ({os.cpu_count()} cores, {platform.machine()})"
+    return f"{device}, torch {torch.__version__}, {time.strftime('%Y-%m-%d')}"
+
+
+# ------------------------------------------------------------------------------------ the report
+def summarize(results: Sequence[dict[str, Any]], experiments: Sequence[Experiment]) -> dict[str, dict[str, Any]]:
+    """Per experiment: mean and std over its finished seeds of every measured figure."""
+    from utils.statistics import mean_std
+
+    summary = {}
+    for experiment in experiments:
+        runs = [r for r in results if (r["study"], r["experiment"]) == (experiment.study, experiment.name)]
+        done = [r for r in runs if r["status"] == "done"]
+        row: dict[str, Any] = {"study": experiment.study, "experiment": experiment.name, "seeds": len(done),
+                               "failed": [r["error"] for r in runs if r["status"] == "failed"]}
+        for key in ("final_test_acc", "best_test_acc", "final_ema_test_acc", "train_time_s", "img_per_s", "ece",
+                    "peak_memory_mib"):
+            values = [r[key] for r in done if r.get(key) is not None]
+            row[key] = mean_std(values) if values else None
+            row[key + "_values"] = values
+        row["params"] = done[0]["params"] if done else None
+        row["gflops"] = done[0]["gflops"] if done else None
+        curves = [r["test_acc_curve"] for r in done]
+        row["curve"] = [mean_std([c[i] for c in curves if i < len(c) and c[i] is not None])
+                        for i in range(max(map(len, curves), default=0))]
+        summary[experiment.key] = row
+    return summary
+
+
+def _pm(value: Optional[tuple[float, float]], digits: int = 2, unit: str = "") -> str:
+    if value is None:
+        return "n/a"
+    mean, std = value
+    return f"{mean:.{digits}f} ± {std:.{digits}f}{unit}"
+
+
+def technique_table(plan: BenchmarkPlan, summary: dict[str, dict[str, Any]]) -> list[str]:
+    from utils.statistics import welch_interval
+
+    lines = ["| technique | baseline final acc % | with it % | difference [95% CI] | train time ratio | ECE baseline → with it "
+             "| flags that differ |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    model = next((e.changes["model"] for e in plan.experiments if e.study == "techniques"), plan.base.model)
+    for label, base_name, treat_name in TECHNIQUE_PAIRS:
+        base, treat = summary.get(f"techniques/{base_name}"), summary.get(f"techniques/{treat_name}")
+        if not base or not treat or not base["final_test_acc_values"] or not treat["final_test_acc_values"]:
+            lines.append(f"| {label} | n/a | n/a | not run | | | |")
+            continue
+        difference, low, high = welch_interval(treat["final_test_acc_values"], base["final_test_acc_values"])
+        interval = f"[{low:+.2f}, {high:+.2f}]" if low is not None else "(one seed: no interval)"
+        ratio = (f"{treat['train_time_s'][0] / base['train_time_s'][0]:.2f}x"
+                 if base["train_time_s"] and base["train_time_s"][0] > 0 else "n/a")
+        ece = (f"{base['ece'][0]:.3f} → {treat['ece'][0]:.3f}" if base["ece"] and treat["ece"] else "n/a")
+        flags = differing_settings(plan.base.replace(model=model, **TECHNIQUES[base_name]).resolved(),
+                                   plan.base.replace(model=model, **TECHNIQUES[treat_name]).resolved())
+        lines.append(f"| {label} | {_pm(base['final_test_acc'])} | {_pm(treat['final_test_acc'])} | "
+                     f"{difference:+.2f} {interval} | {ratio} | {ece} | `{flags}` |")
+    return lines
+
+
+def _study_row(row: dict[str, Any]) -> str:
+    failed = f" ({len(row['failed'])} failed: {row['failed'][0]})" if row["failed"] else ""
+    if not row["params"]:
+        return f"| {row['experiment']} | n/a | n/a | n/a | n/a | n/a | n/a | n/a | n/a | n/a | 0{failed} |"
+    return (f"| {row['experiment']} | {_pm(row['final_test_acc'])} | {_pm(row['best_test_acc'])} | "
+            f"{_pm(row['final_ema_test_acc'])} | {row['params'] / 1e6:.2f} | {row['gflops']:.3f} | "
+            f"{_pm(row['train_time_s'], 1)} | {_pm(row['img_per_s'], 0)} | {_pm(row['peak_memory_mib'], 0)} | "
+            f"{_pm(row['ece'], 3)} | {row['seeds']}{failed} |")
+
+
+def write_report(plan: BenchmarkPlan) -> Path:
+    """``RESULTS.md``, ``results.csv`` and the plots, from ``plan.results``."""
+    import csv
+
+    from utils.visualization import plot_accuracy_vs_time, plot_benchmark_accuracy, plot_benchmark_curves, \
+        plot_reliability
+
+    summary = summarize(plan.results, plan.experiments)
+    out = plan.out_dir
+    flat_keys = ["study", "experiment", "seed", "status", "final_test_acc", "final_ema_test_acc", "best_test_acc",
+                 "best_epoch", "params", "gflops", "train_time_s", "img_per_s", "peak_memory_mib", "peak_memory_kind",
+                 "ece", "error", "run_dir"]
+    with open(out / "results.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=flat_keys, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(plan.results)
+
+    done = [r for r in plan.results if r["status"] == "done"]
+    lines = [f"# Benchmark results", "",
+             f"Command: `{plan.command}`", "",
+             f"Machine: {environment_line()}. Seeds: {', '.join(map(str, plan.seeds))}. "
+             f"Budget: {plan.base.epochs if not plan.base.quick else 2} epochs, "
+             f"{done[0]['config']['subset'] if done and done[0]['config']['subset'] else 'all'} training images, "
+             f"{done[0]['config']['test_subset'] if done and done[0]['config']['test_subset'] else 'all'} test images.",
+             "",
+             "Headline: test accuracy after the last epoch (mean ± std over seeds). \"Best on test\" picks the best "
+             "epoch on the test set itself and is optimistic. ECE: expected calibration error of the final weights, "
+             "15 equal-width bins. Peak memory on a CPU is the process's peak RSS, which only grows over a benchmark.",
+             ""]
+    for study in STUDIES:
+        keys = [e.key for e in plan.experiments if e.study == study]
+        if not keys:
+            continue
+        lines += [f"## {study}", "", "| experiment | final test acc % | best on test (optimistic) % | final EMA % "
+                  "| params (M) | GFLOPs | train time (s) | img/s | peak memory (MiB) | ECE | seeds |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+        lines += [_study_row(summary[key]) for key in keys]
+        if study == "techniques":
+            lines += ["", "Each technique against its baseline (same model, data, budget and seeds); the difference "
+                      "is in percentage points of final test accuracy, with Welch's 95% interval over seeds.", ""]
+            lines += technique_table(plan, summary)
+        lines.append("")
+    lines += ["## Plots", "", "![accuracy](accuracy.png)", "", "![accuracy against training time](accuracy_vs_time.png)",
+              "", "![test accuracy per epoch](curves.png)", ""]
+
+    plot_benchmark_accuracy(summary, out / "accuracy.png")
+    plot_accuracy_vs_time(summary, out / "accuracy_vs_time.png")
+    plot_benchmark_curves(summary, out / "curves.png")
+    reliability = _reliability_inputs(plan)
+    if reliability:
+        plot_reliability(reliability, out / "reliability.png")
+        lines += ["![reliability: baseline against label smoothing](reliability.png)", ""]
+    (out / "RESULTS.md").write_text("\n".join(lines) + "\n")
+    return out / "RESULTS.md"
+
+
+def _reliability_inputs(plan: BenchmarkPlan) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Pooled test probabilities of the baseline and label-smoothing runs (techniques study), by name."""
+    pooled = {}
+    for name in ("standard", "label_smoothing"):
+        files = [Path(r["run_dir"]) / "calibration.pt" for r in plan.results
+                 if r["status"] == "done" and (r["study"], r["experiment"]) == ("techniques", name)]
+        parts = [torch.load(f, weights_only=True) for f in files if f.exists()]
+        if parts:
+            pooled[name] = (torch.cat([p["calibration_probabilities"] for p in parts]),
+                            torch.cat([p["calibration_labels"] for p in parts]))
+    return pooled if len(pooled) == 2 else {}
