@@ -258,6 +258,8 @@ def build_cases(tmp: Path, run: Path, folder_run: Path, lock: RunLock) -> dict[s
         "label smoothing 1.5": Case("main_modern.py", ["--label-smoothing", "1.5"], "--label-smoothing must be in"),
         "step size 0": Case("main.py", ["--step-size", "0"], "--step-size must be at least 1"),
         "eval every 0 epochs": Case("main.py", ["--eval-every", "0"], "--eval-every must be at least 1"),
+        "validation split as large as the training set": Case("main.py", [*folder_args, "--val-split", "12"],
+                                                              "--val-split 12 leaves no training images"),
         "device data path with a per-image policy": Case(
             "main_modern.py", ["--data-mode", "device", "--augmentation", "randaugment"],
             "--data-mode device augments whole batches and cannot run --augmentation randaugment"),
@@ -316,7 +318,7 @@ CASE_NAMES = [
     "evaluate a missing file", "evaluate a pickle that runs code", "evaluate a raw pickle that runs code",
     "resume without output dir", "unknown activation", "unknown dataset", "epochs 0", "negative lr", "batch size 0",
     "negative batch size", "mixup alpha 0", "mixup alpha negative", "cuda without a GPU", "eval every 0 epochs",
-    "device data path with a per-image policy",
+    "device data path with a per-image policy", "validation split as large as the training set",
 ]
 
 

@@ -47,7 +47,7 @@ def test_main_writes_every_file_of_the_spec(tmp_path, capfd):
     config = json.loads((out / "config.json").read_text())
     assert config["optimizer"] == "adam" and config["epochs"] == 2 and config["num_classes"] == 10
     last_line = stdout.strip().splitlines()[-1]
-    assert last_line.startswith("done: cnn") and "best test acc" in last_line and "final" in last_line
+    assert last_line.startswith("done: cnn | final test acc") and "best on test (optimistic)" in last_line
 
 
 def test_main_lists_at_least_eight_activations(capfd):
@@ -113,3 +113,17 @@ def test_amp_run_on_cpu_trains_with_finite_losses(dtype, tmp_path, capfd):
     history = json.loads((out / "metrics.json").read_text())["history"]
     assert all(h["train_loss"] == h["train_loss"] and h["train_loss"] < 10 for h in history)  # finite
     assert history[-1]["train_loss"] < history[0]["train_loss"]
+
+
+def test_val_split_holds_out_images_and_chooses_best_pt_on_them(tmp_path, capfd):
+    out = tmp_path / "run"
+    code, stdout, err = run_main(main_script.main, [*SYNTHETIC, "--epochs", "2", "--val-split", "32",
+                                                    "--output-dir", str(out)], capfd)
+    assert code == 0, err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["train_images"] == 128 - 32 and metrics["val_images"] == 32
+    assert metrics["best_pt_chosen_on"] == "validation"
+    assert all("val_acc" in h for h in metrics["history"] if h["test_acc"] is not None)
+    best_val = max(h["val_acc"] for h in metrics["history"] if "val_acc" in h)
+    assert metrics["best_val_acc"] == best_val
+    assert "chosen on 32 validation images" in stdout.strip().splitlines()[-1]

@@ -43,6 +43,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--image-size", type=int, help="resize images to N×N (default 32)")
     data.add_argument("--subset", type=int, help="train on N training images (stratified, seeded)")
     data.add_argument("--test-subset", type=int, help="evaluate on M test images (stratified); default all")
+    data.add_argument("--val-split", type=int, metavar="N",
+                      help="hold out N training images (stratified, seeded) and choose best.pt and raw-vs-EMA on "
+                      "them, so the test set is only reported")
     data.add_argument("--cache-dir", help="where decoded image folders are cached ('' disables; "
                       "default ~/.cache/cifar10-framework)")
     data.add_argument("--synthetic-size", type=int, help="training images of --dataset synthetic (default 512)")

@@ -51,6 +51,7 @@ class TrainConfig:
     image_size: int = 32
     subset: Optional[int] = None
     test_subset: Optional[int] = None
+    val_split: Optional[int] = None  # training images held out (stratified) to choose best.pt on, not the test set
     cache_dir: Optional[str] = None  # None: ~/.cache/cifar10-framework; "" disables the cache
     synthetic_size: int = 512  # training images of the synthetic data set (test: a quarter)
     num_classes: Optional[int] = None  # filled in from the data
@@ -203,6 +204,7 @@ class TrainConfig:
         require(self.weight_decay >= 0, f"--weight-decay must be >= 0 (got {self.weight_decay})")
         require(8 <= self.image_size <= 1024, f"--image-size must be between 8 and 1024 pixels (got {self.image_size})")
         require(self.subset is None or self.subset >= 1, f"--subset must be at least 1 (got {self.subset})")
+        require(self.val_split is None or self.val_split >= 1, f"--val-split must be at least 1 (got {self.val_split})")
         require(self.test_subset is None or self.test_subset >= 1,
                 f"--test-subset must be at least 1 (got {self.test_subset})")
         require(self.synthetic_size >= 1, "--synthetic-size must be at least 1")

@@ -18,7 +18,7 @@ the augmentation draws of the remaining batches differ.)
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Protocol
+from typing import Iterator, Optional, Protocol
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -57,6 +57,7 @@ class DataBundle:
     std: tuple[float, ...]
     dataset: str
     data_mode: str = "memory"
+    val_loader: Optional[BatchLoader] = None  # --val-split: held-out training images, to choose best.pt on
 
     @property
     def num_classes(self) -> int:
@@ -175,6 +176,17 @@ class TorchLoader:
             yield images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
 
 
+def hold_out(split: ImageTensors, size: int, seed: int) -> tuple[ImageTensors, ImageTensors]:
+    """(the rest, ``size`` images held out): a stratified, seeded validation split of the training images."""
+    if size >= len(split):
+        raise UserError(f"--val-split {size} leaves no training images (the training set has {len(split)}); "
+                        f"use at most {len(split) - 1}")
+    held = stratified_subset(split.labels, size, seed + 1)  # another draw than --subset's
+    keep = torch.ones(len(split), dtype=torch.bool)
+    keep[held] = False
+    return split.select(keep.nonzero().flatten()), split.select(held)
+
+
 def take_subset(split: ImageTensors, size: int | None, seed: int, quick_size: int | None, flag: str
                 ) -> ImageTensors:
     """A stratified subset of ``split``; with ``--quick``'s own size on a smaller set, all of it (said)."""
@@ -198,6 +210,9 @@ def build_data(config: TrainConfig, device: torch.device = torch.device("cpu")) 
     transforms. Both give batches in the same order for the same (seed, epoch).
     """
     train, test, classes, dataset = load_splits(config)
+    val = None
+    if config.val_split is not None:
+        train, val = hold_out(train, config.val_split, config.seed)
     mean, std = channel_stats(train.images)
     train = take_subset(train, config.subset, config.seed, QUICK_SUBSET if config.quick else None, "--subset")
     test = take_subset(test, config.test_subset, config.seed, QUICK_TEST_SUBSET if config.quick else None,
@@ -209,7 +224,8 @@ def build_data(config: TrainConfig, device: torch.device = torch.device("cpu")) 
         train_loader = DeviceLoader(train, config.batch_size, device, mean, std, seed=config.seed, shuffle=True,
                                     augment=build_batch_augment(config, mean, std, device))
         test_loader = DeviceLoader(test, eval_batch, device, mean, std)
-        return DataBundle(train_loader, test_loader, classes, mean, std, dataset, "device")
+        val_loader = DeviceLoader(val, eval_batch, device, mean, std) if val is not None else None
+        return DataBundle(train_loader, test_loader, classes, mean, std, dataset, "device", val_loader)
     loader_options = dict(num_workers=config.workers, pin_memory=device.type == "cuda")
     train_loader = DataLoader(TensorImageDataset(train, build_train_transform(config, mean, std)),
                               batch_sampler=EpochBatchSampler(len(train), config.batch_size, config.seed),
@@ -221,5 +237,9 @@ def build_data(config: TrainConfig, device: torch.device = torch.device("cpu")) 
     test_loader = DataLoader(TensorImageDataset(test, build_test_transform(config, mean, std)),
                              batch_size=eval_batch, shuffle=False, persistent_workers=config.workers > 0,
                              **loader_options)
+    val_loader = None
+    if val is not None:
+        val_loader = TorchLoader(DataLoader(TensorImageDataset(val, build_test_transform(config, mean, std)),
+                                            batch_size=eval_batch, shuffle=False, **loader_options), device, config.seed)
     return DataBundle(TorchLoader(train_loader, device, config.seed), TorchLoader(test_loader, device, config.seed),
-                      classes, mean, std, dataset, "memory")
+                      classes, mean, std, dataset, "memory", val_loader)

@@ -132,9 +132,14 @@ def _train(config: TrainConfig, device: torch.device, run_dir: Path, device_note
 
 
 def summary_line(metrics: dict[str, Any], run_dir: Path) -> str:
-    return (f"done: {metrics['model']} | best test acc {metrics['best_test_acc']:.2f}% (epoch {metrics['best_epoch']}) "
-            f"| final {metrics['final_test_acc']:.2f}% | {metrics['params'] / 1e6:.2f}M params "
-            f"| {metrics['total_time_s']:.0f}s on {metrics['device']} | {run_dir}")
+    """The run's last line: the final test accuracy first; the best epoch is optimistic unless chosen on validation."""
+    chosen = ""
+    if "best_val_epoch" in metrics:
+        chosen = (f" | best.pt chosen on {metrics['val_images']} validation images: epoch {metrics['best_val_epoch']}, "
+                  f"test acc {metrics['test_acc_at_best_val']:.2f}%")
+    return (f"done: {metrics['model']} | final test acc {metrics['final_test_acc']:.2f}% "
+            f"| best on test (optimistic) {metrics['best_test_acc']:.2f}% (epoch {metrics['best_epoch']}){chosen} "
+            f"| {metrics['params'] / 1e6:.2f}M params | {metrics['total_time_s']:.0f}s on {metrics['device']} | {run_dir}")
 
 
 def default_comparison_models() -> list[str]:

@@ -307,13 +307,26 @@ class Trainer:
             "device": str(self.device),
             "eval_every": self.eval_every,
             "history": history,
-            "best_test_acc": max(best_of) if best_of else None,
-            "final_test_acc": best_of[-1] if best_of else None,
+            "final_test_acc": best_of[-1] if best_of else None,  # the headline
+            "best_test_acc": max(best_of) if best_of else None,  # chosen on the test set: optimistic
             "best_epoch": evaluated[best_of.index(max(best_of))]["epoch"] if best_of else None,
+            "best_pt_chosen_on": "validation" if self.data.val_loader is not None else "test (optimistic)",
+            **self._validation_summary(evaluated),
             "train_time_s": round(sum(h.get("train_time_s", 0.0) for h in history), 2),  # (older runs lack it)
             "eval_time_s": round(sum(h.get("eval_time_s", 0.0) for h in history), 2),
             "total_time_s": round(sum(h["epoch_time_s"] for h in history), 2),
         }
+
+    def _validation_summary(self, evaluated: list[dict]) -> dict[str, Any]:
+        """With --val-split: the epoch the validation images pick, and its test accuracy (honest)."""
+        scored = [(max(h["val_acc"], h.get("ema_val_acc") or -1.0), h) for h in evaluated if "val_acc" in h]
+        if not scored:
+            return {}
+        best_val, entry = max(scored, key=lambda pair: pair[0])
+        use_ema = (entry.get("ema_val_acc") or -1.0) > entry["val_acc"]
+        return {"val_images": self.data.val_loader.num_images, "best_val_acc": best_val,
+                "best_val_epoch": entry["epoch"],
+                "test_acc_at_best_val": entry["ema_test_acc"] if use_ema else entry["test_acc"]}
 
     # -------------------------------------------------------------------- the loop
     def fit(self) -> dict[str, Any]:
@@ -425,6 +438,13 @@ class Trainer:
             if recipe.ema is not None:
                 evaluated["EMA"] = evaluate(recipe.ema.module, self.data.test_loader, self.device, recipe.precision,
                                             config.channels_last, should_stop=should_stop)
+        validated = {}
+        if evaluated and self.data.val_loader is not None:  # --val-split: best.pt is chosen on these
+            validated["raw"] = evaluate(self.train_model, self.data.val_loader, self.device, recipe.precision,
+                                        config.channels_last, should_stop=should_stop)
+            if recipe.ema is not None:
+                validated["EMA"] = evaluate(recipe.ema.module, self.data.val_loader, self.device, recipe.precision,
+                                            config.channels_last, should_stop=should_stop)
         for name, result in evaluated.items():
             if not math.isfinite(result["loss"]):  # the outputs overflowed: the run must not go on as "done"
                 self._stop_nonfinite(f"test loss of the {name} weights", result["loss"], 1)
@@ -441,6 +461,10 @@ class Trainer:
         if recipe.ema is not None:
             entry["ema_test_loss"] = round(ema["loss"], 6) if ema else None
             entry["ema_test_acc"] = round(ema["acc"], 4) if ema else None
+        if validated:
+            entry["val_acc"] = round(validated["raw"]["acc"], 4)
+            if "EMA" in validated:
+                entry["ema_val_acc"] = round(validated["EMA"]["acc"], 4)
         entry["lr"] = totals.lr
         entry["train_time_s"] = round(totals.time_s, 3)
         entry["eval_time_s"] = round(eval_time, 3)
@@ -450,10 +474,12 @@ class Trainer:
         state.step_in_epoch = 0
         state.totals = EpochTotals()
 
-        # best.pt keeps whichever of raw and EMA weights scored higher
+        # best.pt keeps whichever of raw and EMA weights scored higher: on the held-out validation
+        # images with --val-split, else on the test set (optimistic: the test set then picks the model)
         if raw is not None:
-            use_ema = ema is not None and ema["acc"] > raw["acc"]
-            score = ema["acc"] if use_ema else raw["acc"]
+            judged = validated or evaluated
+            use_ema = "EMA" in judged and judged["EMA"]["acc"] > judged["raw"]["acc"]
+            score = judged["EMA"]["acc"] if use_ema else judged["raw"]["acc"]
             if score > state.best_acc:
                 state.best_acc = score
                 weights = ({k[len("module."):]: v for k, v in recipe.ema.state_dict().items()
