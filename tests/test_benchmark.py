@@ -125,6 +125,9 @@ def test_an_interrupted_benchmark_resumes_without_redoing_finished_runs(tmp_path
     code, _, err = run_main(benchmark_all.main, argv, capfd)
     assert code == 130 and trained == ["cnn"], err
 
+    # as a kill -9 before the run's first checkpoint leaves it: a config.json and nothing to resume
+    (out / "architectures" / "resnet_tiny" / "seed-0").mkdir(parents=True)
+    (out / "architectures" / "resnet_tiny" / "seed-0" / "config.json").write_text("{}")
     trained.clear()
     monkeypatch.setattr("utils.experiment.run_training", lambda config: trained.append(config.model) or
                         run_training(config))

@@ -36,21 +36,24 @@ from models.activations import list_activations
 from utils.checkpoint import load_checkpoint
 from utils.config import TrainConfig
 from utils.errors import RunStopped, UserError
+from utils.run_dir import RUN_FILES
 from utils.statistics import expected_calibration_error
 
 STUDIES = ("architectures", "techniques", "activations")
 
-# The description's ablation table: (row, baseline experiment, treatment experiment).
+# The description's ablation table: (row, baseline experiment, treatment experiment, the treatment's
+# figure). Every row compares the raw weights' final test accuracy, except EMA's: there the averaged
+# weights are what the technique delivers (the raw weights of an EMA run train exactly as without it).
 TECHNIQUE_PAIRS = [
-    ("standard -> modern recipe", "standard", "modern"),
-    ("Adam -> AdamW", "standard", "adamw"),
-    ("step LR -> warm-up + cosine", "standard", "cosine"),
-    ("AMP off -> on", "standard", "amp"),
-    ("EMA off -> on", "standard", "ema"),
-    ("label smoothing 0 -> 0.1", "standard", "label_smoothing"),
-    ("standard augmentation -> RandAugment", "standard", "randaugment"),
-    ("no MixUp -> MixUp", "standard", "mixup"),
-    ("everything combined vs standard", "standard", "combined"),
+    ("standard -> modern recipe", "standard", "modern", "final_test_acc"),
+    ("Adam -> AdamW", "standard", "adamw", "final_test_acc"),
+    ("step LR -> warm-up + cosine", "standard", "cosine", "final_test_acc"),
+    ("AMP off -> on", "standard", "amp", "final_test_acc"),
+    ("EMA off -> on (EMA weights)", "standard", "ema", "final_ema_test_acc"),
+    ("label smoothing 0 -> 0.1", "standard", "label_smoothing", "final_test_acc"),
+    ("standard augmentation -> RandAugment", "standard", "randaugment", "final_test_acc"),
+    ("no MixUp -> MixUp", "standard", "mixup", "final_test_acc"),
+    ("everything combined vs standard", "standard", "combined", "final_test_acc"),
 ]
 # Each technique experiment: the settings it changes over the standard recipe. Adam and AdamW share
 # the learning rate, so that the pair differs in the optimizer (and its decoupled decay) only.
@@ -166,6 +169,9 @@ def run_one(plan: BenchmarkPlan, experiment: Experiment, seed: int,
     resume = (run_dir / "last.pt").exists()
     if resume:
         config = config.replace(resume=True)
+    else:  # stopped before its first checkpoint: the files it left (config.json) hold nothing to resume
+        for name in RUN_FILES:
+            (run_dir / name).unlink(missing_ok=True)
     device = torch.device("cuda") if torch.cuda.is_available() and config.device in ("auto", "cuda") else None
     if device is not None:
         torch.cuda.reset_peak_memory_stats(device)
@@ -286,7 +292,8 @@ def summarize(results: Sequence[dict[str, Any]], experiments: Sequence[Experimen
         for key in ("final_test_acc", "best_test_acc", "final_ema_test_acc", "train_time_s", "img_per_s", "ece",
                     "peak_memory_mib"):
             values = [r[key] for r in done if r.get(key) is not None]
-            row[key] = mean_std(values) if values else None
+            mean, std = mean_std(values) if values else (None, None)
+            row[key] = (mean, std if len(values) > 1 else None) if values else None  # one seed: no spread
             row[key + "_values"] = values
         row["params"] = done[0]["params"] if done else None
         row["gflops"] = done[0]["gflops"] if done else None
@@ -297,11 +304,12 @@ def summarize(results: Sequence[dict[str, Any]], experiments: Sequence[Experimen
     return summary
 
 
-def _pm(value: Optional[tuple[float, float]], digits: int = 2, unit: str = "") -> str:
+def _pm(value: Optional[tuple[float, Optional[float]]], digits: int = 2) -> str:
+    """``mean ± std``, or the mean alone when one seed gave no spread."""
     if value is None:
         return "n/a"
     mean, std = value
-    return f"{mean:.{digits}f} ± {std:.{digits}f}{unit}"
+    return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 def technique_table(plan: BenchmarkPlan, summary: dict[str, dict[str, Any]]) -> list[str]:
@@ -310,19 +318,19 @@ def technique_table(plan: BenchmarkPlan, summary: dict[str, dict[str, Any]]) -> 
     lines = ["| technique | baseline final acc % | with it % | difference [95% CI] | train time ratio | ECE baseline → with it "
              "| flags that differ |", "| --- | --- | --- | --- | --- | --- | --- |"]
     model = next((e.changes["model"] for e in plan.experiments if e.study == "techniques"), plan.base.model)
-    for label, base_name, treat_name in TECHNIQUE_PAIRS:
+    for label, base_name, treat_name, figure in TECHNIQUE_PAIRS:
         base, treat = summary.get(f"techniques/{base_name}"), summary.get(f"techniques/{treat_name}")
-        if not base or not treat or not base["final_test_acc_values"] or not treat["final_test_acc_values"]:
+        if not base or not treat or not base["final_test_acc_values"] or not treat[figure + "_values"]:
             lines.append(f"| {label} | n/a | n/a | not run | | | |")
             continue
-        difference, low, high = welch_interval(treat["final_test_acc_values"], base["final_test_acc_values"])
+        difference, low, high = welch_interval(treat[figure + "_values"], base["final_test_acc_values"])
         interval = f"[{low:+.2f}, {high:+.2f}]" if low is not None else "(one seed: no interval)"
         ratio = (f"{treat['train_time_s'][0] / base['train_time_s'][0]:.2f}x"
                  if base["train_time_s"] and base["train_time_s"][0] > 0 else "n/a")
         ece = (f"{base['ece'][0]:.3f} → {treat['ece'][0]:.3f}" if base["ece"] and treat["ece"] else "n/a")
         flags = differing_settings(plan.base.replace(model=model, **TECHNIQUES[base_name]).resolved(),
                                    plan.base.replace(model=model, **TECHNIQUES[treat_name]).resolved())
-        lines.append(f"| {label} | {_pm(base['final_test_acc'])} | {_pm(treat['final_test_acc'])} | "
+        lines.append(f"| {label} | {_pm(base['final_test_acc'])} | {_pm(treat[figure])} | "
                      f"{difference:+.2f} {interval} | {ratio} | {ece} | `{flags}` |")
     return lines
 

@@ -142,12 +142,13 @@ def plot_benchmark_accuracy(summary: dict, path: Path) -> None:
     if rows:
         names = [key for key, _ in rows]
         means = [row["final_test_acc"][0] for _, row in rows]
-        stds = [row["final_test_acc"][1] for _, row in rows]
+        stds = [row["final_test_acc"][1] or 0.0 for _, row in rows]  # one seed: no error bar
         colors = [f"C{sorted({k.split('/')[0] for k in names}).index(k.split('/')[0])}" for k in names]
         axis.bar(range(len(rows)), means, yerr=stds, capsize=4, color=colors)
         axis.set_xticks(range(len(rows)), names, rotation=45, ha="right", fontsize=8)
         for i, (mean, row) in enumerate(zip(means, (r for _, r in rows))):
             axis.text(i, mean, f"{mean:.1f}\n(n={row['seeds']})", ha="center", va="bottom", fontsize=7)
+        axis.set_ylim(0, max(m + s for m, s in zip(means, stds)) * 1.18)  # room for the labels
     axis.set_ylabel("final test accuracy (%)")
     axis.set_title("final test accuracy, mean ± std over seeds")
     axis.grid(axis="y", alpha=0.3)
@@ -159,9 +160,9 @@ def plot_accuracy_vs_time(summary: dict, path: Path) -> None:
     """Each experiment a point: training time against final test accuracy, error bars both ways."""
     fig, axis = plt.subplots(figsize=(7, 5))
     for i, (key, row) in enumerate(_finished(summary)):
-        time_mean, time_std = row["train_time_s"]
-        acc_mean, acc_std = row["final_test_acc"]
-        axis.errorbar(time_mean, acc_mean, xerr=time_std, yerr=acc_std, fmt="o", capsize=3, color=f"C{i % 10}",
+        (time_mean, time_std), (acc_mean, acc_std) = row["train_time_s"], row["final_test_acc"]
+        axis.errorbar(time_mean, acc_mean, xerr=time_std or 0.0, yerr=acc_std or 0.0, fmt="o", capsize=3,
+                      color=f"C{i % 10}",
                       label=key)
         axis.annotate(key.split("/")[-1], (time_mean, acc_mean), textcoords="offset points", xytext=(4, 4),
                       fontsize=7)
