@@ -24,6 +24,7 @@ with exit_at_once_on_ctrl_c("benchmark_all.py"):  # Ctrl-C while torch imports (
                                  run_benchmark, write_report)
     from utils.cli import new_parser
     from utils.config import AMP_DTYPES, DATA_MODES, DATASETS, DEVICES, QUICK_SUBSET, QUICK_TEST_SUBSET, TrainConfig
+    from utils.data_loader import take_subset
     from utils.data_sources import load_splits
     from utils.errors import UserError
     from utils.run_dir import unique_run_dir
@@ -88,7 +89,7 @@ def plan_from_args(args: argparse.Namespace, argv: Sequence[str]) -> BenchmarkPl
     base = TrainConfig(**settings, epochs=given(args.epochs, 2 if args.quick else FULL_EPOCHS),
                        subset=given(args.subset, QUICK_SUBSET if args.quick else None),
                        test_subset=given(args.test_subset, QUICK_TEST_SUBSET if args.quick else None),
-                       eval_every=given(args.eval_every, 1), progress=False)
+                       eval_every=given(args.eval_every, 1), progress=False, quick=args.quick)
     experiments = build_experiments(studies, args.models, args.model)
     out_dir = Path(args.output_dir) if args.output_dir else None
     plan = BenchmarkPlan(base, experiments, list(range(seeds)), out_dir or Path("runs") / "benchmark-(new)",
@@ -96,8 +97,10 @@ def plan_from_args(args: argparse.Namespace, argv: Sequence[str]) -> BenchmarkPl
                          verbose=args.verbose, progress=args.progress)
     for experiment in experiments:  # every setting checked before hours are spent on the first run
         experiment_config(plan, experiment, 0)
-    if not args.list:
-        load_splits(experiment_config(plan, experiments[0], 0))  # missing or bad data: one error, not one per run
+    if not args.list:  # missing data or a subset larger than it: one error now, not one per run later
+        first = experiment_config(plan, experiments[0], 0)
+        train, _, _, _ = load_splits(first)
+        take_subset(train, first.subset, first.seed, QUICK_SUBSET if first.quick else None, "--subset")
         if out_dir is None:
             plan.out_dir = unique_run_dir(Path("runs"), "benchmark")
     return plan

@@ -35,3 +35,65 @@ def test_the_training_step_makes_no_host_device_sync(tmp_path, amp_dtype):
     finally:
         torch.cuda.set_sync_debug_mode(0)
     torch.cuda.synchronize()
+
+
+CUDA_RUN = ["--dataset", "synthetic", "--synthetic-size", "512", "--image-size", "32", "--batch-size", "64",
+            "--workers", "0", "--no-progress", "--cache-dir", "", "--device", "cuda"]
+
+
+def test_a_compiled_ema_run_on_cuda_checkpoints_resumes_and_evaluates(tmp_path, capfd):
+    import json
+
+    import main_modern
+    from utils.checkpoint import load_checkpoint
+
+    from tests.conftest import run_main
+
+    out = tmp_path / "run"
+    flags = [*CUDA_RUN, "--model", "resnet_tiny", "--modern-training", "--compile", "--channels-last"]
+    code, _, err = run_main(main_modern.main, [*flags, "--epochs", "1", "--output-dir", str(out)], capfd)
+    assert code == 0, err
+    code, _, err = run_main(main_modern.main, ["--resume", "--output-dir", str(out), "--epochs", "2", "--no-progress"],
+                            capfd)
+    assert code == 0, err
+    config = json.loads((out / "config.json").read_text())
+    assert config["amp"] and config["channels_last"] and config["data_mode"] == "device"
+    assert not any("_orig_mod." in key for key in load_checkpoint(out / "last.pt")["model"])
+    code, stdout, err = run_main(main_modern.main, ["--evaluate", str(out / "best.pt"), *CUDA_RUN], capfd)
+    assert code == 0 and "test acc" in stdout, err
+
+
+def test_the_device_path_on_cuda_gives_the_cpus_batches_without_augmentation():
+    config = TrainConfig(dataset="synthetic", synthetic_size=96, image_size=16, batch_size=16, workers=0,
+                         progress=False, augmentation="none", data_mode="device").resolved()
+    on_cpu, on_gpu = build_data(config, torch.device("cpu")), build_data(config, torch.device("cuda"))
+    for data in (on_cpu, on_gpu):
+        data.set_epoch(3)
+    for (a, a_labels), (b, b_labels) in zip(on_cpu.train_loader, on_gpu.train_loader):
+        torch.testing.assert_close(a, b.cpu())
+        assert torch.equal(a_labels, b_labels.cpu())
+
+
+def test_a_killed_cuda_run_resumes_close_to_an_uninterrupted_one(tmp_path):
+    """cudnn.benchmark may pick other kernels after the restart, so the numbers may differ in the last
+    digits: the test allows 1 point of accuracy and 2% of loss, and requires the same epochs."""
+    import json
+    import signal
+
+    from tests.conftest import run_script, start_script, wait_for
+
+    flags = [*CUDA_RUN, "--model", "cnn", "--modern-training", "--epochs", "3", "--seed", "3"]
+    assert run_script("main_modern.py", [*flags, "--output-dir", str(tmp_path / "reference")]).returncode == 0
+    out = tmp_path / "killed"
+    process = start_script("main_modern.py", [*flags, "--output-dir", str(out)])
+    wait_for(lambda: (out / "metrics.json").exists(), process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert run_script("main_modern.py", ["--resume", "--output-dir", str(out), "--no-progress"]).returncode == 0
+    want = json.loads((tmp_path / "reference" / "metrics.json").read_text())["history"]
+    got = json.loads((out / "metrics.json").read_text())["history"]
+    assert [h["epoch"] for h in got] == [h["epoch"] for h in want]
+    for a, b in zip(got, want):
+        if b["test_acc"] is not None:
+            assert abs(a["test_acc"] - b["test_acc"]) <= 1.0
+            assert abs(a["test_loss"] - b["test_loss"]) <= 0.02 * b["test_loss"]

@@ -363,7 +363,7 @@ def write_report(plan: BenchmarkPlan) -> Path:
         writer.writerows(plan.results)
 
     done = [r for r in plan.results if r["status"] == "done"]
-    lines = [f"# Benchmark results", "",
+    lines = ["# Benchmark results", "",
              f"Command: `{plan.command}`", "",
              f"Machine: {environment_line()}. Seeds: {', '.join(map(str, plan.seeds))}. "
              f"Budget: {plan.base.epochs if not plan.base.quick else 2} epochs, "
