@@ -64,6 +64,15 @@ def run_main(main, argv: Sequence[str], capfd) -> tuple[int, str, str]:
     return code, out, err
 
 
+def train_and_read_metrics(main, argv: Sequence[str], out: Path, capfd) -> tuple[str, dict]:
+    """Run an entry script into ``out`` (it must succeed); return its stdout and ``metrics.json``."""
+    import json
+
+    code, stdout, err = run_main(main, [*argv, "--output-dir", str(out)], capfd)
+    assert code == 0, err
+    return stdout, json.loads((out / "metrics.json").read_text())
+
+
 def run_script(script: str, argv: Sequence[str], timeout: float = 300) -> subprocess.CompletedProcess:
     """Run an entry script in a fresh Python process (for signals, exit codes and tracebacks)."""
     return subprocess.run([sys.executable, str(REPO / script), *argv], capture_output=True, text=True,

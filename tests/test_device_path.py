@@ -17,7 +17,7 @@ from utils.experiment import build_model
 from utils.modern_trainer import ModelEMA, ema_decay_at
 from utils.trainer import StepLog, Trainer, default_eval_every
 
-from tests.conftest import SYNTHETIC, run_main
+from tests.conftest import SYNTHETIC, run_main, train_and_read_metrics
 
 MEAN, STD = (0.49, 0.48, 0.45), (0.25, 0.24, 0.26)
 
@@ -194,10 +194,8 @@ def test_default_eval_every_keeps_evaluation_near_15_percent():
 
 def test_eval_every_evaluates_those_epochs_and_the_last(tmp_path, capfd):
     out = tmp_path / "run"
-    code, stdout, err = run_main(main_modern.main, [*SYNTHETIC, "--epochs", "3", "--eval-every", "2",
-                                                    "--output-dir", str(out)], capfd)
-    assert code == 0, err
-    metrics = json.loads((out / "metrics.json").read_text())
+    _, metrics = train_and_read_metrics(main_modern.main, [*SYNTHETIC, "--epochs", "3", "--eval-every", "2"], out,
+                                        capfd)
     assert [h["test_acc"] is not None for h in metrics["history"]] == [False, True, True]
     assert metrics["eval_every"] == 2 and metrics["final_test_acc"] == metrics["history"][-1]["test_acc"]
     assert metrics["total_time_s"] >= metrics["train_time_s"] + metrics["eval_time_s"] - 0.05

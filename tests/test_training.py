@@ -11,7 +11,7 @@ from utils.data_loader import build_data
 from utils.experiment import build_model
 from utils.trainer import evaluate, fit
 
-from tests.conftest import SYNTHETIC, run_main
+from tests.conftest import SYNTHETIC, run_main, train_and_read_metrics
 
 SPEC_FILES = ("config.json", "metrics.json", "metrics.csv", "last.pt", "best.pt", "curves.png", "confusion_matrix.png")
 HISTORY_KEYS = {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_time_s"}
@@ -116,11 +116,8 @@ def test_amp_run_on_cpu_trains_with_finite_losses(dtype, tmp_path, capfd):
 
 
 def test_val_split_holds_out_images_and_chooses_best_pt_on_them(tmp_path, capfd):
-    out = tmp_path / "run"
-    code, stdout, err = run_main(main_script.main, [*SYNTHETIC, "--epochs", "2", "--val-split", "32",
-                                                    "--output-dir", str(out)], capfd)
-    assert code == 0, err
-    metrics = json.loads((out / "metrics.json").read_text())
+    stdout, metrics = train_and_read_metrics(main_script.main, [*SYNTHETIC, "--epochs", "2", "--val-split", "32"],
+                                             tmp_path / "run", capfd)
     assert metrics["train_images"] == 128 - 32 and metrics["val_images"] == 32
     assert metrics["best_pt_chosen_on"] == "validation"
     assert all("val_acc" in h for h in metrics["history"] if h["test_acc"] is not None)
