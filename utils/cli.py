@@ -13,7 +13,7 @@ from typing import Any
 
 from models.activations import describe_activation, list_activations
 from utils.config import (AMP_DTYPES, AUGMENTATIONS, DATA_MODES, DATASETS, DEVICES, OPTIMIZERS, SCHEDULERS,
-                          TrainConfig)
+                          TTA_MODES, TrainConfig)
 from utils.experiment import resume_config
 
 CONFIG_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -79,6 +79,8 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                      help="evaluate every N epochs (the last always); default: as rarely as keeps evaluation "
                      "near 15%% of the run")
     run.add_argument("--eval-batch-size", type=int, help="evaluation batch (default twice --batch-size)")
+    run.add_argument("--tta", choices=TTA_MODES, help="test-time augmentation of every evaluation: average the "
+                     "logits over flipped (and 2-pixel translated) views (default none)")
     run.add_argument("--quick", action="store_const", const=True,
                      help="2 epochs on 2,000 training and 1,000 test images: a first look in about a minute")
 

@@ -29,6 +29,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 AMP_DTYPES = ("auto", "bf16", "fp16")
 RECIPES = ("standard", "modern")
 DATA_MODES = ("auto", "memory", "device")
+TTA_MODES = ("none", "flip", "flip-translate")  # utils/evaluation.py
 # Augmentations the device-resident path does on whole batches; the others are per-image policies.
 BATCHED_AUGMENTATIONS = ("none", "standard")
 
@@ -98,6 +99,7 @@ class TrainConfig:
     workers: Optional[int] = None  # None: one per CPU core, at most 8 (DataLoader path only)
     eval_every: Optional[int] = None  # None: as rarely as keeps evaluation near 15% of the run (last epoch always)
     eval_batch_size: Optional[int] = None  # None: twice --batch-size (no gradients, so less memory per image)
+    tta: str = "none"  # test-time augmentation of every evaluation: none, flip, flip-translate
     output_dir: Optional[str] = None
     resume: bool = False
     progress: bool = True
@@ -183,6 +185,7 @@ class TrainConfig:
             ("--amp-dtype", self.amp_dtype, AMP_DTYPES),
             ("recipe", self.recipe, RECIPES),
             ("--data-mode", self.data_mode, DATA_MODES),
+            ("--tta", self.tta, TTA_MODES),
         ]:
             if value is not None and value not in choices:
                 raise UserError(f"{name} '{value}' is not one of: {', '.join(choices)}")

@@ -186,7 +186,7 @@ def format_table(results: Sequence[dict[str, Any]]) -> str:
 
 # Flags that --evaluate takes from the command line; everything else comes from the checkpoint.
 EVALUATION_FLAGS = ("data_dir", "dataset", "download", "test_subset", "workers", "device", "progress", "batch_size",
-                    "cache_dir")
+                    "cache_dir", "eval_batch_size", "tta")
 ARCHITECTURE_FLAGS = ("model", "activation", "image_size", "drop_path", "dropblock")
 
 
@@ -212,9 +212,10 @@ def evaluate_checkpoint(path: str, explicit: dict[str, Any]) -> dict[str, Any]:
         model.load_state_dict(checkpoint["model"])
     except RuntimeError as error:
         raise UserError(f"{path} does not fit model {config.model} ({str(error).splitlines()[0][:120]})") from None
-    result = evaluate(model, data.test_loader, device)
+    result = evaluate(model, data.test_loader, device, tta=config.tta)
     print(f"{config.model} from {path} ({checkpoint.get('weights_source', 'raw')} weights, epoch {checkpoint['epoch']}): "
-          f"test acc {result['acc']:.2f}% | test loss {result['loss']:.4f} | {data.test_loader.num_images} images")
+          f"test acc {result['acc']:.2f}% | test loss {result['loss']:.4f} | {data.test_loader.num_images} images"
+          + (f" | TTA {config.tta}" if config.tta != "none" else ""))
     return result
 
 

@@ -38,6 +38,7 @@ from utils.checkpoint import (atomic_write, capture_rng_state, check_class_names
 from utils.config import TrainConfig
 from utils.data_loader import DataBundle
 from utils.errors import RunStopped, UserError
+from utils.evaluation import predict
 from utils.modern_trainer import Precision, Recipe, build_recipe
 from utils.augmentation import build_batch_mixer
 from utils.regularization import dropblock_prob_at, set_dropblock_prob
@@ -144,9 +145,10 @@ class StopRequested(Exception):
 @torch.inference_mode()
 def evaluate(model: nn.Module, loader, device: torch.device, precision: Optional[Precision] = None,
              channels_last: bool = False, keep_predictions: bool = False,
-             should_stop: Callable[[], bool] = lambda: False) -> dict[str, Any]:
+             should_stop: Callable[[], bool] = lambda: False, tta: str = "none") -> dict[str, Any]:
     """Mean cross-entropy (no smoothing) and accuracy in percent over ``loader``.
 
+    ``tta`` averages the logits over flipped/translated views (``utils/evaluation.py``).
     ``keep_predictions`` adds the predicted classes, labels and softmax probabilities (on the CPU).
     ``should_stop`` is asked after every batch; when it says yes, :class:`StopRequested` is raised,
     so a Ctrl-C during a long evaluation is honoured at once.
@@ -161,7 +163,7 @@ def evaluate(model: nn.Module, loader, device: torch.device, precision: Optional
         if channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         with autocast:
-            logits = model(images)
+            logits = predict(model, images, tta)  # averaged over the test-time views (``--tta``)
         loss_sum += nn.functional.cross_entropy(logits.float(), labels, reduction="sum")
         predicted = logits.argmax(1)
         correct += (predicted == labels).sum()
@@ -434,17 +436,17 @@ class Trainer:
         evaluated = {}
         if number % self.eval_every == 0 or number == config.epochs:
             evaluated["raw"] = evaluate(self.train_model, self.data.test_loader, self.device, recipe.precision,
-                                        config.channels_last, should_stop=should_stop)
+                                        config.channels_last, should_stop=should_stop, tta=config.tta)
             if recipe.ema is not None:
                 evaluated["EMA"] = evaluate(recipe.ema.module, self.data.test_loader, self.device, recipe.precision,
-                                            config.channels_last, should_stop=should_stop)
+                                            config.channels_last, should_stop=should_stop, tta=config.tta)
         validated = {}
         if evaluated and self.data.val_loader is not None:  # --val-split: best.pt is chosen on these
             validated["raw"] = evaluate(self.train_model, self.data.val_loader, self.device, recipe.precision,
-                                        config.channels_last, should_stop=should_stop)
+                                        config.channels_last, should_stop=should_stop, tta=config.tta)
             if recipe.ema is not None:
                 validated["EMA"] = evaluate(recipe.ema.module, self.data.val_loader, self.device, recipe.precision,
-                                            config.channels_last, should_stop=should_stop)
+                                            config.channels_last, should_stop=should_stop, tta=config.tta)
         for name, result in evaluated.items():
             if not math.isfinite(result["loss"]):  # the outputs overflowed: the run must not go on as "done"
                 self._stop_nonfinite(f"test loss of the {name} weights", result["loss"], 1)
