@@ -203,6 +203,8 @@ class FolderListing:
     classes: list[str]
     train: list[tuple[Path, int]]
     test: list[tuple[Path, int]]
+    train_dir: Path
+    test_dir: Path
 
 
 def _is_hidden(path: Path) -> bool:
@@ -257,16 +259,15 @@ def list_image_folder(root: Path) -> FolderListing:
     test = [(path, classes.index(d.name)) for d in test_class_dirs for path in _images_in(d)]
     if not test:
         raise UserError(f"{test_dir} holds no images: expected {test_dir}/<class>/*.jpg (extensions: {extensions})")
-    return FolderListing(classes, train, test)
+    return FolderListing(classes, train, test, train_dir, test_dir)
 
 
 def image_folder_splits(root: Path, image_size: int, cache_dir: Optional[Path], progress: bool
                         ) -> tuple[ImageTensors, ImageTensors, list[str]]:
     """``root/train/<class>/*`` and ``root/test/<class>/*`` (or ``val/``), any size, resized to ``image_size``."""
     listing = list_image_folder(root)
-    train_dir, test_dir = image_folder_layout(root)
-    train = _load_folder_cached(train_dir, listing.train, listing.classes, image_size, cache_dir, progress)
-    test = _load_folder_cached(test_dir, listing.test, listing.classes, image_size, cache_dir, progress)
+    train = _load_folder_cached(listing.train_dir, listing.train, listing.classes, image_size, cache_dir, progress)
+    test = _load_folder_cached(listing.test_dir, listing.test, listing.classes, image_size, cache_dir, progress)
     return train, test, listing.classes
 
 

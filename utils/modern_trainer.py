@@ -177,23 +177,26 @@ class ModelEMA(nn.Module):
     def forward(self, *args, **kwargs):
         return self.module(*args, **kwargs)
 
-    def _pairs(self, model: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        mine = [*self.module.parameters(), *self.module.buffers()]
-        theirs = [*model.parameters(), *model.buffers()]
-        return mine, theirs
+    def _pairs(self, model: nn.Module) -> tuple[list, list, list]:
+        """(EMA floats, model floats, [(EMA int, model int)]): split once, since the tensors stay the same objects."""
+        if getattr(self, "_split_for", None) is not model:
+            mine = [*self.module.parameters(), *self.module.buffers()]
+            theirs = [t.detach() for t in (*model.parameters(), *model.buffers())]
+            floats = [(m, t) for m, t in zip(mine, theirs) if m.is_floating_point()]
+            self._split = ([m for m, _ in floats], [t for _, t in floats],
+                           [(m, t) for m, t in zip(mine, theirs) if not m.is_floating_point()])
+            object.__setattr__(self, "_split_for", model)  # a plain reference, not a registered submodule
+        return self._split
 
     @torch.no_grad()
     def update_parameters(self, model: nn.Module) -> None:
-        mine, theirs = self._pairs(model)
+        mine, theirs, integers = self._pairs(model)
         if self.updates == 0:
-            torch._foreach_copy_(mine, [t.detach() for t in theirs])
+            torch._foreach_copy_(mine, theirs)
         else:
-            weight = 1.0 - ema_decay_at(self.updates, self.decay)
-            floats = [(m, t.detach()) for m, t in zip(mine, theirs) if m.is_floating_point()]
-            torch._foreach_lerp_([m for m, _ in floats], [t for _, t in floats], weight)
-            for m, t in zip(mine, theirs):
-                if not m.is_floating_point():
-                    m.copy_(t)
+            torch._foreach_lerp_(mine, theirs, 1.0 - ema_decay_at(self.updates, self.decay))
+        for m, t in integers:  # BatchNorm's batch counter: copied, not averaged
+            m.copy_(t)
         self.updates += 1
         self.n_averaged.fill_(self.updates)  # a device write, not a read: no sync
 
