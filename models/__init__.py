@@ -99,4 +99,4 @@ def count_parameters(model: nn.Module) -> int:
 
 
 # Importing the families fills the registry.
-from models import network, resnet, efficientnet, cnn_transformer  # noqa: E402,F401
+from models import network, resnet, efficientnet, cnn_transformer, speednet  # noqa: E402,F401

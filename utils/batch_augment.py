@@ -73,14 +73,17 @@ class BatchAugment:
         self.mean = torch.tensor(mean, dtype=torch.float32, device=device)
         self.std = torch.tensor(std, dtype=torch.float32, device=device)
 
-    def __call__(self, images: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    def __call__(self, images: torch.Tensor, generator: Optional[torch.Generator] = None,
+                 flip: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``flip`` (N,) bool: which images to mirror, chosen by the caller (alternating flip); None draws them."""
         n, _, height, width = images.shape
         device = images.device
         if self.padding:
             offsets = torch.randint(0, 2 * self.padding + 1, (n, 2), generator=generator, device=device)
             images = crop_with_padding(images, self.padding, offsets)
         if self.flip:
-            images = flip_where(images, torch.rand(n, generator=generator, device=device) < 0.5)
+            flip = flip if flip is not None else torch.rand(n, generator=generator, device=device) < 0.5
+            images = flip_where(images, flip)
         out = normalize(images, self.mean, self.std)
         if self.cutout:
             centers = torch.stack([torch.randint(0, height, (n,), generator=generator, device=device),

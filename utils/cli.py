@@ -15,6 +15,7 @@ from models.activations import describe_activation, list_activations
 from utils.config import (AMP_DTYPES, AUGMENTATIONS, DATA_MODES, DATASETS, DEVICES, OPTIMIZERS, SCHEDULERS,
                           TTA_MODES, TrainConfig)
 from utils.experiment import resume_config
+from utils.presets import PRESETS, preset_settings
 
 CONFIG_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 
@@ -66,6 +67,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--optimizer", choices=OPTIMIZERS, help="default: adam (standard), adamw (modern)")
     train.add_argument("--scheduler", choices=SCHEDULERS, help="default: step (standard), cosine (modern)")
     train.add_argument("--weight-decay", type=float, help="default: 0 Adam, 0.05 AdamW, 5e-4 SGD")
+    train.add_argument("--momentum", type=float, help="SGD's (Nesterov) momentum (default 0.9)")
     train.add_argument("--step-size", type=int, help="step scheduler: epochs between decays (default a third of the run)")
     train.add_argument("--gamma", type=float, help="step scheduler: decay factor (default 0.1)")
 
@@ -91,6 +93,8 @@ def add_modern_arguments(parser: argparse.ArgumentParser) -> None:
 
     model = parser.add_argument_group("model")
     model.add_argument("--model", help=f"registry name: {', '.join(list_models())} (default cnn)")
+    model.add_argument("--preset", choices=sorted(PRESETS), help="a named config under the flags given: speed = "
+                       "speednet with the CIFAR-10 speed records' recipe (see utils/presets.py)")
     model.add_argument("--list-models", action="store_true", help="print the model table and exit")
     model.add_argument("--compare-models", nargs="*", metavar="NAME",
                        help="train each model with the same settings (none given: one per family)")
@@ -118,6 +122,10 @@ def add_modern_arguments(parser: argparse.ArgumentParser) -> None:
 
     augment = parser.add_argument_group("augmentation")
     augment.add_argument("--augmentation", choices=AUGMENTATIONS, help="per-image policy (default standard: crop + flip)")
+    augment.add_argument("--crop-padding", type=int, metavar="PX", help="the random crop moves the image up to "
+                         "PX pixels (default 4 at 32 px, scaled with --image-size)")
+    augment.add_argument("--alternating-flip", action="store_const", const=True,
+                         help="mirror each image in every other epoch instead of at random (device data path)")
     augment.add_argument("--randaugment-n", type=int, help="RandAugment: ops per image (default 2)")
     augment.add_argument("--randaugment-m", type=int, help="RandAugment: magnitude 0-30 (default 9)")
     augment.add_argument("--cutout", type=int, nargs="?", const=0, metavar="SIZE",
@@ -148,7 +156,9 @@ def config_from_args(args: argparse.Namespace, **fixed: Any) -> TrainConfig:
     if explicit.get("resume"):
         config = resume_config(explicit)
     else:
-        config = TrainConfig(**explicit, user_settings=sorted(explicit_settings(args)))
+        # A preset's values sit under the flags given: an explicit flag always wins.
+        preset = preset_settings(explicit["preset"]) if explicit.get("preset") else {}
+        config = TrainConfig(**{**preset, **explicit}, user_settings=sorted(explicit_settings(args)))
     return config.resolved()
 
 

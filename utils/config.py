@@ -43,6 +43,7 @@ QUICK_TEST_SUBSET = 1000
 class TrainConfig:
     # What to train
     model: str = "cnn"
+    preset: Optional[str] = None  # a named config of utils/presets.py (e.g. speed) under the flags given
     activation: Optional[str] = None  # None: the model's own default (relu for CNNs, gelu for transformers)
     recipe: str = "standard"
     # Data
@@ -81,6 +82,8 @@ class TrainConfig:
     channels_last: Optional[bool] = None
     # Augmentation (per image) and mixing (per batch)
     augmentation: str = "standard"
+    alternating_flip: bool = False  # device path: each image mirrored in every other epoch, not at random
+    crop_padding: Optional[int] = None  # pixels the random crop may move the image (None: 4 px at 32 px, scaled)
     randaugment_n: int = 2
     randaugment_m: int = 9
     cutout: Optional[int] = None  # square side in pixels; 0 means the default (16 px at 32 px)
@@ -158,6 +161,8 @@ class TrainConfig:
             c.ema = modern
         if c.clip_grad is None and modern:
             c.clip_grad = 1.0
+        if c.crop_padding is None:
+            c.crop_padding = max(1, round(4 * c.image_size / 32))  # 4 px at 32 px, scaled with the image
         if c.cutout == 0:
             c.cutout = max(1, round(16 * c.image_size / 32))
         if c.workers is None:
@@ -172,6 +177,7 @@ class TrainConfig:
     def _check_names(self) -> None:
         from models import check_model_name
         from models.activations import check_activation  # imported here: models imports utils
+        from utils.presets import PRESETS
 
         check_model_name(self.model)
         if self.activation is not None:
@@ -186,6 +192,7 @@ class TrainConfig:
             ("recipe", self.recipe, RECIPES),
             ("--data-mode", self.data_mode, DATA_MODES),
             ("--tta", self.tta, TTA_MODES),
+            ("--preset", self.preset, tuple(PRESETS)),
         ]:
             if value is not None and value not in choices:
                 raise UserError(f"{name} '{value}' is not one of: {', '.join(choices)}")
@@ -218,12 +225,17 @@ class TrainConfig:
                 f"--data-mode device augments whole batches and cannot run --augmentation {self.augmentation}"
                 + (" or --random-erasing" if self.random_erasing else "") + " (per-image policies); use --data-mode "
                 "memory or auto")
+        require(not self.alternating_flip or self.data_mode == "device",
+                "--alternating-flip is done by the device data path; use --data-mode device (or auto)")
         require(self.warmup_epochs >= 0, f"--warmup-epochs must be >= 0 (got {self.warmup_epochs})")
         require(self.step_size >= 1, f"--step-size must be at least 1 (got {self.step_size})")
         require(0 < self.gamma <= 1, f"--gamma must be in (0, 1] (got {self.gamma})")
         require(0 <= self.label_smoothing < 1, f"--label-smoothing must be in [0, 1) (got {self.label_smoothing})")
         require(0 < self.ema_decay < 1, f"--ema-decay must be in (0, 1) (got {self.ema_decay})")
-        require(self.clip_grad is None or self.clip_grad > 0, f"--clip-grad must be > 0 (got {self.clip_grad})")
+        require(self.clip_grad is None or self.clip_grad >= 0, f"--clip-grad must be >= 0 (0: off; got {self.clip_grad})")
+        require(0 <= self.momentum < 1, f"--momentum must be in [0, 1) (got {self.momentum})")
+        require(0 <= self.crop_padding <= self.image_size,
+                f"--crop-padding must be between 0 and --image-size (got {self.crop_padding})")
         require(self.cutout is None or 1 <= self.cutout <= self.image_size,
                 f"--cutout size must be between 1 and --image-size (got {self.cutout})")
         require(0 <= self.random_erasing <= 1, f"--random-erasing probability must be in [0, 1] (got {self.random_erasing})")

@@ -58,6 +58,7 @@ class DataBundle:
     dataset: str
     data_mode: str = "memory"
     val_loader: Optional[BatchLoader] = None  # --val-split: held-out training images, to choose best.pt on
+    train_images: Optional[torch.Tensor] = None  # the training split, uint8 (N, 3, H, W), for data-fitted layers
 
     @property
     def num_classes(self) -> int:
@@ -65,6 +66,13 @@ class DataBundle:
 
     def set_epoch(self, epoch: int, start_step: int = 0) -> None:
         self.train_loader.set_epoch(epoch, start_step)
+
+    def normalized_train_sample(self, count: int, device: torch.device) -> torch.Tensor:
+        """The first ``count`` training images, normalized float32 (count, 3, H, W), on ``device``."""
+        from utils.batch_augment import normalize
+
+        images = self.train_images[:count].to(device)
+        return normalize(images, torch.tensor(self.mean, device=device), torch.tensor(self.std, device=device))
 
 
 # ------------------------------------------------------------------------------------ subsets and stats
@@ -222,10 +230,11 @@ def build_data(config: TrainConfig, device: torch.device = torch.device("cpu")) 
         from utils.device_loader import DeviceLoader, build_batch_augment
 
         train_loader = DeviceLoader(train, config.batch_size, device, mean, std, seed=config.seed, shuffle=True,
-                                    augment=build_batch_augment(config, mean, std, device))
+                                    augment=build_batch_augment(config, mean, std, device),
+                                    alternating_flip=config.alternating_flip)
         test_loader = DeviceLoader(test, eval_batch, device, mean, std)
         val_loader = DeviceLoader(val, eval_batch, device, mean, std) if val is not None else None
-        return DataBundle(train_loader, test_loader, classes, mean, std, dataset, "device", val_loader)
+        return DataBundle(train_loader, test_loader, classes, mean, std, dataset, "device", val_loader, train.images)
     loader_options = dict(num_workers=config.workers, pin_memory=device.type == "cuda")
     train_loader = DataLoader(TensorImageDataset(train, build_train_transform(config, mean, std)),
                               batch_sampler=EpochBatchSampler(len(train), config.batch_size, config.seed),
@@ -242,4 +251,4 @@ def build_data(config: TrainConfig, device: torch.device = torch.device("cpu")) 
         val_loader = TorchLoader(DataLoader(TensorImageDataset(val, build_test_transform(config, mean, std)),
                                             batch_size=eval_batch, shuffle=False, **loader_options), device, config.seed)
     return DataBundle(TorchLoader(train_loader, device, config.seed), TorchLoader(test_loader, device, config.seed),
-                      classes, mean, std, dataset, "memory", val_loader)
+                      classes, mean, std, dataset, "memory", val_loader, train.images)

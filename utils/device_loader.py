@@ -7,6 +7,11 @@ moved to the device once, and every batch is a gather from it followed by batche
 batch. This is the input pipeline of the CIFAR-10 speed records (airbench; Page's "How to train
 your ResNet"); on a CPU the "device" is the CPU and the same code runs there.
 
+Alternating flip (Jordan, 2024, airbench, section 3.6): with ``--alternating-flip`` an image is
+not mirrored at random each epoch; it gets one random orientation for even epochs and the other
+for odd ones, so every pair of epochs shows each image both ways (random flips repeat an
+orientation half the time, which wastes part of a short run).
+
 Determinism: the order of an epoch is :func:`utils.data_loader.epoch_order` (the same permutation
 as the DataLoader path), and the augmentation of batch ``b`` of epoch ``e`` is drawn from a
 generator seeded with (seed, e, b). So every batch is a pure function of (seed, epoch, step): a run
@@ -28,7 +33,7 @@ def build_batch_augment(config: TrainConfig, mean: Sequence[float], std: Sequenc
                         ) -> BatchAugment:
     """The batched form of ``augmentation.build_train_transform`` (standard crop + flip, Cutout)."""
     standard = config.augmentation == "standard"
-    padding = max(1, round(4 * config.image_size / 32)) if standard else 0  # 4 px at 32 px, as the per-image path
+    padding = config.crop_padding if standard else 0  # as the per-image path (4 px at 32 px unless set)
     return BatchAugment(padding=padding, flip=standard, cutout=config.cutout, mean=mean, std=std, device=device)
 
 
@@ -46,7 +51,7 @@ class DeviceLoader:
 
     def __init__(self, split: ImageTensors, batch_size: int, device: torch.device, mean: Sequence[float],
                  std: Sequence[float], seed: int = 0, shuffle: bool = False,
-                 augment: Optional[BatchAugment] = None) -> None:
+                 augment: Optional[BatchAugment] = None, alternating_flip: bool = False) -> None:
         self.images = split.images.to(device)
         self.labels = split.labels.to(device)
         self.batch_size, self.device, self.seed, self.shuffle = batch_size, device, seed, shuffle
@@ -58,6 +63,11 @@ class DeviceLoader:
         self.augment = augment or BatchAugment(0, False, None, mean, std, device)
         self.generator = torch.Generator(device=device)
         self.epoch, self.start_step = 0, 0
+        # --alternating-flip: each image's orientation in even epochs (odd epochs show the other one)
+        self.even_epoch_flip = None
+        if alternating_flip:
+            draw = torch.Generator().manual_seed(order_seed(seed, -1) % 2**63)
+            self.even_epoch_flip = (torch.rand(self.num_images, generator=draw) < 0.5).to(device)
 
     def set_epoch(self, epoch: int, start_step: int = 0) -> None:
         self.epoch, self.start_step = epoch, start_step
@@ -80,4 +90,7 @@ class DeviceLoader:
             indices = order[window] if order is not None else window
             images, labels = self.images[indices], self.labels[indices]
             self.generator.manual_seed(batch_seed(self.seed, self.epoch, step))  # host-side: no device sync
-            yield self.augment(images, self.generator), labels
+            flip = None
+            if self.even_epoch_flip is not None:
+                flip = self.even_epoch_flip[indices] ^ (self.epoch % 2 == 1)
+            yield self.augment(images, self.generator, flip), labels

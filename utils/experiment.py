@@ -85,6 +85,9 @@ def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
                         dropblock_prob=config.dropblock, dropblock_size=config.dropblock_size)
 
 
+WHITENING_SAMPLE = 5000  # training images a data-fitted first layer is fitted on (patch statistics settle well before)
+
+
 def run_training(config: TrainConfig) -> dict[str, Any]:
     """Train one model as ``config`` (resolved) says; return its metrics (also in ``metrics.json``)."""
     device = select_device(config.device)
@@ -104,6 +107,10 @@ def _train(config: TrainConfig, device: torch.device, run_dir: Path, device_note
     data = build_data(config, device)
     config = config.replace(num_classes=data.num_classes)
     model = build_model(config, data.num_classes).to(device)
+    if hasattr(model, "init_from_data"):
+        # A layer fitted to the data (speednet's whitening), before the EMA copies the model; a resumed
+        # run then loads the saved weights over it.
+        model.init_from_data(data.normalized_train_sample(WHITENING_SAMPLE, device))
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     trainer = Trainer(model, data, config, run_dir, device)

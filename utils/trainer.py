@@ -38,7 +38,7 @@ from utils.checkpoint import (atomic_write, capture_rng_state, check_class_names
 from utils.config import TrainConfig
 from utils.data_loader import DataBundle
 from utils.errors import RunStopped, UserError
-from utils.evaluation import predict
+from utils.evaluation import predict, tta_views
 from utils.modern_trainer import Precision, Recipe, build_recipe
 from utils.augmentation import build_batch_mixer
 from utils.regularization import dropblock_prob_at, set_dropblock_prob
@@ -91,7 +91,7 @@ def default_eval_every(train_images: int, test_images: int, evaluations: int) ->
 
     Estimated from image counts, so it is the same on every machine and every run: a training image
     costs about three forward passes (forward and backward), an evaluated image one; ``evaluations``
-    is 2 with EMA (raw and EMA weights are both evaluated).
+    is the forward passes per test image: 2 with EMA (raw and EMA weights), times the TTA views.
     """
     eval_cost = evaluations * test_images / (3.0 * max(1, train_images))
     return max(1, math.ceil(eval_cost * (1 - EVAL_SHARE) / EVAL_SHARE - 1e-9))
@@ -218,8 +218,9 @@ class Trainer:
         # checkpoints always hold self.model's state dict (no "_orig_mod." prefixes)
         self.train_model = (torch.compile(model, mode=None if config.compile_mode in (None, "default")
                                           else config.compile_mode) if config.compile else model)
+        views = len(tta_views(torch.zeros(1, 3, 8, 8), config.tta))  # each test-time view is a forward pass
         self.eval_every = config.eval_every or default_eval_every(
-            data.train_loader.num_images, data.test_loader.num_images, 2 if config.ema else 1)
+            data.train_loader.num_images, data.test_loader.num_images, (2 if config.ema else 1) * views)
         # Without a scaler that skips non-finite steps on the device, check every step (and sync).
         self.guard_every = GUARD_EVERY if self.recipe.precision.skips_nonfinite_steps else 1
         self.params = count_parameters(model)
