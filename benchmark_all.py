@@ -28,6 +28,7 @@ with exit_at_once_on_ctrl_c("benchmark_all.py"):  # Ctrl-C while torch imports (
     from utils.data_sources import load_splits
     from utils.errors import UserError
     from utils.run_dir import unique_run_dir
+    from utils.smoke import SMOKE_MAX_SEEDS, smoke_enabled, smoke_settings
 
 FULL_EPOCHS = 20  # the description's budget for each study
 
@@ -80,16 +81,19 @@ def plan_from_args(args: argparse.Namespace, argv: Sequence[str]) -> BenchmarkPl
     if not studies:
         raise UserError("choose a study: --architectures, --techniques, --activations, or --full for all three")
     seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
+    if smoke_enabled():  # CIFAR_SMOKE=1: synthetic data, one epoch, at most two seeds (utils/smoke.py)
+        seeds = min(seeds, SMOKE_MAX_SEEDS)
     if seeds < 1:
         raise UserError(f"--seeds must be at least 1 (got {seeds})")
     settings = {k: getattr(args, k) for k in PASSED_THROUGH if getattr(args, k) is not None}
     def given(value, default):
         return value if value is not None else default
 
-    base = TrainConfig(**settings, epochs=given(args.epochs, 2 if args.quick else FULL_EPOCHS),
-                       subset=given(args.subset, QUICK_SUBSET if args.quick else None),
-                       test_subset=given(args.test_subset, QUICK_TEST_SUBSET if args.quick else None),
-                       eval_every=given(args.eval_every, 1), progress=False, quick=args.quick)
+    budget = dict(epochs=given(args.epochs, 2 if args.quick else FULL_EPOCHS),
+                  subset=given(args.subset, QUICK_SUBSET if args.quick else None),
+                  test_subset=given(args.test_subset, QUICK_TEST_SUBSET if args.quick else None))
+    base = TrainConfig(**smoke_settings({**settings, **budget}), eval_every=given(args.eval_every, 1), progress=False,
+                       quick=args.quick)
     experiments = build_experiments(studies, args.models, args.model)
     out_dir = Path(args.output_dir) if args.output_dir else None
     plan = BenchmarkPlan(base, experiments, list(range(seeds)), out_dir or Path("runs") / "benchmark-(new)",

@@ -17,7 +17,10 @@ with exit_at_once_on_ctrl_c("main_modern.py"):  # Ctrl-C while torch imports (se
     from models import count_parameters, create_model, list_models, model_family
     from utils.cli import (add_common_arguments, add_modern_arguments, config_from_args, explicit_settings,
                            new_parser, print_activations)
-    from utils.experiment import compare_models, evaluate_checkpoint, preview_augmentation, run_training
+    from utils.errors import UserError
+    from utils.experiment import (compare_models, evaluate_checkpoint, plot_schedules, preview_augmentation,
+                                  run_training)
+    from utils.smoke import smoke_settings
 
 
 def print_models() -> None:
@@ -41,7 +44,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         elif args.list_activations:
             print_activations()
         elif args.evaluate:
-            evaluate_checkpoint(args.evaluate, explicit_settings(args))
+            evaluate_checkpoint(args.evaluate, smoke_settings(explicit_settings(args)), args.misclassified)
+        elif args.misclassified:
+            raise UserError("--misclassified draws the mistakes of --evaluate CHECKPOINT; give that too")
+        elif args.plot_schedule:
+            plot_schedules(config_from_args(args), args.plot_schedule)
         elif args.preview_augmentation:
             preview_augmentation(config_from_args(args), args.preview_augmentation)
         elif args.compare_models is not None:

@@ -16,6 +16,7 @@ from utils.config import (AMP_DTYPES, AUGMENTATIONS, DATA_MODES, DATASETS, DEVIC
                           TTA_MODES, TrainConfig)
 from utils.experiment import resume_config
 from utils.presets import PRESETS, preset_settings
+from utils.smoke import smoke_settings
 
 CONFIG_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 
@@ -28,9 +29,18 @@ class OneLineArgumentParser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+class RealDefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a flag's default only when it has one: the config's flags default to None (so the config
+    knows which flags were given), and their help text states the real default in words."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or action.default is False or "default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 def new_parser(prog: str, description: str) -> OneLineArgumentParser:
-    return OneLineArgumentParser(prog=prog, description=description,
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    return OneLineArgumentParser(prog=prog, description=description, formatter_class=RealDefaultsHelpFormatter)
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -97,8 +107,12 @@ def add_modern_arguments(parser: argparse.ArgumentParser) -> None:
                        "speednet with the CIFAR-10 speed records' recipe (see utils/presets.py)")
     model.add_argument("--list-models", action="store_true", help="print the model table and exit")
     model.add_argument("--compare-models", nargs="*", metavar="NAME",
-                       help="train each model with the same settings (none given: one per family)")
+                       help="train each model with the same settings (no names: every registry model, one after the other)")
     model.add_argument("--evaluate", metavar="CHECKPOINT", help="test accuracy of a saved model, no training")
+    model.add_argument("--misclassified", metavar="PNG", help="with --evaluate: also write a grid of misclassified "
+                       "test images, each with its predicted and true class")
+    model.add_argument("--plot-schedule", metavar="PNG", help="draw the learning rate per step of the standard "
+                       "(step decay) and modern (warm-up + cosine) recipes for --epochs, and exit")
 
     recipe = parser.add_argument_group("modern recipe (each part can be set alone)")
     recipe.add_argument("--modern-training", dest="recipe", action="store_const", const="modern",
@@ -152,7 +166,7 @@ def explicit_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 def config_from_args(args: argparse.Namespace, **fixed: Any) -> TrainConfig:
     """The resolved config: flags (and ``fixed`` settings) over the saved run when resuming, else the defaults."""
-    explicit = {**explicit_settings(args), **fixed}
+    explicit = smoke_settings({**explicit_settings(args), **fixed})  # CIFAR_SMOKE=1: synthetic data, one epoch
     if explicit.get("resume"):
         config = resume_config(explicit)
     else:

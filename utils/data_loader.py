@@ -59,6 +59,7 @@ class DataBundle:
     data_mode: str = "memory"
     val_loader: Optional[BatchLoader] = None  # --val-split: held-out training images, to choose best.pt on
     train_images: Optional[torch.Tensor] = None  # the training split, uint8 (N, 3, H, W), for data-fitted layers
+    test_images: Optional[torch.Tensor] = None  # the test split in loader order, uint8, to show predictions on
 
     @property
     def num_classes(self) -> int:
@@ -234,7 +235,8 @@ def build_data(config: TrainConfig, device: torch.device = torch.device("cpu")) 
                                     alternating_flip=config.alternating_flip)
         test_loader = DeviceLoader(test, eval_batch, device, mean, std)
         val_loader = DeviceLoader(val, eval_batch, device, mean, std) if val is not None else None
-        return DataBundle(train_loader, test_loader, classes, mean, std, dataset, "device", val_loader, train.images)
+        return DataBundle(train_loader, test_loader, classes, mean, std, dataset, "device", val_loader, train.images,
+                          test.images)
     loader_options = dict(num_workers=config.workers, pin_memory=device.type == "cuda")
     train_loader = DataLoader(TensorImageDataset(train, build_train_transform(config, mean, std)),
                               batch_sampler=EpochBatchSampler(len(train), config.batch_size, config.seed),
@@ -251,4 +253,4 @@ def build_data(config: TrainConfig, device: torch.device = torch.device("cpu")) 
         val_loader = TorchLoader(DataLoader(TensorImageDataset(val, build_test_transform(config, mean, std)),
                                             batch_size=eval_batch, shuffle=False, **loader_options), device, config.seed)
     return DataBundle(TorchLoader(train_loader, device, config.seed), TorchLoader(test_loader, device, config.seed),
-                      classes, mean, std, dataset, "memory", val_loader, train.images)
+                      classes, mean, std, dataset, "memory", val_loader, train.images, test.images)

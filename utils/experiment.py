@@ -9,23 +9,24 @@
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import torch
 from torch import nn
 
-from models import count_parameters, create_model, model_family
+from models import count_parameters, create_model
 from utils.augmentation import build_batch_mixer
 from utils.checkpoint import check_class_names, load_checkpoint, seed_everything
 from utils.config import RESUME_MUST_MATCH, RESUME_NEEDS_OUTPUT_DIR, TrainConfig
 from utils.data_loader import build_data
 from utils.errors import UserError
-from utils.modern_trainer import resolve_amp
+from utils.modern_trainer import learning_rates, resolve_amp
 from utils.run_dir import claim_run_dir, unique_run_dir
 from utils.trainer import Trainer, evaluate, write_json
 from utils.visualization import (confusion_matrix, image_format, plot_comparison, plot_confusion_matrix,
-                                 save_image_grid)
+                                 plot_lr_schedules, plot_misclassified, save_image_grid)
 
 
 def select_device(name: str) -> torch.device:
@@ -149,22 +150,11 @@ def summary_line(metrics: dict[str, Any], run_dir: Path) -> str:
             f"| {metrics['params'] / 1e6:.2f}M params | {metrics['total_time_s']:.0f}s on {metrics['device']} | {run_dir}")
 
 
-def default_comparison_models() -> list[str]:
-    """One model per family, the smallest: the default of ``--compare-models``."""
-    from models import list_models
-
-    seen, chosen = set(), []
-    for name in list_models():
-        family = model_family(name)
-        if family not in seen:
-            seen.add(family)
-            chosen.append(name)
-    return chosen
-
-
 def compare_models(config: TrainConfig, names: Optional[Sequence[str]] = None) -> list[dict[str, Any]]:
     """Train each model with the same settings; write ``comparison.json`` and ``comparison.png``."""
-    names = list(names) or default_comparison_models()
+    from models import list_models
+
+    names = list(names) or list_models()  # none named: every registry model, as the product promised
     for name in names:
         config.replace(model=name).resolved()  # every name is checked before hours are spent on the first
     base = Path(config.output_dir) if config.output_dir else unique_run_dir(Path("runs"), "compare")
@@ -197,8 +187,15 @@ EVALUATION_FLAGS = ("data_dir", "dataset", "download", "test_subset", "workers",
 ARCHITECTURE_FLAGS = ("model", "activation", "image_size", "drop_path", "dropblock")
 
 
-def evaluate_checkpoint(path: str, explicit: dict[str, Any]) -> dict[str, Any]:
-    """Test accuracy and loss of the model saved in ``path``, on the data the flags name (else the run's)."""
+def evaluate_checkpoint(path: str, explicit: dict[str, Any], misclassified: Optional[str] = None,
+                        count: int = 32) -> dict[str, Any]:
+    """Test accuracy and loss of the model saved in ``path``, on the data the flags name (else the run's).
+
+    ``misclassified``: also write a grid of (up to ``count``) misclassified test images to that path,
+    each titled with its predicted and true class.
+    """
+    if misclassified:
+        image_format(Path(misclassified))  # an extension that cannot be written is refused before any work
     checkpoint = load_checkpoint(Path(path))
     saved = TrainConfig.from_dict(checkpoint["config"])
     for key in ARCHITECTURE_FLAGS:
@@ -219,11 +216,41 @@ def evaluate_checkpoint(path: str, explicit: dict[str, Any]) -> dict[str, Any]:
         model.load_state_dict(checkpoint["model"])
     except RuntimeError as error:
         raise UserError(f"{path} does not fit model {config.model} ({str(error).splitlines()[0][:120]})") from None
-    result = evaluate(model, data.test_loader, device, tta=config.tta)
+    started = time.perf_counter()
+    result = evaluate(model, data.test_loader, device, tta=config.tta, keep_predictions=bool(misclassified))
+    seconds = time.perf_counter() - started
+    if misclassified:
+        wrong = (result["predictions"] != result["labels"]).nonzero().flatten()[:count]
+        Path(misclassified).parent.mkdir(parents=True, exist_ok=True)
+        plot_misclassified(data.test_images[wrong], result["predictions"][wrong].tolist(),
+                           result["labels"][wrong].tolist(), data.class_names, Path(misclassified),
+                           title=f"{config.model}: {len(wrong)} of the misclassified test images, predicted / true")
+        print(f"misclassified test images written to {misclassified}")
     print(f"{config.model} from {path} ({checkpoint.get('weights_source', 'raw')} weights, epoch {checkpoint['epoch']}): "
-          f"test acc {result['acc']:.2f}% | test loss {result['loss']:.4f} | {data.test_loader.num_images} images"
+          f"test acc {result['acc']:.2f}% | test loss {result['loss']:.4f} | {data.test_loader.num_images} images "
+          f"in {seconds:.1f}s"
           + (f" | TTA {config.tta}" if config.tta != "none" else ""))
     return result
+
+
+def plot_schedules(config: TrainConfig, path: Path, steps_per_epoch: int = 390) -> Path:
+    """A PNG of the learning rate per step: the standard recipe's step decay and the modern warm-up + cosine.
+
+    Drawn from ``modern_trainer.build_scheduler`` itself, for ``config``'s epochs (390 steps an epoch:
+    CIFAR-10's 50,000 images at batch 128); each curve uses its recipe's default peak learning rate.
+    """
+    path = Path(path)
+    image_format(path)
+    curves = {}
+    for recipe, name in (("standard", "step decay (standard: Adam)"), ("modern", "warm-up + cosine (modern: AdamW)")):
+        settings = {**config.to_dict(), "recipe": recipe, "scheduler": None, "lr": None, "optimizer": None,
+                    "warmup_epochs": None, "step_size": None}
+        resolved = TrainConfig.from_dict(settings).resolved()
+        curves[name] = learning_rates(resolved, steps_per_epoch)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plot_lr_schedules(curves, steps_per_epoch, path, title=f"learning rate over {config.epochs} epochs")
+    print(f"learning-rate schedules written to {path}")
+    return path
 
 
 def preview_augmentation(config: TrainConfig, path: Path, count: int = 8) -> Path:

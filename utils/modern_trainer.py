@@ -100,6 +100,13 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def learning_rates(config: TrainConfig, steps_per_epoch: int) -> list[float]:
+    """The learning rate of every optimizer step of a run of ``config`` (resolved), from :func:`build_scheduler`."""
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=config.lr)
+    factor = build_scheduler(optimizer, config, steps_per_epoch).lr_lambdas[0]
+    return [config.lr * factor(step) for step in range(config.epochs * steps_per_epoch)]
+
+
 # ------------------------------------------------------------------------------------ precision
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 

@@ -130,6 +130,37 @@ def save_image_grid(rows: Sequence[tuple[str, torch.Tensor]], path: Path, mean: 
     save_figure(fig, path, dpi=100)
 
 
+def plot_misclassified(images: torch.Tensor, predicted: Sequence[int], labels: Sequence[int],
+                       class_names: Sequence[str], path: Path, title: str = "", columns: int = 8) -> None:
+    """A grid of uint8 images (N, 3, H, W), each titled "predicted / true" (the wrong answer first)."""
+    rows = max(1, -(-len(images) // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(1.5 * columns, 1.7 * rows + 0.4), squeeze=False)
+    for index, axis in enumerate(axes.flat):
+        axis.axis("off")
+        if index < len(images):
+            axis.imshow(images[index].permute(1, 2, 0).cpu().numpy())
+            axis.set_title(f"{class_names[predicted[index]]}\n/ {class_names[labels[index]]}", fontsize=7,
+                           color="tab:red")
+    fig.suptitle(title or "misclassified test images: predicted / true", fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=110)
+
+
+def plot_lr_schedules(schedules: dict[str, Sequence[float]], steps_per_epoch: int, path: Path, title: str = "") -> None:
+    """Learning rate against epoch (fractional, per optimizer step), one line per named schedule."""
+    fig, axis = plt.subplots(figsize=(7, 4))
+    for name, values in schedules.items():
+        axis.plot([step / steps_per_epoch for step in range(len(values))], values, label=name)
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("learning rate")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    if title:
+        axis.set_title(title)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=110)
+
+
 # ------------------------------------------------------------------------------------ benchmark plots
 def _finished(summary: dict) -> list[tuple[str, dict]]:
     return [(key, row) for key, row in summary.items() if row["final_test_acc"] is not None]
