@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"2 epochs on {QUICK_SUBSET} training and {QUICK_TEST_SUBSET} test images, 1 seed")
     budget.add_argument("--epochs", type=int, help=f"epochs per run (default {FULL_EPOCHS}, 2 with --quick)")
     budget.add_argument("--seeds", type=int, help="seeds per experiment (default 3, 1 with --quick)")
-    budget.add_argument("--models", nargs="+", metavar="NAME", help="models of --architectures (default all 11)")
+    budget.add_argument("--models", nargs="+", metavar="NAME", help="models of --architectures (default: every registry model)")
     budget.add_argument("--model", default="resnet18", help="model of --techniques and --activations")
     budget.add_argument("--subset", type=int, help="training images (stratified)")
     budget.add_argument("--test-subset", type=int, help="test images (stratified)")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
 from pathlib import Path
 
 import pytest
@@ -28,13 +29,15 @@ PLACEHOLDER_RUN = re.compile(r"runs/([a-z0-9_]+)-YYYYMMDD-HHMMSS")
 
 
 def documented_commands() -> list[tuple[str, str]]:
-    commands = []
+    """(document, command) for every distinct command; two that differ only in ``--data-dir`` (ignored in
+    smoke mode) run once."""
+    commands: dict[str, tuple[str, str]] = {}
     for doc in DOCS:
         text = (REPO / doc).read_text().replace("\\\n", " ")  # a command continued over lines is one line
         for match in COMMAND.finditer(text):
-            command = " ".join(f"{match.group(1)}{match.group(2)}".split())
-            commands.append((doc, command.split("&&")[0].strip()))
-    return sorted(set(commands))
+            command = " ".join(f"{match.group(1)}{match.group(2)}".split()).split("&&")[0].strip()
+            commands.setdefault(re.sub(r" --data-dir \S+", "", command), (doc, command))
+    return sorted(commands.values())
 
 
 def test_the_docs_hold_commands_of_every_script():
@@ -42,17 +45,25 @@ def test_the_docs_hold_commands_of_every_script():
     assert scripts == set(MAINS)
 
 
+def _train_smoke_run(run: Path, model: str, capfd) -> None:
+    code, _, err = run_main(main_modern.main, ["--model", model, "--output-dir", str(run), "--no-progress"], capfd)
+    assert code == 0, err
+
+
 def _prepare_placeholder_runs(argv: list[str], workdir: Path, capfd) -> list[str]:
-    """Train (in smoke mode) the run a ``runs/<model>-YYYYMMDD-HHMMSS`` placeholder names; return argv with its path."""
+    """Train (in smoke mode) the runs a command reads: a ``runs/<model>-YYYYMMDD-HHMMSS`` placeholder, or
+    the checkpoint of ``--evaluate`` that an earlier documented command would have written; return argv."""
+    if "--evaluate" in argv:
+        checkpoint = Path(argv[argv.index("--evaluate") + 1])
+        if not PLACEHOLDER_RUN.search(str(checkpoint)) and not checkpoint.exists():
+            _train_smoke_run(checkpoint.parent, "cnn", capfd)
     filled = []
     for arg in argv:
         match = PLACEHOLDER_RUN.search(arg)
         if match:
             run = workdir / "prepared" / match.group(1)
             if not (run / "best.pt").exists():
-                code, _, err = run_main(main_modern.main, ["--model", match.group(1), "--output-dir", str(run),
-                                                           "--no-progress"], capfd)
-                assert code == 0, err
+                _train_smoke_run(run, match.group(1), capfd)
             arg = arg.replace(match.group(0), str(run))
         filled.append(arg)
     return filled
@@ -82,8 +93,28 @@ def _promised_files(script: str, argv: list[str], workdir: Path) -> list[Path]:
     return [folder / name for name in ("config.json", "metrics.json", "best.pt", "last.pt", "curves.png")]
 
 
-@pytest.mark.parametrize("doc,command", documented_commands())
-def test_documented_command_runs_in_smoke_mode(doc, command, tmp_path, monkeypatch, capfd):
+def _is_heavy(command: str) -> bool:
+    """Commands that train many models (every registry model, or a whole benchmark): their checkpoints take
+    gigabytes of disk even in smoke mode, so they run with ``-m slow``, not in the default suite."""
+    return ((command.startswith("benchmark_all.py") and "--list" not in command)
+            or re.search(r"--compare-models(?! [a-z])", command) is not None)
+
+
+def _marked(commands: list[tuple[str, str]]) -> list:
+    return [pytest.param(doc, command, marks=pytest.mark.slow) if _is_heavy(command) else (doc, command)
+            for doc, command in commands]
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    """The command's folder, deleted afterwards: checkpoints of many runs would otherwise fill the disk."""
+    yield tmp_path
+    shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+@pytest.mark.parametrize("doc,command", _marked(documented_commands()))
+def test_documented_command_runs_in_smoke_mode(doc, command, workdir, monkeypatch, capfd):
+    tmp_path = workdir
     monkeypatch.setenv("CIFAR_SMOKE", "1")
     monkeypatch.chdir(tmp_path)
     script, *argv = shlex.split(command)
