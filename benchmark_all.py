@@ -81,7 +81,7 @@ def plan_from_args(args: argparse.Namespace, argv: Sequence[str]) -> BenchmarkPl
     if not studies:
         raise UserError("choose a study: --architectures, --techniques, --activations, or --full for all three")
     seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
-    if smoke_enabled():  # CIFAR_SMOKE=1: synthetic data, one epoch, at most two seeds (utils/smoke.py)
+    if smoke_enabled():  # CIFAR_SMOKE=1: synthetic data, one epoch, one seed (utils/smoke.py)
         seeds = min(seeds, SMOKE_MAX_SEEDS)
     if seeds < 1:
         raise UserError(f"--seeds must be at least 1 (got {seeds})")

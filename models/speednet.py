@@ -22,6 +22,9 @@ a Single GPU" (airbench, arXiv 2404.00498). Each choice trades a little generali
   and the logits multiplied by 1/9, so the initial predictions are soft and label smoothing and the
   large learning rate of the recipe work together.
 
+It has no residual blocks (the dirac init stands in for them), so ``drop_path_rate`` is accepted, as
+every model takes it, but has nothing to act on.
+
 Shapes at 32×32: (N, 3, 32, 32) → whitening (N, 24, 31, 31) → group 1 (N, 64, 15, 15)
 → group 2 (N, 256, 7, 7) → group 3 (N, 256, 3, 3) → global max pool (N, 256) → logits (N, num_classes).
 """

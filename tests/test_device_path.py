@@ -203,13 +203,9 @@ def test_eval_every_evaluates_those_epochs_and_the_last(tmp_path, capfd):
 
 
 def test_the_speed_benchmark_runs_and_reports_both_paths(tmp_path):
-    import importlib.util
+    from tests.conftest import load_benchmark
 
-    from tests.conftest import REPO
-
-    spec = importlib.util.spec_from_file_location("speed", REPO / "benchmarks" / "speed.py")
-    speed = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(speed)
+    speed = load_benchmark("speed")
     rows = speed.main(["--models", "cnn", "--steps", "2", "--warmup", "1", "--batch-size", "16", "--workers", "0",
                        "--no-progress", "--results-dir", str(tmp_path), "--output", "smoke"])
     assert [row["data_mode"] for row in rows] == ["device", "memory"]

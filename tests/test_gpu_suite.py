@@ -1,17 +1,13 @@
 """The GPU suite's smoke run: every stage on the CPU with synthetic data, so it cannot rot without a GPU."""
 from __future__ import annotations
 
-import importlib.util
 import json
 
-from tests.conftest import REPO
+from tests.conftest import load_benchmark
 
 
 def _suite():
-    spec = importlib.util.spec_from_file_location("gpu_suite", REPO / "benchmarks" / "gpu_suite.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("gpu_suite")
 
 
 def test_the_plan_fits_a_session(capsys):

@@ -40,6 +40,9 @@ def test_backward_gives_finite_gradients_everywhere(name):
     loss = nn.functional.cross_entropy(model(torch.randn(4, 3, 32, 32)), torch.arange(4))
     loss.backward()
     for parameter_name, parameter in model.named_parameters():
+        if not parameter.requires_grad:  # frozen by design (speednet's whitening filters, fixed BatchNorm scales)
+            assert parameter.grad is None, parameter_name
+            continue
         assert parameter.grad is not None, parameter_name
         assert torch.isfinite(parameter.grad).all(), parameter_name
 
@@ -59,7 +62,7 @@ def test_activation_swap_leaves_no_relu(name):
     assert any(isinstance(m, nn.GELU) for m in model.modules())
 
 
-@pytest.mark.parametrize("name", [n for n in list_models() if n != "cnn"])
+@pytest.mark.parametrize("name", [n for n in list_models() if n not in ("cnn", "speednet")])  # no residual blocks
 def test_drop_path_grows_linearly_with_depth(name):
     model = create_model(name, drop_path_rate=0.2)
     rates = [m.p for m in model.modules() if isinstance(m, StochasticDepth)]

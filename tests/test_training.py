@@ -58,7 +58,7 @@ def test_main_lists_at_least_eight_activations(capfd):
 def test_list_models_prints_the_table(capfd):
     code, stdout, _ = run_main(main_modern.main, ["--list-models"], capfd)
     rows = stdout.strip().splitlines()[1:]
-    assert code == 0 and len(rows) == 11
+    assert code == 0 and len(rows) == 12  # the 11 of the product description, and speednet
     assert any(r.split()[0] == "resnet18" and r.split()[1] == "resnet" and 10 < float(r.split()[2]) < 12 for r in rows)
 
 

@@ -1,24 +1,15 @@
 """benchmarks/vs_airbench.py off the GPU: the data it hands airbench, its summary, its one-line refusal."""
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 import torch
 
-from tests.conftest import REPO, run_script, write_image_folder
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("vs_airbench", REPO / "benchmarks" / "vs_airbench.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.conftest import load_benchmark, run_script, write_image_folder
 
 
 def test_airbench_files_hold_our_pixels_in_its_layout(tmp_path):
     data = write_image_folder(tmp_path / "images", per_class=4)
-    folder = _module().write_airbench_data(str(data), tmp_path / "work", cache_dir="")
+    folder = load_benchmark("vs_airbench").write_airbench_data(str(data), tmp_path / "work", cache_dir="")
     train = torch.load(folder / "cifar10" / "train.pt", weights_only=True)  # as airbench loads it (safe load)
     test = torch.load(folder / "cifar10" / "test.pt", weights_only=True)
     assert train["images"].dtype == torch.uint8 and train["images"].shape == (12, 32, 32, 3)  # N, H, W, C
@@ -34,7 +25,7 @@ def test_airbench_files_hold_our_pixels_in_its_layout(tmp_path):
 def test_summary_means_stds_and_ratio():
     rows = [{"side": "preset", "seconds": s, "wall_s": s + 1, "accuracy": a} for s, a in ((2.0, 94.0), (4.0, 94.2))]
     rows += [{"side": "airbench94", "seconds": s, "wall_s": s, "accuracy": 94.0} for s in (4.0, 4.0)]
-    summary = _module().summarize(rows)
+    summary = load_benchmark("vs_airbench").summarize(rows)
     assert summary["preset"]["seconds_mean"] == 3.0 and summary["preset"]["seconds_std"] == pytest.approx(1.414, abs=1e-3)
     assert summary["airbench94"]["accuracy_std"] == 0.0 and summary["ratio"]["time_preset_over_airbench"] == 0.75
 

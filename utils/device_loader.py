@@ -66,7 +66,7 @@ class DeviceLoader:
         # --alternating-flip: each image's orientation in even epochs (odd epochs show the other one)
         self.even_epoch_flip = None
         if alternating_flip:
-            draw = torch.Generator().manual_seed(order_seed(seed, -1) % 2**63)
+            draw = torch.Generator().manual_seed(order_seed(seed, -1))  # "epoch -1": a draw no epoch uses
             self.even_epoch_flip = (torch.rand(self.num_images, generator=draw) < 0.5).to(device)
 
     def set_epoch(self, epoch: int, start_step: int = 0) -> None:
