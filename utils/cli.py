@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from pathlib import Path
 from typing import Any
 
 from models.activations import describe_activation, list_activations
 from utils.config import (AMP_DTYPES, AUGMENTATIONS, DATA_MODES, DATASETS, DEVICES, OPTIMIZERS, SCHEDULERS,
                           TTA_MODES, TrainConfig)
 from utils.experiment import resume_config
+from utils.distributed import restarted_by_torchrun
 from utils.presets import PRESETS, preset_settings
 from utils.smoke import smoke_settings
 
@@ -129,6 +131,8 @@ def add_modern_arguments(parser: argparse.ArgumentParser) -> None:
     recipe.add_argument("--compile", action="store_const", const=True, help="wrap the model in torch.compile")
     recipe.add_argument("--compile-mode", choices=("default", "reduce-overhead", "max-autotune"),
                         help="torch.compile's mode (default: default)")
+    recipe.add_argument("--sync-bn", action="store_const", const=True,
+                        help="under torchrun on GPUs: BatchNorm statistics over the global batch (SyncBatchNorm)")
     recipe.add_argument("--no-tf32", dest="tf32", action="store_const", const=False,
                         help="full fp32 matmuls and convolutions on CUDA (default: TF32 on)")
     recipe.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
@@ -167,6 +171,8 @@ def explicit_settings(args: argparse.Namespace) -> dict[str, Any]:
 def config_from_args(args: argparse.Namespace, **fixed: Any) -> TrainConfig:
     """The resolved config: flags (and ``fixed`` settings) over the saved run when resuming, else the defaults."""
     explicit = smoke_settings({**explicit_settings(args), **fixed})  # CIFAR_SMOKE=1: synthetic data, one epoch
+    if restarted_by_torchrun() and explicit.get("output_dir") and (Path(explicit["output_dir"]) / "last.pt").exists():
+        explicit["resume"] = True  # torchrun --max-restarts started this worker again: continue from last.pt
     if explicit.get("resume"):
         config = resume_config(explicit)
     else:

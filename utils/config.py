@@ -78,6 +78,8 @@ class TrainConfig:
     amp_dtype: str = "auto"
     compile: bool = False
     compile_mode: Optional[str] = None  # torch.compile's mode: None (default), reduce-overhead, max-autotune
+    sync_bn: bool = False  # torchrun on GPUs: BatchNorm statistics over the global batch (SyncBatchNorm)
+    world_size: int = 1  # processes training data-parallel (torchrun); filled in by the run
     tf32: bool = True  # TF32 matmuls and convolutions on CUDA (Ampere and later)
     channels_last: Optional[bool] = None
     # Augmentation (per image) and mixing (per batch)
@@ -263,5 +265,5 @@ class TrainConfig:
 
 
 # Settings that must match when a run is resumed: they change what the checkpoint's tensors mean.
-RESUME_MUST_MATCH = ("model", "activation", "image_size", "num_classes", "dataset", "optimizer",
+RESUME_MUST_MATCH = ("model", "sync_bn", "activation", "image_size", "num_classes", "dataset", "optimizer",
                      "recipe", "ema", "drop_path", "dropblock")

@@ -129,32 +129,57 @@ def epoch_order(size: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(size, generator=torch.Generator().manual_seed(order_seed(seed, epoch)))
 
 
+def steps_per_epoch(size: int, batch_size: int, world_size: int = 1) -> int:
+    """Optimizer steps in an epoch of ``size`` images at ``batch_size`` per process.
+
+    The last, incomplete global batch is dropped (BatchNorm cannot train on a batch of one), unless
+    the data holds fewer than one global batch: then one step on all of it (single process only).
+    """
+    global_batch = batch_size * world_size
+    if world_size > 1 and size < global_batch:
+        raise UserError(f"--batch-size {batch_size} x {world_size} processes = {global_batch} is more than the "
+                        f"{size} training images; use a smaller --batch-size")
+    return size // global_batch if size > global_batch else 1
+
+
+def shard_window(step: int, batch_size: int, rank: int = 0, world_size: int = 1) -> slice:
+    """The positions in the epoch's order that process ``rank`` trains on at ``step``.
+
+    Global batch ``step`` is ``order[step·B·W : (step+1)·B·W]``, the batch a single process with
+    batch ``B·W`` would see; process ``r`` takes its ``r``-th run of ``B``. The shards of a step are
+    disjoint and together they are the global batch.
+    """
+    start = step * batch_size * world_size + rank * batch_size
+    return slice(start, start + batch_size)
+
+
 class EpochBatchSampler(Sampler[list[int]]):
     """Shuffled batches whose order is a pure function of (seed, epoch), like DistributedSampler.
 
     ``set_epoch(epoch, start_batch)`` picks the order and where to start in it, so a run resumed in
-    the middle of an epoch sees the batches an uninterrupted run would. The last, incomplete batch
-    is dropped (BatchNorm cannot train on a batch of one).
+    the middle of an epoch sees the batches an uninterrupted run would. Under torchrun each process
+    (``rank`` of ``world_size``) takes its shard of every global batch (:func:`shard_window`).
     """
 
-    def __init__(self, size: int, batch_size: int, seed: int) -> None:
+    def __init__(self, size: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
         self.size, self.batch_size, self.seed = size, batch_size, seed
-        self.drop_last = size > batch_size
+        self.rank, self.world_size = rank, world_size
+        self.steps = steps_per_epoch(size, batch_size, world_size)
         self.epoch, self.start_batch = 0, 0
 
     def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
         self.epoch, self.start_batch = epoch, start_batch
 
     def batches_per_epoch(self) -> int:
-        return self.size // self.batch_size if self.drop_last else -(-self.size // self.batch_size)
+        return self.steps
 
     def __len__(self) -> int:
-        return self.batches_per_epoch() - self.start_batch
+        return self.steps - self.start_batch
 
     def __iter__(self) -> Iterator[list[int]]:
         order = epoch_order(self.size, self.seed, self.epoch)
-        for b in range(self.start_batch, self.batches_per_epoch()):
-            yield order[b * self.batch_size:(b + 1) * self.batch_size].tolist()
+        for b in range(self.start_batch, self.steps):
+            yield order[shard_window(b, self.batch_size, self.rank, self.world_size)].tolist()
 
 
 class TorchLoader:
@@ -164,8 +189,8 @@ class TorchLoader:
     are moved to ``device`` (pinned memory, non-blocking) as they are yielded.
     """
 
-    def __init__(self, loader: DataLoader, device: torch.device, seed: int) -> None:
-        self.loader, self.device, self.seed = loader, device, seed
+    def __init__(self, loader: DataLoader, device: torch.device, seed: int, rank: int = 0) -> None:
+        self.loader, self.device, self.seed, self.rank = loader, device, seed, rank
         self.dataset = loader.dataset
         self.num_images = len(loader.dataset)
         sampler = loader.batch_sampler
@@ -175,7 +200,7 @@ class TorchLoader:
     def set_epoch(self, epoch: int, start_step: int = 0) -> None:
         self.loader.batch_sampler.set_epoch(epoch, start_step)
         # Worker processes seed their RNG (and so the augmentation) from the loader's generator.
-        self.loader.generator.manual_seed(order_seed(self.seed, epoch) + 1)
+        self.loader.generator.manual_seed((order_seed(self.seed, epoch) + 1 + self.rank * 1_000_000_007) % 2**63)
 
     def __len__(self) -> int:
         return len(self.loader)
@@ -211,12 +236,20 @@ def take_subset(split: ImageTensors, size: int | None, seed: int, quick_size: in
     return split.select(stratified_subset(split.labels, size, seed))
 
 
-def build_data(config: TrainConfig, device: torch.device = torch.device("cpu")) -> DataBundle:
+def shard(split: ImageTensors, rank: int, world_size: int) -> ImageTensors:
+    """Every ``world_size``-th image from ``rank`` on: a process's share of an evaluation split."""
+    return split if world_size == 1 else split.select(torch.arange(rank, len(split), world_size))
+
+
+def build_data(config: TrainConfig, device: torch.device = torch.device("cpu"), rank: int = 0,
+               world_size: int = 1) -> DataBundle:
     """Train and test loaders for ``config`` (resolved), with the class names and normalization.
 
     ``config.data_mode`` picks the path: ``device`` keeps the uint8 tensors on ``device`` and augments
     whole batches there (``utils/device_loader.py``); ``memory`` is a DataLoader with per-image
-    transforms. Both give batches in the same order for the same (seed, epoch).
+    transforms. Both give batches in the same order for the same (seed, epoch). Under torchrun
+    (``rank`` of ``world_size``) each process trains on its shard of every global batch and evaluates
+    its share of the test (and validation) images; the trainer adds the sums over processes.
     """
     train, test, classes, dataset = load_splits(config)
     val = None
@@ -227,19 +260,22 @@ def build_data(config: TrainConfig, device: torch.device = torch.device("cpu")) 
     test = take_subset(test, config.test_subset, config.seed, QUICK_TEST_SUBSET if config.quick else None,
                        "--test-subset")
     eval_batch = config.eval_batch_size or config.batch_size
+    test_images = test.images  # all of them, for pictures of predictions (the loaders may hold a shard)
+    test = shard(test, rank, world_size)
+    val = shard(val, rank, world_size) if val is not None else None
     if config.data_mode == "device":
         from utils.device_loader import DeviceLoader, build_batch_augment
 
         train_loader = DeviceLoader(train, config.batch_size, device, mean, std, seed=config.seed, shuffle=True,
                                     augment=build_batch_augment(config, mean, std, device),
-                                    alternating_flip=config.alternating_flip)
+                                    alternating_flip=config.alternating_flip, rank=rank, world_size=world_size)
         test_loader = DeviceLoader(test, eval_batch, device, mean, std)
         val_loader = DeviceLoader(val, eval_batch, device, mean, std) if val is not None else None
         return DataBundle(train_loader, test_loader, classes, mean, std, dataset, "device", val_loader, train.images,
-                          test.images)
+                          test_images)
     loader_options = dict(num_workers=config.workers, pin_memory=device.type == "cuda")
     train_loader = DataLoader(TensorImageDataset(train, build_train_transform(config, mean, std)),
-                              batch_sampler=EpochBatchSampler(len(train), config.batch_size, config.seed),
+                              batch_sampler=EpochBatchSampler(len(train), config.batch_size, config.seed, rank, world_size),
                               generator=torch.Generator(), **loader_options)
     # The evaluation batch follows --batch-size (twice it by default: no gradients are kept), so a
     # small batch bounds memory at a large --image-size too.
@@ -252,5 +288,5 @@ def build_data(config: TrainConfig, device: torch.device = torch.device("cpu")) 
     if val is not None:
         val_loader = TorchLoader(DataLoader(TensorImageDataset(val, build_test_transform(config, mean, std)),
                                             batch_size=eval_batch, shuffle=False, **loader_options), device, config.seed)
-    return DataBundle(TorchLoader(train_loader, device, config.seed), TorchLoader(test_loader, device, config.seed),
-                      classes, mean, std, dataset, "memory", val_loader, train.images, test.images)
+    return DataBundle(TorchLoader(train_loader, device, config.seed, rank), TorchLoader(test_loader, device, config.seed),
+                      classes, mean, std, dataset, "memory", val_loader, train.images, test_images)

@@ -25,7 +25,7 @@ import torch
 
 from utils.batch_augment import BatchAugment
 from utils.config import TrainConfig
-from utils.data_loader import epoch_order, order_seed
+from utils.data_loader import epoch_order, order_seed, shard_window, steps_per_epoch
 from utils.data_sources import ImageTensors
 
 
@@ -37,27 +37,29 @@ def build_batch_augment(config: TrainConfig, mean: Sequence[float], std: Sequenc
     return BatchAugment(padding=padding, flip=standard, cutout=config.cutout, mean=mean, std=std, device=device)
 
 
-def batch_seed(seed: int, epoch: int, step: int) -> int:
-    """The seed of the augmentation of batch ``step`` of ``epoch`` (within 63 bits for any seed)."""
-    return (order_seed(seed, epoch) * 100_003 + step) % 2**63
+def batch_seed(seed: int, epoch: int, step: int, rank: int = 0) -> int:
+    """The seed of the augmentation of batch ``step`` of ``epoch`` on process ``rank`` (within 63 bits)."""
+    return (order_seed(seed, epoch) * 100_003 + step + rank * 1_000_000_007) % 2**63
 
 
 class DeviceLoader:
     """Batches of a uint8 split held on ``device``: shuffled and augmented there, or plain (evaluation).
 
     ``shuffle`` True: each epoch in :func:`epoch_order`, the last incomplete batch dropped (as the
-    DataLoader path does); False: the split in order, every image once (evaluation).
+    DataLoader path does), process ``rank`` of ``world_size`` taking its shard of each global batch
+    (:func:`utils.data_loader.shard_window`); False: the split in order, every image once (evaluation).
     """
 
     def __init__(self, split: ImageTensors, batch_size: int, device: torch.device, mean: Sequence[float],
                  std: Sequence[float], seed: int = 0, shuffle: bool = False,
-                 augment: Optional[BatchAugment] = None, alternating_flip: bool = False) -> None:
+                 augment: Optional[BatchAugment] = None, alternating_flip: bool = False, rank: int = 0,
+                 world_size: int = 1) -> None:
         self.images = split.images.to(device)
         self.labels = split.labels.to(device)
         self.batch_size, self.device, self.seed, self.shuffle = batch_size, device, seed, shuffle
         self.num_images = len(split)
-        self.drop_last = shuffle and self.num_images > batch_size
-        self.steps_per_epoch = (self.num_images // batch_size if self.drop_last
+        self.rank, self.world_size = rank, world_size
+        self.steps_per_epoch = (steps_per_epoch(self.num_images, batch_size, world_size) if shuffle
                                 else -(-self.num_images // batch_size))
         # Evaluation normalizes only; training crops, flips and cuts out as well.
         self.augment = augment or BatchAugment(0, False, None, mean, std, device)
@@ -86,10 +88,13 @@ class DeviceLoader:
         else:
             order = None
         for step in range(self.start_step, self.steps_per_epoch):
-            window = slice(step * self.batch_size, (step + 1) * self.batch_size)
-            indices = order[window] if order is not None else window
+            if order is not None:
+                indices = order[shard_window(step, self.batch_size, self.rank, self.world_size)]
+            else:
+                indices = slice(step * self.batch_size, (step + 1) * self.batch_size)
             images, labels = self.images[indices], self.labels[indices]
-            self.generator.manual_seed(batch_seed(self.seed, self.epoch, step))  # host-side: no device sync
+            # host-side seeding: no device sync
+            self.generator.manual_seed(batch_seed(self.seed, self.epoch, step, self.rank))
             flip = None
             if self.even_epoch_flip is not None:
                 flip = self.even_epoch_flip[indices] ^ (self.epoch % 2 == 1)

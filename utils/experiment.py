@@ -9,9 +9,10 @@
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import torch
 from torch import nn
@@ -21,7 +22,9 @@ from utils.augmentation import build_batch_mixer
 from utils.checkpoint import check_class_names, load_checkpoint, seed_everything
 from utils.config import RESUME_MUST_MATCH, RESUME_NEEDS_OUTPUT_DIR, TrainConfig
 from utils.data_loader import build_data
-from utils.errors import UserError
+from utils import distributed
+from utils.distributed import Placement, share_from_main, share_state_from_main
+from utils.errors import RunStopped, UserError
 from utils.modern_trainer import learning_rates, resolve_amp
 from utils.run_dir import claim_run_dir, unique_run_dir
 from utils.trainer import Trainer, evaluate, write_json
@@ -90,8 +93,12 @@ WHITENING_SAMPLE = 5000  # training images a data-fitted first layer is fitted o
 
 
 def run_training(config: TrainConfig) -> dict[str, Any]:
-    """Train one model as ``config`` (resolved) says; return its metrics (also in ``metrics.json``)."""
-    device = select_device(config.device)
+    """Train one model as ``config`` (resolved) says; return its metrics (also in ``metrics.json``).
+
+    Under ``torchrun`` every process calls this; they train data-parallel (``utils/distributed.py``).
+    """
+    placement = distributed.setup(config.device)
+    device = distributed.device_for(placement, select_device(config.device))
     if device.type == "cuda":
         # Fixed input shapes: let cuDNN time its algorithms once and keep the fastest.
         torch.backends.cudnn.benchmark = True
@@ -99,42 +106,78 @@ def run_training(config: TrainConfig) -> dict[str, Any]:
         torch.backends.cuda.matmul.allow_tf32 = config.tf32
         torch.backends.cudnn.allow_tf32 = config.tf32
     config, device_note = resolve_for_device(config, device)
-    with claim_run_dir(config.output_dir, config.model, config.resume) as run_dir:
-        return _train(config.replace(output_dir=str(run_dir)), device, run_dir, device_note)
+    config = config.replace(world_size=placement.world_size)
+    if config.sync_bn and device.type != "cuda":
+        raise UserError("--sync-bn needs CUDA (PyTorch's SyncBatchNorm runs on GPUs only); drop it on a CPU")
+    try:
+        with claimed_run_dir(config, placement) as run_dir:
+            return _train(config.replace(output_dir=str(run_dir)), device, run_dir, device_note, placement)
+    except RuntimeError as error:
+        if not (placement.distributed and distributed.is_peer_failure(error)):
+            raise
+        # A collective failed: another process of this torchrun run died (or its machine is unreachable).
+        raise RunStopped(f"rank {placement.rank}: another process of this torchrun run was lost "
+                         f"({str(error).splitlines()[0][:120]}); start it again with --resume "
+                         f"--output-dir {config.output_dir or 'RUN'} (torchrun --max-restarts does so itself)", 1) from None
 
 
-def _train(config: TrainConfig, device: torch.device, run_dir: Path, device_note: str = "") -> dict[str, Any]:
+@contextlib.contextmanager
+def claimed_run_dir(config: TrainConfig, placement: Placement) -> Iterator[Path]:
+    """The run folder, claimed (checked and locked) by rank 0 alone and shared with the other processes."""
+    if not placement.distributed:
+        with claim_run_dir(config.output_dir, config.model, config.resume) as run_dir:
+            yield run_dir
+        return
+    with contextlib.ExitStack() as stack:
+        shared: Any = None
+        if placement.is_main:
+            try:
+                shared = str(stack.enter_context(claim_run_dir(config.output_dir, config.model, config.resume)))
+            except UserError as error:  # every process ends with the same one line
+                shared = error
+        yield Path(share_from_main(shared))
+
+
+def _train(config: TrainConfig, device: torch.device, run_dir: Path, device_note: str = "",
+           placement: Placement = Placement()) -> dict[str, Any]:
     seed_everything(config.seed)
-    data = build_data(config, device)
+    data = build_data(config, device, placement.rank, placement.world_size)
     config = config.replace(num_classes=data.num_classes)
     model = build_model(config, data.num_classes).to(device)
+    if config.sync_bn and placement.distributed:  # BatchNorm statistics over the global batch
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     if hasattr(model, "init_from_data"):
         # A layer fitted to the data (speednet's whitening), before the EMA copies the model; a resumed
         # run then loads the saved weights over it.
         model.init_from_data(data.normalized_train_sample(WHITENING_SAMPLE, device))
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    trainer = Trainer(model, data, config, run_dir, device)
+    trainer = Trainer(model, data, config, run_dir, device, placement)
     if config.resume:
         # Checked before anything is written: a refused resume leaves the folder as it was.
         resumed = trainer.restore(run_dir / "last.pt")
-    config.save(run_dir / "config.json")
+    if placement.is_main:
+        config.save(run_dir / "config.json")
+    processes = (f" | {placement.world_size} processes x batch {config.batch_size} = global batch "
+                 f"{placement.world_size * config.batch_size}" if placement.distributed else "")
     print(f"{config.model}: {count_parameters(model) / 1e6:.2f}M parameters | {data.dataset} "
-          f"{data.train_loader.num_images} train / {data.test_loader.num_images} test images ({data.data_mode}) | "
+          f"{data.train_loader.num_images} train / {trainer.test_images} test images ({data.data_mode}) | "
           f"{config.recipe} recipe ({config.optimizer}, {config.scheduler}) | {device}"
-          f"{' | AMP ' + config.amp_dtype if config.amp else ''} | {run_dir}", flush=True)
+          f"{' | AMP ' + config.amp_dtype if config.amp else ''}{processes} | {run_dir}", flush=True)
     if config.resume:
         print(resumed + (f"; {device_note}" if device_note else ""), flush=True)
     metrics = trainer.fit()
 
-    # The confusion matrix of the model the run keeps (best.pt: raw or EMA weights).
-    best = load_checkpoint(run_dir / "best.pt")
-    model.load_state_dict(best["model"])
+    # The confusion matrix of the model the run keeps (best.pt: raw or EMA weights); under torchrun
+    # rank 0 reads best.pt and hands its weights to the others (their machines may not see the file).
+    best = load_checkpoint(run_dir / "best.pt") if placement.is_main else {"model": None}
+    model.load_state_dict(share_state_from_main(best["model"], model.state_dict()))
     result = evaluate(model, data.test_loader, device, trainer.recipe.precision, config.channels_last,
                       keep_predictions=True)
-    matrix = confusion_matrix(result["predictions"], result["labels"], data.num_classes)
-    plot_confusion_matrix(matrix, data.class_names, run_dir / "confusion_matrix.png",
-                          title=f"{config.model}, best.pt ({best['weights_source']} weights): {result['acc']:.2f}%")
+    if placement.is_main:
+        matrix = confusion_matrix(result["predictions"], result["labels"], data.num_classes)
+        plot_confusion_matrix(matrix, data.class_names, run_dir / "confusion_matrix.png",
+                              title=f"{config.model}, best.pt ({best['weights_source']} weights): {result['acc']:.2f}%")
     print(summary_line(metrics, run_dir), flush=True)
     return metrics
 

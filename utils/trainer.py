@@ -37,6 +37,7 @@ from utils.checkpoint import (atomic_write, capture_rng_state, check_class_names
                               save_checkpoint, seed_everything)
 from utils.config import TrainConfig
 from utils.data_loader import DataBundle
+from utils.distributed import Placement, all_reduce_sum, any_process, gather_to_all
 from utils.errors import RunStopped, UserError
 from utils.evaluation import predict, tta_views
 from utils.modern_trainer import Precision, Recipe, build_recipe
@@ -67,10 +68,11 @@ class StepLog:
     what was written since the last read in one transfer: that is the only sync of the training loop.
     """
 
-    def __init__(self, steps: int, start: int, device: torch.device) -> None:
+    def __init__(self, steps: int, start: int, device: torch.device, world_size: int = 1) -> None:
         self.values = torch.zeros(2, max(1, steps), device=device)  # row 0: loss x batch, row 1: correct
         self.counts: dict[int, int] = {}
         self.read_up_to = start
+        self.world_size = world_size  # processes whose equal batches are added at each read
 
     def record(self, step: int, loss: torch.Tensor, correct: torch.Tensor, count: int) -> None:
         self.values[0, step] = loss * count
@@ -82,8 +84,11 @@ class StepLog:
         start, self.read_up_to = self.read_up_to, up_to
         if up_to <= start:
             return []
-        losses, correct = self.values[:, start:up_to].tolist()  # the sync
-        return [(start + i, losses[i], correct[i], self.counts[start + i]) for i in range(up_to - start)]
+        # Under torchrun, summed over processes: every process sees the global loss and decides alike.
+        values = all_reduce_sum(self.values[:, start:up_to].clone())
+        losses, correct = values.tolist()  # the sync
+        world = self.world_size
+        return [(start + i, losses[i], correct[i], world * self.counts[start + i]) for i in range(up_to - start)]
 
 
 def default_eval_every(train_images: int, test_images: int, evaluations: int) -> int:
@@ -176,10 +181,14 @@ def evaluate(model: nn.Module, loader, device: torch.device, precision: Optional
             model.train(was_training)
             raise StopRequested
     model.train(was_training)
-    result = {"loss": loss_sum.item() / max(1, seen), "acc": 100.0 * correct.item() / max(1, seen)}
+    # Under torchrun each process evaluated its share of the images: add the sums over processes.
+    totals = all_reduce_sum(torch.stack([loss_sum.float(), correct.float(), torch.tensor(float(seen), device=device)]))
+    loss_total, correct_total, seen_total = totals.tolist()
+    result = {"loss": loss_total / max(1, seen_total), "acc": 100.0 * correct_total / max(1, seen_total)}
     if keep_predictions:
-        result["predictions"], result["labels"] = torch.cat(predictions), torch.cat(labels_seen)
-        result["probabilities"] = torch.cat(probabilities)
+        result["predictions"] = gather_to_all(torch.cat(predictions))
+        result["labels"] = gather_to_all(torch.cat(labels_seen))
+        result["probabilities"] = gather_to_all(torch.cat(probabilities))
     return result
 
 
@@ -208,19 +217,26 @@ class Trainer:
     """Holds what one run needs; :meth:`fit` is the loop."""
 
     def __init__(self, model: nn.Module, data: DataBundle, config: TrainConfig, run_dir: Path,
-                 device: torch.device) -> None:
+                 device: torch.device, placement: Placement = Placement()) -> None:
         self.model, self.data, self.config, self.run_dir, self.device = model, data, config, Path(run_dir), device
+        self.placement = placement
+        self.is_main = placement.is_main  # only rank 0 writes the run's files
         self.steps_per_epoch = data.train_loader.steps_per_epoch
         self.total_steps = self.steps_per_epoch * config.epochs
         self.recipe: Recipe = build_recipe(model, config, self.steps_per_epoch, device)
         self.mixer = build_batch_mixer(config, data.num_classes)
         # compile after the optimizer is built, so parameter names (for the decay groups) are the model's own;
         # checkpoints always hold self.model's state dict (no "_orig_mod." prefixes)
-        self.train_model = (torch.compile(model, mode=None if config.compile_mode in (None, "default")
-                                          else config.compile_mode) if config.compile else model)
+        trained = model
+        if placement.distributed:  # gradients averaged over processes in the backward pass
+            trained = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
+                                                          else None)
+        self.train_model = (torch.compile(trained, mode=None if config.compile_mode in (None, "default")
+                                          else config.compile_mode) if config.compile else trained)
+        self.test_images = len(data.test_images) if data.test_images is not None else data.test_loader.num_images
         views = len(tta_views(torch.zeros(1, 3, 8, 8), config.tta))  # each test-time view is a forward pass
         self.eval_every = config.eval_every or default_eval_every(
-            data.train_loader.num_images, data.test_loader.num_images, (2 if config.ema else 1) * views)
+            data.train_loader.num_images, self.test_images, (2 if config.ema else 1) * views)
         # Without a scaler that skips non-finite steps on the device, check every step (and sync).
         self.guard_every = GUARD_EVERY if self.recipe.precision.skips_nonfinite_steps else 1
         self.params = count_parameters(model)
@@ -260,18 +276,23 @@ class Trainer:
         check_class_names(checkpoint, self.data.class_names, path)
         state = TrainState(checkpoint["epoch"], checkpoint["step_in_epoch"], checkpoint["global_step"],
                            checkpoint["best_acc"], list(checkpoint["history"]), EpochTotals(**checkpoint["totals"]))
-        saved_batch = checkpoint["config"].get("batch_size", self.config.batch_size)
+        # The global batch (per-process batch x processes) lays out the epoch; a torchrun run resumed
+        # with another number of processes is another global batch.
+        saved_world = checkpoint["config"].get("world_size", 1)
+        saved_batch = checkpoint["config"].get("batch_size", self.config.batch_size) * saved_world
+        batch = self.config.batch_size * self.placement.world_size
         notes = []
-        if saved_batch != self.config.batch_size:
+        if saved_batch != batch:
             if state.step_in_epoch > 0:
-                raise UserError(f"cannot resume {path} with --batch-size {self.config.batch_size}: it stopped in the "
+                processes = f" x {saved_world} processes" if saved_world > 1 else ""
+                raise UserError(f"cannot resume {path} with a global batch of {batch}: it stopped in the "
                                 f"middle of epoch {state.epoch + 1} (step {state.step_in_epoch}) with --batch-size "
-                                f"{saved_batch}, and the rest of that epoch is laid out in batches of {saved_batch}; "
-                                f"resume without --batch-size")
+                                f"{saved_batch // saved_world}{processes}, and the rest of that epoch is laid out in "
+                                f"batches of {saved_batch}; resume without --batch-size (and as many processes)")
             # At an epoch boundary the new batch size is fine; the schedule continues at the same
             # fraction of training, counted in steps of the new size.
             state.global_step = state.epoch * self.steps_per_epoch
-            notes.append(f"batch size {saved_batch} -> {self.config.batch_size}, schedule at step {state.global_step}")
+            notes.append(f"batch size {saved_batch} -> {batch}, schedule at step {state.global_step}")
         try:
             self.model.load_state_dict(checkpoint["model"])
             self.recipe.optimizer.load_state_dict(checkpoint["optimizer"])
@@ -306,7 +327,7 @@ class Trainer:
             "dataset": self.data.dataset,
             "data_mode": self.data.data_mode,
             "train_images": self.data.train_loader.num_images,
-            "test_images": self.data.test_loader.num_images,
+            "test_images": self.test_images,
             "device": str(self.device),
             "eval_every": self.eval_every,
             "history": history,
@@ -342,11 +363,14 @@ class Trainer:
                 self.data.set_epoch(epoch, self.state.step_in_epoch)
                 self._clock = time.perf_counter()
                 self.train_one_epoch(signals)
+                # Under torchrun an evaluation runs to its end on every process (its sums are collective).
+                distributed = self.placement.distributed
                 try:
-                    self.end_epoch(should_stop=lambda: signals.received is not None)
+                    self.end_epoch(should_stop=(lambda: False) if distributed else lambda: signals.received is not None)
                 except StopRequested:  # during evaluation: last.pt keeps the trained epoch; resume evaluates it
                     self._stop_on_signal(signals.received)
-                if signals.received is not None:  # arrived while files were written: stop at this boundary
+                # arrived while files were written: stop at this boundary (every process alike)
+                if any_process(signals.received is not None, self.device) if distributed else signals.received:
                     self._stop_on_signal(signals.received)
         return self.metrics()
 
@@ -385,7 +409,8 @@ class Trainer:
     def train_one_epoch(self, signals: StopSignals) -> None:
         config, state = self.config, self.state
         self.train_model.train()
-        log = StepLog(self.steps_per_epoch, state.step_in_epoch, self.device)
+        log = StepLog(self.steps_per_epoch, state.step_in_epoch, self.device, self.placement.world_size)
+        distributed = self.placement.distributed
         self._nonfinite_run = 0
         batches = tqdm(self.data.train_loader, desc=f"epoch {state.epoch + 1}/{config.epochs}",
                        disable=not config.progress, leave=False, initial=state.step_in_epoch,
@@ -400,12 +425,16 @@ class Trainer:
             log.record(state.step_in_epoch, loss, correct, len(labels))
             state.step_in_epoch += 1
             state.global_step += 1
-            if state.step_in_epoch % self.guard_every == 0:
+            at_guard = state.step_in_epoch % self.guard_every == 0
+            if at_guard:
                 self._read_log(log)
                 if config.progress:
                     batches.set_postfix(loss=f"{state.totals.loss_sum / max(1, state.totals.seen):.3f}",
                                         acc=f"{100 * state.totals.correct / max(1, state.totals.seen):.1f}")
-            if signals.received is not None:
+            # Under torchrun the processes agree to stop at the same step (at a log read: one collective).
+            stop = (any_process(signals.received is not None, self.device) if at_guard else False) if distributed \
+                else signals.received is not None
+            if stop:
                 batches.close()
                 self._read_log(log)
                 self._stop_on_signal(signals.received)
@@ -487,7 +516,10 @@ class Trainer:
                 state.best_acc = score
                 weights = ({k[len("module."):]: v for k, v in recipe.ema.state_dict().items()
                             if k.startswith("module.")} if use_ema else None)
-                save_checkpoint(self._checkpoint(weights, "ema" if use_ema else "raw"), self.run_dir / "best.pt")
+                if self.is_main:
+                    save_checkpoint(self._checkpoint(weights, "ema" if use_ema else "raw"), self.run_dir / "best.pt")
+        if not self.is_main:  # under torchrun, rank 0 alone writes the run's files
+            return
         save_checkpoint(self._checkpoint(), self.run_dir / "last.pt")  # every epoch: a kill loses at most one
         if raw is not None:  # the curves change only when there is a new test point
             source = Path(config.data_dir).name if self.data.dataset == "folder" else self.data.dataset
@@ -508,10 +540,12 @@ class Trainer:
               f"(eval {entry['eval_time_s']:.1f}s)", flush=True)
 
     # -------------------------------------------------------------------- stopping
-    def _stop_on_signal(self, signum: int) -> None:
+    def _stop_on_signal(self, signum: Optional[int]) -> None:
+        signum = signum or signal.SIGTERM  # a torchrun process stopping because another one was signalled
         self._bank_time()  # the interrupted epoch's time so far is part of its epoch_time_s
         path = self.run_dir / "last.pt"
-        save_checkpoint(self._checkpoint(), path)  # mid-epoch: resume skips the batches already seen
+        if self.is_main:
+            save_checkpoint(self._checkpoint(), path)  # mid-epoch: resume skips the batches already seen
         state = self.state
         where = (f"after epoch {state.epoch}" if state.step_in_epoch == 0 else
                  f"at epoch {state.epoch + 1}, step {state.step_in_epoch}")
@@ -528,9 +562,9 @@ class Trainer:
 
 
 def fit(model: nn.Module, data: DataBundle, config: TrainConfig, run_dir: Path, device: torch.device,
-        resume: bool = False) -> dict[str, Any]:
+        resume: bool = False, placement: Placement = Placement()) -> dict[str, Any]:
     """Train ``model`` on ``data`` as ``config`` says; write the run's files into ``run_dir``; return the metrics."""
-    trainer = Trainer(model, data, config, run_dir, device)
+    trainer = Trainer(model, data, config, run_dir, device, placement)
     if resume:
         trainer.restore(Path(run_dir) / "last.pt")
     return trainer.fit()

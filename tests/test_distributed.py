@@ -1,0 +1,120 @@
+"""Data-parallel training under torchrun on the CPU (gloo): shards, gradient averaging, checkpoints, resume."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from utils.checkpoint import load_checkpoint
+from utils.data_loader import EpochBatchSampler, epoch_order
+from utils.data_sources import ImageTensors
+from utils.device_loader import DeviceLoader
+
+from tests.conftest import REPO, run_script, wait_for
+
+# A model without BatchNorm (vit_tiny: LayerNorm is per image), so per-process batches of 32 compute
+# exactly what one batch of 64 does; no augmentation, no weight decay, constant LR.
+EQUIVALENT = ["--model", "vit_tiny", "--dataset", "synthetic", "--synthetic-size", "256", "--image-size", "16",
+              "--epochs", "1", "--augmentation", "none", "--optimizer", "sgd", "--weight-decay", "0", "--scheduler",
+              "none", "--device", "cpu", "--no-progress", "--cache-dir", "", "--seed", "3"]
+
+
+def torchrun(processes: int, argv: list[str]) -> list[str]:
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
+            str(REPO / "main_modern.py"), *argv]
+
+
+def run_torchrun(processes: int, argv: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(torchrun(processes, argv), capture_output=True, text=True, timeout=300, cwd=REPO,
+                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+
+
+@pytest.mark.parametrize("world_size", [2, 3])
+def test_each_process_has_a_disjoint_shard_and_together_they_are_the_epoch(world_size):
+    size, batch, seed, epoch = 100, 8, 5, 2
+    global_batch = batch * world_size
+    steps = size // global_batch
+    samplers = [EpochBatchSampler(size, batch, seed, rank, world_size) for rank in range(world_size)]
+    split = ImageTensors(torch.zeros(size, 3, 4, 4, dtype=torch.uint8), torch.arange(size))
+    loaders = [DeviceLoader(split, batch, torch.device("cpu"), (0, 0, 0), (1, 1, 1), seed=seed, shuffle=True,
+                            rank=rank, world_size=world_size) for rank in range(world_size)]
+    for sampler, loader in zip(samplers, loaders):
+        sampler.set_epoch(epoch)
+        loader.set_epoch(epoch)
+    by_sampler = [list(sampler) for sampler in samplers]
+    by_loader = [[labels.tolist() for _, labels in loader] for loader in loaders]  # labels = image indices
+    assert by_sampler == by_loader  # both data paths shard alike
+    order = epoch_order(size, seed, epoch).tolist()
+    for step in range(steps):
+        shards = [by_sampler[rank][step] for rank in range(world_size)]
+        flat = [i for shard in shards for i in shard]
+        assert len(set(flat)) == global_batch  # disjoint
+        assert flat == order[step * global_batch:(step + 1) * global_batch]  # = one process's global batch
+
+
+def test_two_processes_of_32_train_the_weights_of_one_process_of_64(tmp_path):
+    ddp, single = tmp_path / "ddp", tmp_path / "single"
+    result = run_torchrun(2, [*EQUIVALENT, "--batch-size", "32", "--output-dir", str(ddp)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "2 processes x batch 32 = global batch 64" in result.stdout
+    assert result.stdout.count("done: vit_tiny") == 1  # only rank 0 prints
+    result = run_script("main_modern.py", [*EQUIVALENT, "--batch-size", "64", "--output-dir", str(single)])
+    assert result.returncode == 0, result.stderr
+    a, b = load_checkpoint(ddp / "last.pt")["model"], load_checkpoint(single / "last.pt")["model"]
+    assert a.keys() == b.keys()  # the unwrapped model: no "module." prefixes
+    for key in a:
+        # DDP averages the two halves' gradients; a sum in another order differs in the last bits (fp32)
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6, msg=key)
+    metrics = json.loads((ddp / "metrics.json").read_text())
+    assert metrics["test_images"] == json.loads((single / "metrics.json").read_text())["test_images"]
+    assert metrics["history"][0]["test_acc"] == pytest.approx(
+        json.loads((single / "metrics.json").read_text())["history"][0]["test_acc"], abs=1e-6)
+    assert json.loads((ddp / "config.json").read_text())["world_size"] == 2
+    # The DDP run's checkpoint evaluates in a single process.
+    evaluated = run_script("main_modern.py", ["--evaluate", str(ddp / "best.pt"), "--device", "cpu"])
+    assert evaluated.returncode == 0 and "vit_tiny from" in evaluated.stdout, evaluated.stderr
+
+
+def test_sync_bn_on_a_cpu_is_one_line(tmp_path):
+    result = run_script("main_modern.py", ["--dataset", "synthetic", "--sync-bn", "--device", "cpu",
+                                           "--output-dir", str(tmp_path / "run")])
+    assert result.returncode == 2 and result.stderr.strip() == (
+        "main_modern.py: error: --sync-bn needs CUDA (PyTorch's SyncBatchNorm runs on GPUs only); drop it on a CPU")
+
+
+RESUMABLE = ["--model", "cnn", "--dataset", "synthetic", "--image-size", "32", "--synthetic-size", "1536",
+             "--batch-size", "16", "--no-progress", "--cache-dir", "", "--seed", "3", "--epochs", "3", "--device", "cpu"]
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process started (directly or not) by ``pid`` (torchrun's workers run in their own groups)."""
+    children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    return [p for child in map(int, children) for p in (*descendants(child), child)]
+
+
+@pytest.mark.slow
+def test_a_killed_two_process_run_resumed_with_torchrun_equals_an_uninterrupted_one(tmp_path):
+    reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
+    result = run_torchrun(2, [*RESUMABLE, "--output-dir", str(reference)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    process = subprocess.Popen(torchrun(2, [*RESUMABLE, "--output-dir", str(interrupted)]), cwd=REPO,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics_file = interrupted / "metrics.json"
+    wait_for(lambda: metrics_file.exists() and len(json.loads(metrics_file.read_text())["history"]) == 1, process)
+    for pid in [*descendants(process.pid), process.pid]:  # both workers and torchrun, with no warning
+        os.kill(pid, signal.SIGKILL)
+    process.wait()
+    result = run_torchrun(2, ["--resume", "--output-dir", str(interrupted), "--no-progress"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    want = [{k: v for k, v in h.items() if not k.endswith("_time_s")}
+            for h in json.loads((reference / "metrics.json").read_text())["history"]]
+    got = [{k: v for k, v in h.items() if not k.endswith("_time_s")} for h in json.loads(metrics_file.read_text())["history"]]
+    assert len(got) == 3
+    for a, b in zip(want, got):
+        for key in a:
+            assert b[key] == pytest.approx(a[key], abs=1e-6), (key, a, b)
