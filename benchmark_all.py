@@ -129,6 +129,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             print_plan(plan)
             return
         results = run_benchmark(plan)
+        if not plan.is_main:  # under torchrun, rank 0 writes the report and speaks
+            return
         report = write_report(plan)
         failed = [r for r in results if r["status"] == "failed"]
         print(f"benchmark written to {report} ({len(results) - len(failed)} runs done, {len(failed)} failed)")

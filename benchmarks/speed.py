@@ -5,6 +5,8 @@ augmented there; ``memory``: a DataLoader with per-image transforms in worker pr
 the training step that ``main_modern.py`` runs (``Trainer.train_step``, built by the same functions)
 and measures, after a warm-up, in one process:
 
+(``stream``: the folder's files decoded and resized by the DataLoader workers every epoch.)
+
 - throughput: images per second over the timed steps (on CUDA: between CUDA events, after a sync);
 - the input pipeline's share: the time the loop waits for the next batch over the wall time;
 - peak memory (CUDA only: ``torch.cuda.max_memory_allocated``).
@@ -106,7 +108,8 @@ def markdown(rows: list[dict[str, Any]], header: str) -> str:
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["cnn", "resnet_tiny", "resnet18"])
-    parser.add_argument("--modes", nargs="+", default=["device", "memory"], choices=["device", "memory"])
+    parser.add_argument("--modes", nargs="+", default=["device", "memory"], choices=["device", "memory", "stream"],
+                        help="data paths to time (stream: an image folder's files decoded by the workers; needs --data-dir)")
     parser.add_argument("--data-dir", help="an image folder (default: synthetic data, no files needed)")
     parser.add_argument("--subset", type=int, help="training images to use from --data-dir")
     parser.add_argument("--batch-size", type=int, default=128)
@@ -139,9 +142,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                                  channels_last=args.channels_last or None, **source).resolved()
             per_mode[mode] = measure(resolve_amp(config, device), args.steps, args.warmup, device,
                                      not args.no_progress)
-        if "device" in per_mode and "memory" in per_mode:
-            per_mode["device"]["speedup_vs_memory"] = round(
-                per_mode["device"]["img_per_s"] / per_mode["memory"]["img_per_s"], 3)
+        for mode in ("device", "stream"):  # each against the DataLoader over the decoded tensor
+            if mode in per_mode and "memory" in per_mode:
+                per_mode[mode]["speedup_vs_memory"] = round(
+                    per_mode[mode]["img_per_s"] / per_mode["memory"]["img_per_s"], 3)
         rows += per_mode.values()
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or 'cpu'}, " \
@@ -158,7 +162,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     print(table)
     for row in rows:
         if row.get("speedup_vs_memory"):
-            print(f"{row['model']}: device path {row['speedup_vs_memory']:.2f}x the DataLoader path's img/s "
+            print(f"{row['model']}: {row['data_mode']} path {row['speedup_vs_memory']:.2f}x the memory path's img/s "
                   f"(epoch time ratio {1 / row['speedup_vs_memory']:.2f})")
     base = args.output or f"speed-{device.type}-{time.strftime('%Y-%m-%d')}"
     results = Path(args.results_dir)

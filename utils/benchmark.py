@@ -35,6 +35,7 @@ from models import list_models
 from models.activations import list_activations
 from utils.checkpoint import load_checkpoint
 from utils.config import TrainConfig
+from utils import distributed
 from utils.errors import RunStopped, UserError
 from utils.run_dir import RUN_FILES
 from utils.statistics import expected_calibration_error
@@ -92,6 +93,7 @@ class BenchmarkPlan:
     verbose: bool = False
     progress: bool = True
     results: list[dict[str, Any]] = field(default_factory=list)
+    is_main: bool = True  # under torchrun: is this rank 0, the process that writes the files
 
 
 def build_experiments(studies: Sequence[str], models: Optional[Sequence[str]], model: str) -> list[Experiment]:
@@ -189,7 +191,8 @@ def run_one(plan: BenchmarkPlan, experiment: Experiment, seed: int,
     memory, memory_kind = peak_memory_mib(device or torch.device("cpu"))
     seen = metrics["train_images"] * len(history)
     calibration = {k: extras.pop(k) for k in ("calibration_probabilities", "calibration_labels")}
-    torch.save(calibration, run_dir / "calibration.pt")
+    if plan.is_main:
+        torch.save(calibration, run_dir / "calibration.pt")
     return {**record, "status": "done", "resumed": resume,
             "final_test_acc": last["test_acc"], "final_ema_test_acc": last.get("ema_test_acc"),
             "best_test_acc": metrics["best_test_acc"], "best_epoch": metrics["best_epoch"],
@@ -202,6 +205,14 @@ def run_one(plan: BenchmarkPlan, experiment: Experiment, seed: int,
 
 
 # ------------------------------------------------------------------------------------ the benchmark
+def catch_user_error(function: Callable[..., Any], *args: Any) -> Any:
+    """``function(*args)``, or the UserError it raised (to be shared with the other torchrun processes)."""
+    try:
+        return function(*args)
+    except UserError as error:
+        return error
+
+
 def plan_signature(plan: BenchmarkPlan) -> dict[str, Any]:
     """What must match for a re-run to continue a benchmark in the same folder: the studies and the budget."""
     base = plan.base.to_dict()
@@ -249,7 +260,9 @@ def run_benchmark(plan: BenchmarkPlan, train: Optional[Callable[[TrainConfig], d
     from utils.trainer import write_json
 
     train = train or run_training
-    check_output_dir(plan)
+    # Under torchrun every process runs every experiment (each run data-parallel); rank 0 writes the files.
+    plan.is_main = distributed.setup(plan.base.device).is_main
+    distributed.share_from_main(catch_user_error(check_output_dir, plan) if plan.is_main else None)
     results = {(r["study"], r["experiment"], r["seed"]): r for r in load_results(plan.out_dir)}
     todo = [(e, s) for e in plan.experiments for s in plan.seeds]
     bar = tqdm(todo, desc="benchmark", disable=not plan.progress)
@@ -262,7 +275,8 @@ def run_benchmark(plan: BenchmarkPlan, train: Optional[Callable[[TrainConfig], d
         record = run_one(plan, experiment, seed, train)
         record["benchmark_wall_s"] = round(time.perf_counter() - started, 2)
         results[key] = record
-        write_json(plan.out_dir / "results.json", {"command": plan.command, "results": list(results.values())})
+        if plan.is_main:
+            write_json(plan.out_dir / "results.json", {"command": plan.command, "results": list(results.values())})
         if record["status"] == "failed":
             tqdm.write(f"{experiment.key} seed {seed} failed: {record['error']}")
     bar.close()

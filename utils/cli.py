@@ -66,8 +66,10 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                       "(default: one per CPU core, at most 8)")
     data.add_argument("--data-mode", choices=DATA_MODES,
                       help="where the data lives: memory (a DataLoader over the decoded tensor, per-image "
-                      "augmentation in workers) or device (the whole tensor on the training device, batches "
-                      "augmented there); auto picks device unless a per-image policy needs memory (default auto)")
+                      "augmentation in workers), device (the whole tensor on the training device, batches "
+                      "augmented there) or stream (an image folder's files decoded by the workers each epoch, for "
+                      "folders larger than RAM); auto picks device unless a per-image policy needs memory, and "
+                      "stream for a folder that would take over half the available RAM (default auto)")
 
     train = parser.add_argument_group("training")
     train.add_argument("--epochs", type=int, help="default 10")

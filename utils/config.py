@@ -28,7 +28,7 @@ SCHEDULERS = ("step", "cosine", "none")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 AMP_DTYPES = ("auto", "bf16", "fp16")
 RECIPES = ("standard", "modern")
-DATA_MODES = ("auto", "memory", "device")
+DATA_MODES = ("auto", "memory", "device", "stream")
 TTA_MODES = ("none", "flip", "flip-translate")  # utils/evaluation.py
 # Augmentations the device-resident path does on whole batches; the others are per-image policies.
 BATCHED_AUGMENTATIONS = ("none", "standard")

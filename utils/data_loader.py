@@ -25,7 +25,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from utils.augmentation import build_test_transform, build_train_transform
 from utils.config import QUICK_SUBSET, QUICK_TEST_SUBSET, TrainConfig
-from utils.data_sources import ImageTensors, load_splits
+from utils.data_sources import ImageTensors, cache_dir_of, load_splits
+from utils.streaming import ImageFiles, sampled_channel_stats
 from utils.errors import UserError
 
 
@@ -206,8 +207,19 @@ class TorchLoader:
         return len(self.loader)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        for images, labels in self.loader:
-            yield images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
+        try:
+            for images, labels in self.loader:
+                yield images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
+        except UserError as error:  # raised in a worker (a corrupt file of a stream): keep its own line
+            raise UserError(worker_message(str(error))) from None
+
+
+def worker_message(message: str) -> str:
+    """The original message of an error a DataLoader worker raised (the loader wraps it in a traceback)."""
+    if not message.startswith("Caught "):
+        return message
+    last = message.strip().splitlines()[-1]
+    return last.split(": ", 1)[1] if ": " in last else last
 
 
 def hold_out(split: ImageTensors, size: int, seed: int) -> tuple[ImageTensors, ImageTensors]:
@@ -255,7 +267,11 @@ def build_data(config: TrainConfig, device: torch.device = torch.device("cpu"), 
     val = None
     if config.val_split is not None:
         train, val = hold_out(train, config.val_split, config.seed)
-    mean, std = channel_stats(train.images)
+    streamed = isinstance(train, ImageFiles)  # --data-mode stream: files decoded in the workers each epoch
+    if streamed:
+        mean, std = sampled_channel_stats(train, config.seed, cache_dir_of(config))
+    else:
+        mean, std = channel_stats(train.images)
     train = take_subset(train, config.subset, config.seed, QUICK_SUBSET if config.quick else None, "--subset")
     test = take_subset(test, config.test_subset, config.seed, QUICK_TEST_SUBSET if config.quick else None,
                        "--test-subset")
@@ -263,7 +279,7 @@ def build_data(config: TrainConfig, device: torch.device = torch.device("cpu"), 
     test_images = test.images  # all of them, for pictures of predictions (the loaders may hold a shard)
     test = shard(test, rank, world_size)
     val = shard(val, rank, world_size) if val is not None else None
-    if config.data_mode == "device":
+    if config.data_mode == "device" and not streamed:
         from utils.device_loader import DeviceLoader, build_batch_augment
 
         train_loader = DeviceLoader(train, config.batch_size, device, mean, std, seed=config.seed, shuffle=True,
@@ -289,4 +305,5 @@ def build_data(config: TrainConfig, device: torch.device = torch.device("cpu"), 
         val_loader = TorchLoader(DataLoader(TensorImageDataset(val, build_test_transform(config, mean, std)),
                                             batch_size=eval_batch, shuffle=False, **loader_options), device, config.seed)
     return DataBundle(TorchLoader(train_loader, device, config.seed, rank), TorchLoader(test_loader, device, config.seed),
-                      classes, mean, std, dataset, "memory", val_loader, train.images, test_images)
+                      classes, mean, std, dataset, "stream" if streamed else "memory", val_loader, train.images,
+                      test_images)

@@ -131,9 +131,18 @@ def image_folder_layout(root: Path) -> tuple[Path, Path]:
 def load_splits(config: TrainConfig) -> tuple[ImageTensors, ImageTensors, list[str], str]:
     """Decode the train and test splits of the configured source: (train, test, class names, data set)."""
     dataset = resolve_dataset(config)
+    if config.data_mode == "stream" and dataset != "folder":
+        raise UserError(f"--data-mode stream reads image folders file by file; {dataset} is held in memory "
+                        f"anyway: use --data-mode memory or device")
     if dataset == "synthetic":
         train, test, classes = synthetic_splits(config.synthetic_size, config.image_size, config.num_classes or 10,
                                                 config.seed)
+    elif dataset == "folder" and streams(config):
+        from utils.streaming import ImageFiles
+
+        listing = list_image_folder(Path(config.data_dir))
+        train, test = ImageFiles(listing.train, config.image_size), ImageFiles(listing.test, config.image_size)
+        classes = listing.classes
     elif dataset == "folder":
         train, test, classes = image_folder_splits(Path(config.data_dir), config.image_size,
                                                    cache_dir_of(config), config.progress)
@@ -141,6 +150,24 @@ def load_splits(config: TrainConfig) -> tuple[ImageTensors, ImageTensors, list[s
         train, test, classes = cifar_splits(dataset, Path(config.data_dir), config.download)
         train, test = resize_split(train, config.image_size), resize_split(test, config.image_size)
     return train, test, classes, dataset
+
+
+def streams(config: TrainConfig) -> bool:
+    """Is this image folder read file by file each epoch (``--data-mode stream``, or too large for RAM)?"""
+    if config.data_mode == "stream":
+        return True
+    if "data_mode" in config.user_settings:  # the user chose memory or device: never second-guessed
+        return False
+    from utils.streaming import decoded_bytes, should_stream
+
+    listing = list_image_folder(Path(config.data_dir))
+    count = len(listing.train) + len(listing.test)
+    if should_stream(count, config.image_size):
+        print(f"{config.data_dir}: {count} images at {config.image_size} px would take "
+              f"{decoded_bytes(count, config.image_size) / 2**30:.1f} GiB decoded, more than half the memory "
+              f"available; streaming them from disk (--data-mode stream)", flush=True)
+        return True
+    return False
 
 
 def cache_dir_of(config: TrainConfig) -> Optional[Path]:
@@ -332,15 +359,20 @@ def decode_files(files: Sequence[tuple[Path, int]], image_size: int, progress: b
 
     images = torch.empty(len(files), 3, image_size, image_size, dtype=torch.uint8)
     for index, (path, _) in enumerate(tqdm(files, desc=desc, disable=not progress, leave=False)):
-        image = decode_image_file(path)
-        if image.shape[-2:] != (image_size, image_size):
-            image = v2.functional.resize(image, [image_size, image_size], antialias=True)
-        images[index] = image
+        images[index] = decode_resized(path, image_size)
     labels = torch.tensor([label for _, label in files], dtype=torch.int64)
     return ImageTensors(images, labels)
 
 
 # ------------------------------------------------------------------------------------ decoding one file
+def decode_resized(path: Path, image_size: int) -> torch.Tensor:
+    """One file as uint8 RGB (3, image_size, image_size): the pixels of both the decoded tensor and a stream."""
+    image = decode_image_file(path)
+    if image.shape[-2:] != (image_size, image_size):
+        image = v2.functional.resize(image, [image_size, image_size], antialias=True)
+    return image
+
+
 def decode_image_file(path: Path) -> torch.Tensor:
     """Any image file → uint8 RGB (3, H, W); a file that cannot be decoded is a UserError naming it.
 

@@ -30,4 +30,6 @@ def smoke_settings(settings: dict[str, Any]) -> dict[str, Any]:
                  subset=None, test_subset=None, image_size=settings.get("image_size", SMOKE_IMAGE_SIZE))
     if settings.get("val_split"):
         smoke["val_split"] = 8
+    if settings.get("data_mode") == "stream":  # streams read image folders; synthetic data is a tensor
+        smoke["data_mode"] = "memory"
     return smoke

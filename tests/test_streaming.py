@@ -1,0 +1,54 @@
+"""--data-mode stream: the same batches as the decoded tensor, errors named in one line, auto's choice."""
+from __future__ import annotations
+
+import torch
+
+import main_modern
+from utils.config import TrainConfig
+from utils.data_loader import build_data
+from utils.streaming import ImageFiles, LazyImages, should_stream
+
+from tests.conftest import run_main, write_image_folder
+
+
+def _batches(folder, mode: str, epoch: int = 1) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    config = TrainConfig(data_dir=str(folder), data_mode=mode, augmentation="none", batch_size=4, workers=2,
+                         cache_dir="", progress=False, user_settings=["data_mode"]).resolved()
+    data = build_data(config)
+    data.set_epoch(epoch)
+    return data, [(images.clone(), labels.clone()) for images, labels in data.train_loader]
+
+
+def test_stream_and_memory_give_the_same_batches(tmp_path):
+    folder = write_image_folder(tmp_path / "images", per_class=6)
+    streamed, stream_batches = _batches(folder, "stream")
+    held, memory_batches = _batches(folder, "memory")
+    assert streamed.data_mode == "stream" and held.data_mode == "memory"
+    assert isinstance(streamed.train_loader.dataset.split, ImageFiles)
+    assert len(stream_batches) == len(memory_batches) == 4  # 18 images, batches of 4, the last dropped
+    for (a, la), (b, lb) in zip(stream_batches, memory_batches):
+        assert torch.equal(la, lb) and torch.equal(a, b)  # same order, same pixels
+    assert torch.equal(streamed.test_images[torch.arange(3)], held.test_images[:3])
+
+
+def test_a_corrupt_file_in_a_stream_is_one_line_naming_it(tmp_path, capfd):
+    folder = write_image_folder(tmp_path / "images", per_class=6)
+    (folder / "train" / "dog" / "0003.jpg").write_bytes(b"not an image")
+    code, _, err = run_main(main_modern.main, ["--data-dir", str(folder), "--data-mode", "stream", "--epochs", "1",
+                                               "--batch-size", "4", "--workers", "2", "--cache-dir", "",
+                                               "--no-progress", "--output-dir", str(tmp_path / "run")], capfd)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "cannot decode image" in err and "dog/0003.jpg" in err and "Traceback" not in err
+
+
+def test_lazy_images_index_like_a_tensor(tmp_path):
+    folder = write_image_folder(tmp_path / "images", per_class=2)
+    files = sorted((folder / "train").rglob("*.*"))
+    lazy = LazyImages(files, 16)
+    assert lazy[0].shape == (3, 16, 16) and lazy[1:3].shape == (2, 3, 16, 16)
+    assert torch.equal(lazy[torch.tensor([2, 0])][1], lazy[0])
+
+
+def test_auto_streams_only_what_would_not_fit():
+    assert not should_stream(50_000, 32)  # CIFAR-10: 150 MB
+    assert should_stream(10**9, 256)  # 196 TB
