@@ -263,7 +263,10 @@ def evaluate_checkpoint(path: str, explicit: dict[str, Any], misclassified: Opti
     result = evaluate(model, data.test_loader, device, tta=config.tta, keep_predictions=bool(misclassified))
     seconds = time.perf_counter() - started
     if misclassified:
-        wrong = (result["predictions"] != result["labels"]).nonzero().flatten()[:count]
+        wrong = (result["predictions"] != result["labels"]).nonzero().flatten()
+        # a seeded sample, in test-set order: the first mistakes of a class-sorted folder would all be one class
+        pick = torch.randperm(len(wrong), generator=torch.Generator().manual_seed(config.seed % 2**63))[:count]
+        wrong = wrong[pick.sort().values]
         Path(misclassified).parent.mkdir(parents=True, exist_ok=True)
         plot_misclassified(data.test_images[wrong], result["predictions"][wrong].tolist(),
                            result["labels"][wrong].tolist(), data.class_names, Path(misclassified),
