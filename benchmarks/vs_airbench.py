@@ -61,8 +61,11 @@ def write_airbench_data(data_dir: str, folder: Path, cache_dir: str | None = Non
     target = folder / "cifar10"
     target.mkdir(parents=True, exist_ok=True)
     for name, split in (("train", train), ("test", test)):
-        torch.save({"images": split.images.permute(0, 2, 3, 1).contiguous(),  # (N, 3, H, W) -> airbench's (N, H, W, 3)
-                    "labels": split.labels.long(), "classes": list(classes)}, target / f"{name}.pt")
+        # Shuffled once (seed 0): airbench fits its whitening layer on the first 5,000 training images,
+        # and an image folder lists them class by class (the first 5,000 would all be airplanes).
+        order = torch.randperm(len(split.labels), generator=torch.Generator().manual_seed(0))
+        torch.save({"images": split.images[order].permute(0, 2, 3, 1).contiguous(),  # (N, 3, H, W) -> (N, H, W, 3)
+                    "labels": split.labels[order].long(), "classes": list(classes)}, target / f"{name}.pt")
     return folder
 
 

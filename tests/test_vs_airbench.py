@@ -19,7 +19,11 @@ def test_airbench_files_hold_our_pixels_in_its_layout(tmp_path):
     from utils.data_sources import load_splits
 
     ours, _, _, _ = load_splits(TrainConfig(data_dir=str(data), progress=False, cache_dir="").resolved())
-    assert torch.equal(train["images"].permute(0, 3, 1, 2), ours.images)  # the same pixels, only transposed
+    theirs = train["images"].permute(0, 3, 1, 2)
+    assert not torch.equal(train["labels"], ours.labels.long())  # shuffled: the folder's order is class by class
+    # The same (image, label) pairs, only transposed and reordered.
+    assert sorted(zip(theirs.flatten(1).tolist(), train["labels"].tolist())) == \
+        sorted(zip(ours.images.flatten(1).tolist(), ours.labels.tolist()))
 
 
 def test_summary_means_stds_and_ratio():

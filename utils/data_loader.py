@@ -61,6 +61,7 @@ class DataBundle:
     val_loader: Optional[BatchLoader] = None  # --val-split: held-out training images, to choose best.pt on
     train_images: Optional[torch.Tensor] = None  # the training split, uint8 (N, 3, H, W), for data-fitted layers
     test_images: Optional[torch.Tensor] = None  # the test split in loader order, uint8, to show predictions on
+    train_labels: Optional[torch.Tensor] = None  # labels of ``train_images``, for class-stratified samples
 
     @property
     def num_classes(self) -> int:
@@ -69,11 +70,18 @@ class DataBundle:
     def set_epoch(self, epoch: int, start_step: int = 0) -> None:
         self.train_loader.set_epoch(epoch, start_step)
 
-    def normalized_train_sample(self, count: int, device: torch.device) -> torch.Tensor:
-        """The first ``count`` training images, normalized float32 (count, 3, H, W), on ``device``."""
+    def normalized_train_sample(self, count: int, device: torch.device, seed: int = 0) -> torch.Tensor:
+        """``count`` training images, class-stratified and drawn with ``seed``, normalized float32, on ``device``.
+
+        Never "the first ``count``": an image folder is listed class by class, so those would all be
+        airplanes, and a layer fitted to them (speednet's whitening) would see one class.
+        """
         from utils.batch_augment import normalize
 
-        images = self.train_images[:count].to(device)
+        count = min(count, len(self.train_images))
+        chosen = (stratified_subset(self.train_labels, count, seed) if self.train_labels is not None
+                  else torch.randperm(len(self.train_images), generator=torch.Generator().manual_seed(seed))[:count])
+        images = self.train_images[chosen].to(device)
         return normalize(images, torch.tensor(self.mean, device=device), torch.tensor(self.std, device=device))
 
 
@@ -288,7 +296,7 @@ def build_data(config: TrainConfig, device: torch.device = torch.device("cpu"), 
         test_loader = DeviceLoader(test, eval_batch, device, mean, std)
         val_loader = DeviceLoader(val, eval_batch, device, mean, std) if val is not None else None
         return DataBundle(train_loader, test_loader, classes, mean, std, dataset, "device", val_loader, train.images,
-                          test_images)
+                          test_images, train.labels)
     loader_options = dict(num_workers=config.workers, pin_memory=device.type == "cuda")
     train_loader = DataLoader(TensorImageDataset(train, build_train_transform(config, mean, std)),
                               batch_sampler=EpochBatchSampler(len(train), config.batch_size, config.seed, rank, world_size),
@@ -306,4 +314,4 @@ def build_data(config: TrainConfig, device: torch.device = torch.device("cpu"), 
                                             batch_size=eval_batch, shuffle=False, **loader_options), device, config.seed)
     return DataBundle(TorchLoader(train_loader, device, config.seed, rank), TorchLoader(test_loader, device, config.seed),
                       classes, mean, std, dataset, "stream" if streamed else "memory", val_loader, train.images,
-                      test_images)
+                      test_images, train.labels)

@@ -149,7 +149,7 @@ def _train(config: TrainConfig, device: torch.device, run_dir: Path, device_note
     if hasattr(model, "init_from_data"):
         # A layer fitted to the data (speednet's whitening), before the EMA copies the model; a resumed
         # run then loads the saved weights over it.
-        model.init_from_data(data.normalized_train_sample(WHITENING_SAMPLE, device))
+        model.init_from_data(data.normalized_train_sample(WHITENING_SAMPLE, device, config.seed))
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     trainer = Trainer(model, data, config, run_dir, device, placement)
