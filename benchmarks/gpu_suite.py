@@ -125,8 +125,9 @@ def train(settings: dict[str, Any], run_dir: Path, label: str, progress: Progres
     metrics = run_training(config)  # its log goes to the suite's gpu-suite.log
     history = metrics["history"]
     train_s = max(metrics["train_time_s"], 1e-9)
+    used = json.loads((run_dir / "config.json").read_text())  # AMP and channels_last as resolved for the device
     return {"label": label, "model": config.model, "epochs": len(history), "batch_size": config.batch_size,
-            "amp": config.amp_dtype if config.amp else "fp32", "channels_last": config.channels_last,
+            "amp": used["amp_dtype"] if used["amp"] else "fp32", "channels_last": used["channels_last"],
             "params_m": round(metrics["params"] / 1e6, 2), "train_s": metrics["train_time_s"],
             "eval_s": metrics["eval_time_s"], "wall_s": round(time.perf_counter() - started, 1),
             "img_per_s": round(metrics["train_images"] * len(history) / train_s, 1),
