@@ -17,6 +17,11 @@ JSON and markdown under ``benchmarks/results/``.
     python benchmarks/speed.py                                   # cnn, resnet_tiny, resnet18 on synthetic data
     python benchmarks/speed.py --models resnet_tiny --data-dir ../shared/data/cifar10-jpeg --subset 10000
     python benchmarks/speed.py --models resnet18 --amp --compile --channels-last --steps 200   # on a GPU
+    python benchmarks/speed.py --models speednet resnet_tiny --precisions fp32 bf16 bf16-compile --modes device
+
+``--precisions``: each model once per precision, side by side in one process (fp32 contiguous;
+bf16 autocast with channels_last; the same under ``torch.compile``, whose compilation falls in the
+warm-up steps and is reported apart as ``first_steps_s``), with each one's speed over fp32's.
 """
 from __future__ import annotations
 
@@ -41,6 +46,9 @@ from utils.modern_trainer import resolve_amp  # noqa: E402
 from utils.trainer import Trainer  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
+PRECISIONS = {"fp32": dict(amp=False, channels_last=False, compile=False),
+              "bf16": dict(amp=True, amp_dtype="bf16", channels_last=True, compile=False),
+              "bf16-compile": dict(amp=True, amp_dtype="bf16", channels_last=True, compile=True)}
 
 
 def measure(config: TrainConfig, steps: int, warmup: int, device: torch.device, progress: bool) -> dict[str, Any]:
@@ -55,6 +63,7 @@ def measure(config: TrainConfig, steps: int, warmup: int, device: torch.device, 
         waited, done, epoch = 0.0, 0, 0
         cuda = device.type == "cuda"
         bar = tqdm(total=warmup + steps, desc=f"{config.model} {config.data_mode}", disable=not progress, leave=False)
+        first = time.perf_counter()
         while done < warmup + steps:
             data.set_epoch(epoch)
             batches = iter(data.train_loader)
@@ -66,6 +75,7 @@ def measure(config: TrainConfig, steps: int, warmup: int, device: torch.device, 
                         start_event, end_event = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                         start_event.record()
                     started, waited = time.perf_counter(), 0.0
+                    first_steps = started - first
                 asked = time.perf_counter()
                 try:
                     images, labels = next(batches)
@@ -89,19 +99,21 @@ def measure(config: TrainConfig, steps: int, warmup: int, device: torch.device, 
     return {
         "model": config.model, "data_mode": config.data_mode, "batch_size": config.batch_size, "steps": steps,
         "seconds": round(seconds, 4), "img_per_s": round(images_done / seconds, 1),
-        "input_share": round(waited / max(seconds, 1e-9), 4),
+        "input_share": round(waited / max(seconds, 1e-9), 4), "first_steps_s": round(first_steps, 2),
+        "precision": ("bf16" if config.amp else "fp32") + ("-compile" if config.compile else ""),
         "peak_memory_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
     }
 
 
 def markdown(rows: list[dict[str, Any]], header: str) -> str:
-    lines = [header, "", "| model | data path | img/s | input share | peak memory (MiB) | vs memory path |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = [header, "", "| model | data path | precision | img/s | input share | peak memory (MiB) | vs memory path "
+             "| vs fp32 | warm-up steps (s) |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in rows:
         memory = row["peak_memory_mib"] if row["peak_memory_mib"] is not None else "n/a (CPU)"
         ratio = f"{row['speedup_vs_memory']:.2f}x" if row.get("speedup_vs_memory") else ""
-        lines.append(f"| {row['model']} | {row['data_mode']} | {row['img_per_s']:,.0f} | {100 * row['input_share']:.1f}% "
-                     f"| {memory} | {ratio} |")
+        vs_fp32 = f"{row['speedup_vs_fp32']:.2f}x" if row.get("speedup_vs_fp32") else ""
+        lines.append(f"| {row['model']} | {row['data_mode']} | {row['precision']} | {row['img_per_s']:,.0f} | "
+                     f"{100 * row['input_share']:.1f}% | {memory} | {ratio} | {vs_fp32} | {row['first_steps_s']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -123,6 +135,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--output", help="basename of the JSON/markdown files (default: speed-<device>-<date>)")
     parser.add_argument("--results-dir", default=str(RESULTS), help="where they are written")
+    parser.add_argument("--precisions", nargs="+", choices=list(PRECISIONS),
+                        help="compare these precisions per model (on the first of --modes) instead of data paths")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
 
@@ -133,7 +147,19 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     source = dict(data_dir=args.data_dir, subset=args.subset) if args.data_dir else dict(
         dataset="synthetic", synthetic_size=(args.steps + args.warmup) * args.batch_size)
     rows = []
-    for model in args.models:
+    for model in args.models if args.precisions else []:
+        per_precision = {}
+        for precision in args.precisions:
+            config = TrainConfig(model=model, recipe="modern" if args.modern_training else "standard",
+                                 batch_size=args.batch_size, workers=args.workers, data_mode=args.modes[0],
+                                 progress=False, device=args.device, **PRECISIONS[precision], **source).resolved()
+            per_precision[precision] = measure(resolve_amp(config, device), args.steps, args.warmup, device,
+                                               not args.no_progress)
+        if "fp32" in per_precision:
+            for row in per_precision.values():
+                row["speedup_vs_fp32"] = round(row["img_per_s"] / per_precision["fp32"]["img_per_s"], 3)
+        rows += per_precision.values()
+    for model in args.models if not args.precisions else []:
         per_mode = {}
         for mode in args.modes:
             config = TrainConfig(model=model, recipe="modern" if args.modern_training else "standard",

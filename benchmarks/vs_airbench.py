@@ -14,8 +14,9 @@ after a synchronize. For this project's runs that is the trainer's own clock (``
 eval_time_s`` in ``metrics.json``: each epoch ends with a read-back of its step log and each
 evaluation with a read of its accuracy, so the host clock waits for the device); the run's full
 wall time, which adds loading the data, writing checkpoints, plots and the confusion matrix, is
-reported beside it. Accuracy: the final test accuracy of the weights each side keeps (for the
-preset, the EMA weights; airbench, its lookahead weights), with flip-and-translate TTA on both sides.
+reported beside it. Accuracy: the final test accuracy of the weights each side keeps (the preset's
+Lookahead slow weights, or its EMA's if asked; airbench's lookahead weights), each side with its own
+test-time augmentation (both: the record's weighted flip-and-shift views).
 
 It prints time and accuracy mean ± std for both and the time ratio, and writes JSON and markdown
 under ``benchmarks/results/``. Without CUDA it says so in one line (airbench is CUDA-only).

@@ -71,7 +71,9 @@ def test_modern_training_records_ema_beside_raw(tmp_path, capfd):
     assert {"ema_test_acc", "ema_test_loss"} <= set(metrics["history"][0])
     config = json.loads((out / "config.json").read_text())
     assert (config["optimizer"], config["ema"], config["label_smoothing"], config["clip_grad"]) == ("adamw", True, 0.1, 1.0)
-    assert config["amp"] is False  # off on CPU unless asked
+    from utils.modern_trainer import cpu_has_native_bf16
+
+    assert config["amp"] is cpu_has_native_bf16()  # on a CPU: bf16 where the hardware has it, else fp32
     best = max(max(h["test_acc"], h["ema_test_acc"]) for h in metrics["history"])
     assert metrics["best_test_acc"] == best
 

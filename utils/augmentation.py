@@ -78,7 +78,9 @@ def build_train_transform(config: TrainConfig, mean: Sequence[float], std: Seque
     ops: list[nn.Module] = []
     if config.augmentation != "none":
         # --crop-padding: 4 px at 32 px by default (scaled with the image); the speed preset moves 2
-        ops += [v2.RandomCrop(config.image_size, padding=config.crop_padding), v2.RandomHorizontalFlip()]
+        ops += [v2.RandomCrop(config.image_size, padding=config.crop_padding,
+                              padding_mode="reflect" if config.crop_pad_mode == "reflect" else "constant"),
+                v2.RandomHorizontalFlip()]
     ops += _policy(config)  # the policies work on uint8, before normalization
     ops += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))]
     if config.cutout:

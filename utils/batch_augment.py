@@ -22,15 +22,17 @@ import torch
 import torch.nn.functional as F
 
 
-def crop_with_padding(images: torch.Tensor, padding: int, offsets: torch.Tensor) -> torch.Tensor:
-    """Crop every image of a zero-padded batch at its own offset.
+def crop_with_padding(images: torch.Tensor, padding: int, offsets: torch.Tensor, pad_mode: str = "zeros"
+                      ) -> torch.Tensor:
+    """Crop every image of a padded batch at its own offset.
 
     images: (N, C, H, W), any dtype; offsets: (N, 2) int64 (top, left) in [0, 2 * padding].
     Returns (N, C, H, W): image n is ``pad(images[n])[:, top:top + H, left:left + W]``, the same as
-    ``v2.RandomCrop(H, padding=padding)`` choosing that top-left corner.
+    ``v2.RandomCrop(H, padding=padding, padding_mode=...)`` choosing that top-left corner. ``pad_mode``
+    zeros fills the border with 0, reflect mirrors the image into it (no artificial edge to learn).
     """
     n, _, height, width = images.shape
-    padded = F.pad(images, (padding, padding, padding, padding))
+    padded = F.pad(images, (padding, padding, padding, padding), mode="reflect" if pad_mode == "reflect" else "constant")
     rows = offsets[:, 0, None] + torch.arange(height, device=images.device)  # (N, H)
     cols = offsets[:, 1, None] + torch.arange(width, device=images.device)  # (N, W)
     batch = torch.arange(n, device=images.device)[:, None, None]
@@ -68,8 +70,8 @@ class BatchAugment:
     """
 
     def __init__(self, padding: int, flip: bool, cutout: Optional[int], mean: Sequence[float], std: Sequence[float],
-                 device: torch.device) -> None:
-        self.padding, self.flip, self.cutout = padding, flip, cutout
+                 device: torch.device, pad_mode: str = "zeros") -> None:
+        self.padding, self.flip, self.cutout, self.pad_mode = padding, flip, cutout, pad_mode
         self.mean = torch.tensor(mean, dtype=torch.float32, device=device)
         self.std = torch.tensor(std, dtype=torch.float32, device=device)
 
@@ -80,7 +82,7 @@ class BatchAugment:
         device = images.device
         if self.padding:
             offsets = torch.randint(0, 2 * self.padding + 1, (n, 2), generator=generator, device=device)
-            images = crop_with_padding(images, self.padding, offsets)
+            images = crop_with_padding(images, self.padding, offsets, self.pad_mode)
         if self.flip:
             flip = flip if flip is not None else torch.rand(n, generator=generator, device=device) < 0.5
             images = flip_where(images, flip)

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from models.activations import describe_activation, list_activations
-from utils.config import (AMP_DTYPES, AUGMENTATIONS, DATA_MODES, DATASETS, DEVICES, OPTIMIZERS, SCHEDULERS,
-                          TTA_MODES, TrainConfig)
+from utils.config import (AMP_DTYPES, AUGMENTATIONS, CROP_PAD_MODES, DATA_MODES, DATASETS, DEVICES, OPTIMIZERS,
+                          SCHEDULERS, TTA_MODES, TrainConfig)
 from utils.experiment import resume_config
 from utils.distributed import restarted_by_torchrun
 from utils.presets import PRESETS, preset_settings
@@ -79,7 +79,8 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--activation", help="activation used throughout the model (see --list-activations)")
     train.add_argument("--list-activations", action="store_true", help="list the activations and exit")
     train.add_argument("--optimizer", choices=OPTIMIZERS, help="default: adam (standard), adamw (modern)")
-    train.add_argument("--scheduler", choices=SCHEDULERS, help="default: step (standard), cosine (modern)")
+    train.add_argument("--scheduler", choices=SCHEDULERS, help="default: step (standard), cosine (modern); "
+                       "linear: from 0.2 of --lr up to --lr at --warmup-epochs, then down to 0.07 of it")
     train.add_argument("--weight-decay", type=float, help="default: 0 Adam, 0.05 AdamW, 5e-4 SGD")
     train.add_argument("--momentum", type=float, help="SGD's (Nesterov) momentum (default 0.9)")
     train.add_argument("--step-size", type=int, help="step scheduler: epochs between decays (default a third of the run)")
@@ -126,9 +127,17 @@ def add_modern_arguments(parser: argparse.ArgumentParser) -> None:
     recipe.add_argument("--ema", action=argparse.BooleanOptionalAction, help="EMA of the weights (default on with "
                         "--modern-training)")
     recipe.add_argument("--ema-decay", type=float, help="default 0.999, warmed up from 0.1")
+    recipe.add_argument("--lookahead", action=argparse.BooleanOptionalAction,
+                        help="Lookahead: every 5 steps the slow weights move toward the fast ones (by a share that "
+                        "grows over the run) and the fast ones restart from them; the run ends on the slow weights")
+    recipe.add_argument("--norm-bias-lr-scale", type=float, metavar="S", help="biases of normalization layers in "
+                        "their own group at S times --lr, weight decay divided by S (default 1: no own group)")
+    recipe.add_argument("--whitening-bias-epochs", type=int, metavar="N", help="a model with a whitening layer "
+                        "(speednet): train its bias for N epochs, then freeze it (default: never frozen)")
     recipe.add_argument("--clip-grad", type=float, help="clip the gradient norm (default 1.0 with --modern-training)")
     recipe.add_argument("--amp", action=argparse.BooleanOptionalAction,
-                        help="mixed precision (default on for --modern-training on CUDA, off on CPU)")
+                        help="mixed precision (default on for --modern-training on CUDA and on CPUs with native bf16; "
+                        "--no-amp: fp32)")
     recipe.add_argument("--amp-dtype", choices=AMP_DTYPES, help="auto: bf16 where supported, else fp16")
     recipe.add_argument("--compile", action="store_const", const=True, help="wrap the model in torch.compile")
     recipe.add_argument("--compile-mode", choices=("default", "reduce-overhead", "max-autotune"),
@@ -138,12 +147,15 @@ def add_modern_arguments(parser: argparse.ArgumentParser) -> None:
     recipe.add_argument("--no-tf32", dest="tf32", action="store_const", const=False,
                         help="full fp32 matmuls and convolutions on CUDA (default: TF32 on)")
     recipe.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
-                        help="NHWC memory format (default on for CUDA)")
+                        help="NHWC memory format (default on for CUDA, and on a CPU "
+                        "when it runs bf16)")
 
     augment = parser.add_argument_group("augmentation")
     augment.add_argument("--augmentation", choices=AUGMENTATIONS, help="per-image policy (default standard: crop + flip)")
     augment.add_argument("--crop-padding", type=int, metavar="PX", help="the random crop moves the image up to "
                          "PX pixels (default 4 at 32 px, scaled with --image-size)")
+    augment.add_argument("--crop-pad-mode", choices=CROP_PAD_MODES, help="the random crop's border: zeros "
+                         "(default) or the image reflected")
     augment.add_argument("--alternating-flip", action="store_const", const=True,
                          help="mirror each image in every other epoch instead of at random (device data path)")
     augment.add_argument("--randaugment-n", type=int, help="RandAugment: ops per image (default 2)")

@@ -24,12 +24,13 @@ from utils.errors import UserError
 DATASETS = ("cifar10", "cifar100", "folder", "synthetic")
 AUGMENTATIONS = ("none", "standard", "randaugment", "autoaugment", "trivialaugment")
 OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULERS = ("step", "cosine", "none")
+SCHEDULERS = ("step", "cosine", "linear", "none")  # utils/modern_trainer.build_scheduler
 DEVICES = ("auto", "cpu", "cuda", "mps")
 AMP_DTYPES = ("auto", "bf16", "fp16")
 RECIPES = ("standard", "modern")
 DATA_MODES = ("auto", "memory", "device", "stream")
-TTA_MODES = ("none", "flip", "flip-translate")  # utils/evaluation.py
+TTA_MODES = ("none", "flip", "flip-translate", "weighted")  # utils/evaluation.py
+CROP_PAD_MODES = ("zeros", "reflect")
 # Augmentations the device-resident path does on whole batches; the others are per-image policies.
 BATCHED_AUGMENTATIONS = ("none", "standard")
 
@@ -68,7 +69,10 @@ class TrainConfig:
     momentum: float = 0.9
     step_size: Optional[int] = None  # StepLR: epochs between decays (default: a third of the run, at least 2)
     gamma: float = 0.1
-    warmup_epochs: Optional[float] = None
+    warmup_epochs: Optional[float] = None  # cosine: linear warm-up; linear: the epoch of the peak
+    norm_bias_lr_scale: float = 1.0  # normalization biases at this multiple of --lr (weight decay divided by it)
+    whitening_bias_epochs: Optional[int] = None  # a model's whitening layer: its bias trains this many epochs, then freezes
+    lookahead: bool = False  # every 5 steps, slow weights move toward the fast ones and the fast restart from them
     # Modern recipe parts
     label_smoothing: Optional[float] = None
     ema: Optional[bool] = None
@@ -86,6 +90,7 @@ class TrainConfig:
     augmentation: str = "standard"
     alternating_flip: bool = False  # device path: each image mirrored in every other epoch, not at random
     crop_padding: Optional[int] = None  # pixels the random crop may move the image (None: 4 px at 32 px, scaled)
+    crop_pad_mode: str = "zeros"  # what the crop's border holds: zeros or the image reflected
     randaugment_n: int = 2
     randaugment_m: int = 9
     cutout: Optional[int] = None  # square side in pixels; 0 means the default (16 px at 32 px)
@@ -104,7 +109,7 @@ class TrainConfig:
     workers: Optional[int] = None  # None: one per CPU core, at most 8 (DataLoader path only)
     eval_every: Optional[int] = None  # None: as rarely as keeps evaluation near 15% of the run (last epoch always)
     eval_batch_size: Optional[int] = None  # None: twice --batch-size (no gradients, so less memory per image)
-    tta: str = "none"  # test-time augmentation of every evaluation: none, flip, flip-translate
+    tta: str = "none"  # test-time augmentation of every evaluation: none, flip, flip-translate, weighted
     output_dir: Optional[str] = None
     resume: bool = False
     progress: bool = True
@@ -194,6 +199,7 @@ class TrainConfig:
             ("recipe", self.recipe, RECIPES),
             ("--data-mode", self.data_mode, DATA_MODES),
             ("--tta", self.tta, TTA_MODES),
+            ("--crop-pad-mode", self.crop_pad_mode, CROP_PAD_MODES),
             ("--preset", self.preset, tuple(PRESETS)),
         ]:
             if value is not None and value not in choices:
@@ -230,6 +236,11 @@ class TrainConfig:
         require(not self.alternating_flip or self.data_mode == "device",
                 "--alternating-flip is done by the device data path; use --data-mode device (or auto)")
         require(self.warmup_epochs >= 0, f"--warmup-epochs must be >= 0 (got {self.warmup_epochs})")
+        require(self.norm_bias_lr_scale > 0, f"--norm-bias-lr-scale must be > 0 (got {self.norm_bias_lr_scale})")
+        require(self.whitening_bias_epochs is None or self.whitening_bias_epochs >= 0,
+                f"--whitening-bias-epochs must be >= 0 (got {self.whitening_bias_epochs})")
+        require(not (self.lookahead and self.ema), "--lookahead and --ema both average the weights; choose one "
+                "(add --no-ema)")
         require(self.step_size >= 1, f"--step-size must be at least 1 (got {self.step_size})")
         require(0 < self.gamma <= 1, f"--gamma must be in (0, 1] (got {self.gamma})")
         require(0 <= self.label_smoothing < 1, f"--label-smoothing must be in [0, 1) (got {self.label_smoothing})")
@@ -266,4 +277,4 @@ class TrainConfig:
 
 # Settings that must match when a run is resumed: they change what the checkpoint's tensors mean.
 RESUME_MUST_MATCH = ("model", "sync_bn", "activation", "image_size", "num_classes", "dataset", "optimizer",
-                     "recipe", "ema", "drop_path", "dropblock")
+                     "recipe", "ema", "lookahead", "drop_path", "dropblock")

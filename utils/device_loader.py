@@ -34,7 +34,8 @@ def build_batch_augment(config: TrainConfig, mean: Sequence[float], std: Sequenc
     """The batched form of ``augmentation.build_train_transform`` (standard crop + flip, Cutout)."""
     standard = config.augmentation == "standard"
     padding = config.crop_padding if standard else 0  # as the per-image path (4 px at 32 px unless set)
-    return BatchAugment(padding=padding, flip=standard, cutout=config.cutout, mean=mean, std=std, device=device)
+    return BatchAugment(padding=padding, flip=standard, cutout=config.cutout, mean=mean, std=std, device=device,
+                        pad_mode=config.crop_pad_mode)
 
 
 def batch_seed(seed: int, epoch: int, step: int, rank: int = 0) -> int:

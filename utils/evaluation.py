@@ -8,7 +8,10 @@ All views of a batch are made with tensor operations on the device (no per-image
 - ``none``: the images as they are;
 - ``flip``: the images and their mirror images (2 views);
 - ``flip-translate``: those two, each also shifted by 2 pixels down-right and up-left with zero
-  padding, which is the data set's mean after normalization (6 views).
+  padding, which is the data set's mean after normalization (6 views);
+- ``weighted``: the speed records' views and weights (airbench94): the image and its mirror 1/4 each,
+  and the image shifted by 1 pixel down-right and up-left (reflect padding), each of those and its
+  mirror 1/8 (6 views). The untouched views, the ones closest to the training images, count most.
 """
 from __future__ import annotations
 
@@ -24,6 +27,11 @@ def tta_views(images: torch.Tensor, mode: str) -> list[torch.Tensor]:
     """The views of a normalized batch (N, C, H, W) that ``mode`` averages over."""
     if mode not in TTA_MODES:
         raise ValueError(f"unknown TTA mode {mode!r}; choose from {', '.join(TTA_MODES)}")
+    if mode == "weighted":
+        n = images.shape[0]
+        shifted = [crop_with_padding(images, 1, torch.full((n, 2), top_left, dtype=torch.long, device=images.device),
+                                     "reflect") for top_left in (0, 2)]
+        return [images, images.flip(-1), shifted[0], shifted[0].flip(-1), shifted[1], shifted[1].flip(-1)]
     views = [images]
     if mode in ("flip", "flip-translate"):
         views.append(images.flip(-1))
@@ -35,6 +43,13 @@ def tta_views(images: torch.Tensor, mode: str) -> list[torch.Tensor]:
     return views
 
 
+def view_weights(mode: str, count: int) -> list[float]:
+    """How much each of ``count`` views of ``mode`` counts in the average (they sum to 1)."""
+    if mode == "weighted":
+        return [1 / 4, 1 / 4, 1 / 8, 1 / 8, 1 / 8, 1 / 8]
+    return [1 / count] * count
+
+
 def predict(model: nn.Module, images: torch.Tensor, mode: str = "none") -> torch.Tensor:
     """Logits (N, classes) of ``model`` averaged over the views of ``mode`` (float32)."""
     views = tta_views(images, mode)
@@ -42,5 +57,6 @@ def predict(model: nn.Module, images: torch.Tensor, mode: str = "none") -> torch
         return model(images).float()
     # One forward pass for all views (larger batches, fewer launches); memory grows with the views,
     # so lower --eval-batch-size if a large model or image size runs out of it.
-    logits = model(torch.cat(views)).float()
-    return logits.view(len(views), images.shape[0], -1).mean(dim=0)
+    logits = model(torch.cat(views)).float().view(len(views), images.shape[0], -1)
+    weights = torch.tensor(view_weights(mode, len(views)), device=logits.device)
+    return torch.einsum("v,vnc->nc", weights, logits)

@@ -213,6 +213,16 @@ def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------------------------ training
+def freeze_whitening_bias(model: nn.Module, epoch: int, train_epochs: Optional[int]) -> None:
+    """A whitening first layer (speednet's ``whiten``) trains its bias for ``train_epochs`` epochs, then freezes it.
+
+    A frozen parameter gets no gradient, so the optimizer leaves it (and its momentum) alone.
+    """
+    whiten = getattr(model, "whiten", None)
+    if train_epochs is not None and whiten is not None and whiten.bias is not None:
+        whiten.bias.requires_grad_(epoch < train_epochs)
+
+
 class Trainer:
     """Holds what one run needs; :meth:`fit` is the loop."""
 
@@ -253,6 +263,7 @@ class Trainer:
             "scheduler": recipe.scheduler.state_dict(),
             "scaler": recipe.precision.scaler.state_dict(),
             "ema": recipe.ema.state_dict() if recipe.ema is not None else None,
+            "lookahead": recipe.lookahead.state_dict() if recipe.lookahead is not None else None,
             "epoch": self.state.epoch,
             "step_in_epoch": self.state.step_in_epoch,
             "global_step": self.state.global_step,
@@ -298,6 +309,8 @@ class Trainer:
             self.recipe.optimizer.load_state_dict(checkpoint["optimizer"])
             if self.recipe.ema is not None and checkpoint["ema"] is not None:
                 self.recipe.ema.load_state_dict(checkpoint["ema"])
+            if self.recipe.lookahead is not None and checkpoint.get("lookahead") is not None:
+                self.recipe.lookahead.load_state_dict(checkpoint["lookahead"])
         except (RuntimeError, ValueError, KeyError) as error:
             raise UserError(f"{path} does not fit this model and recipe ({str(error).splitlines()[0][:150]})") from None
         self.recipe.scheduler.load_state_dict(checkpoint["scheduler"])
@@ -361,6 +374,7 @@ class Trainer:
                 if self.state.step_in_epoch == 0:
                     seed_everything(epoch_rng_seed(config.seed, epoch))  # mid-epoch, the checkpoint's RNG is restored
                 self.data.set_epoch(epoch, self.state.step_in_epoch)
+                freeze_whitening_bias(self.model, epoch, config.whitening_bias_epochs)
                 self._clock = time.perf_counter()
                 self.train_one_epoch(signals)
                 # Under torchrun an evaluation runs to its end on every process (its sums are collective).
@@ -425,6 +439,8 @@ class Trainer:
             log.record(state.step_in_epoch, loss, correct, len(labels))
             state.step_in_epoch += 1
             state.global_step += 1
+            if self.recipe.lookahead is not None:
+                self.recipe.lookahead.step(state.global_step, self.total_steps)
             at_guard = state.step_in_epoch % self.guard_every == 0
             if at_guard:
                 self._read_log(log)

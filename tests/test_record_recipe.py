@@ -1,0 +1,126 @@
+"""The speed records' ingredients, each a named option: checked against the library or a hand reference."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torchvision.transforms.v2 import functional as TF
+
+from models import create_model
+from utils.batch_augment import crop_with_padding
+from utils.config import TrainConfig
+from utils.data_loader import DataBundle
+from utils.evaluation import predict, tta_views, view_weights
+from utils.modern_trainer import (Lookahead, build_optimizer, lookahead_decay_at, piecewise_linear_factor,
+                                  resolve_amp)
+from utils.trainer import freeze_whitening_bias
+
+
+def test_the_whitening_sample_of_a_class_sorted_set_holds_every_class_in_proportion():
+    labels = torch.arange(5).repeat_interleave(200)  # class-sorted, as an image folder is listed
+    images = labels.view(-1, 1, 1, 1).expand(-1, 3, 4, 4).to(torch.uint8).clone()  # channel 0 = the label
+    images[:, 1] = (torch.arange(len(labels)) % 256).view(-1, 1, 1).to(torch.uint8)  # channel 1: which image
+    bundle = DataBundle(None, None, [str(c) for c in range(5)], (0.0,) * 3, (1.0,) * 3, "folder",
+                        train_images=images, train_labels=labels)
+    sample = bundle.normalized_train_sample(100, torch.device("cpu"), seed=3)
+    drawn = (sample[:, 0, 0, 0] * 255).round().long()
+    assert torch.bincount(drawn, minlength=5).tolist() == [20] * 5  # the first 100 would all be class 0
+    assert not torch.equal(sample, bundle.normalized_train_sample(100, torch.device("cpu"), seed=4))
+
+
+def test_the_piecewise_linear_schedule_is_numpys_interpolation():
+    total, peak = 230, 53
+    steps = np.arange(total + 1)
+    want = np.interp(steps, [0, peak, total], [0.2, 1.0, 0.07])
+    got = [piecewise_linear_factor(int(s), total, peak) for s in steps]
+    np.testing.assert_allclose(got, want, atol=1e-12)
+
+
+def test_norm_biases_get_their_own_group_that_shrinks_per_step_like_the_weights():
+    model = create_model("speednet", num_classes=10)
+    config = TrainConfig(model="speednet", optimizer="sgd", lr=1.5, weight_decay=1.33e-3,
+                         norm_bias_lr_scale=64.0).resolved()
+    groups = build_optimizer(model, config).param_groups
+    biases = {id(m.bias) for m in model.modules() if isinstance(m, nn.BatchNorm2d)}
+    fast = [g for g in groups if {id(p) for p in g["params"]} == biases]
+    assert len(fast) == 1 and fast[0]["lr"] == pytest.approx(96.0)
+    assert fast[0]["lr"] * fast[0]["weight_decay"] == pytest.approx(groups[0]["lr"] * groups[0]["weight_decay"])
+    plain = build_optimizer(model, config.replace(norm_bias_lr_scale=1.0)).param_groups
+    assert len(plain) == 2 and all(g["lr"] == 1.5 for g in plain)
+
+
+def test_lookahead_moves_the_slow_weights_and_restarts_the_fast_ones_from_them():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3))
+    lookahead = Lookahead(model)
+    slow = [p.detach().clone() for p in model.state_dict().values() if p.is_floating_point()]
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p))
+        model[1].running_mean.add_(1.0)
+    fast = [p.detach().clone() for p in model.state_dict().values() if p.is_floating_point()]
+    lookahead.step(10, 20)  # a sync step (10 % 5 == 0)
+    decay = lookahead_decay_at(10, 20)
+    now = [p for p in model.state_dict().values() if p.is_floating_point()]
+    for s, f, n in zip(slow, fast, now):
+        torch.testing.assert_close(n, decay * s + (1 - decay) * f)
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+    lookahead.step(11, 20)  # not a sync step: the fast weights keep their own way
+    assert not torch.equal(model[0].weight, lookahead.slow[0])
+    lookahead.step(20, 20)  # the last step: the run ends on the slow weights
+    assert torch.equal(model[0].weight, lookahead.slow[0])
+
+
+def test_a_frozen_whitening_bias_stays_put_while_the_rest_trains():
+    model = create_model("speednet", num_classes=10)
+    model.init_from_data(torch.randn(64, 3, 32, 32))
+    optimizer = build_optimizer(model, TrainConfig(model="speednet", optimizer="sgd", lr=0.1).resolved())
+    images, labels = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
+
+    def step() -> tuple[torch.Tensor, torch.Tensor]:
+        before = model.whiten.bias.detach().clone(), model.fc.weight.detach().clone()
+        optimizer.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(model(images), labels).backward()
+        optimizer.step()
+        return before
+
+    bias, head = step()  # epoch 0 of 1: the bias trains
+    assert not torch.equal(bias, model.whiten.bias)
+    freeze_whitening_bias(model, epoch=1, train_epochs=1)
+    bias, head = step()
+    assert torch.equal(bias, model.whiten.bias) and not torch.equal(head, model.fc.weight)
+
+
+def test_reflect_padded_crops_are_torchvisions():
+    images = torch.randint(0, 256, (5, 3, 8, 8), dtype=torch.uint8)
+    offsets = torch.randint(0, 5, (5, 2))
+    got = crop_with_padding(images, 2, offsets, "reflect")
+    for image, (top, left), crop in zip(images, offsets.tolist(), got):
+        padded = TF.pad(image, [2, 2, 2, 2], padding_mode="reflect")
+        assert torch.equal(crop, padded[:, top:top + 8, left:left + 8])
+
+
+def test_weighted_views_are_the_records_and_their_weights_sum_to_one():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.LazyLinear(5))
+    images = torch.randn(2, 3, 8, 8)
+    model(images)
+    views = tta_views(images, "weighted")
+    shifted = TF.pad(images, [1, 1, 1, 1], padding_mode="reflect")[..., :8, :8]  # 1 pixel down-right
+    assert len(views) == 6 and torch.equal(views[2], shifted) and torch.equal(views[3], shifted.flip(-1))
+    weights = view_weights("weighted", 6)
+    assert sum(weights) == pytest.approx(1.0) and weights[0] == 2 * weights[2]
+    want = sum(w * model(v) for w, v in zip(weights, views))
+    torch.testing.assert_close(predict(model, images, "weighted"), want)
+
+
+@pytest.mark.parametrize("native, amp, want", [(True, None, (True, "bf16", True)), (False, None, (False, "bf16", False)),
+                                               (True, False, (False, "bf16", False))])
+def test_the_modern_recipe_runs_bf16_on_cpus_that_have_it(monkeypatch, native, amp, want):
+    monkeypatch.setattr("utils.modern_trainer.cpu_has_native_bf16", lambda: native)
+    config = resolve_amp(TrainConfig(recipe="modern", amp=amp).resolved(), torch.device("cpu"))
+    assert (config.amp, config.amp_dtype, config.channels_last) == want
+    standard = resolve_amp(TrainConfig().resolved(), torch.device("cpu"))
+    assert not standard.amp  # the standard recipe (level 1) stays fp32
