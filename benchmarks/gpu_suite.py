@@ -75,7 +75,9 @@ def machine() -> dict[str, Any]:
     import torch
 
     cuda = torch.cuda.is_available()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
     return {"gpu": torch.cuda.get_device_name() if cuda else None, "torch": torch.__version__,
+            "commit": commit.stdout.strip() or None,
             "cuda": torch.version.cuda if cuda else None, "cpu_count": os.cpu_count(),
             "date": time.strftime("%Y-%m-%d"), "time": time.strftime("%H:%M:%S")}
 
@@ -165,7 +167,8 @@ def item_airbench(args: argparse.Namespace, work: Path, progress: Progress) -> N
         progress.add(train({**preset_settings("speed"), **data_settings(args), "epochs": 1, "tta": "flip"},
                            work / "preset", "--preset speed (no CUDA: airbench skipped)", progress))
         return
-    vs_airbench = load_script("vs_airbench")
+    sys.path.insert(0, str(REPO / "benchmarks"))  # a script beside this one
+    import vs_airbench
     code = vs_airbench.main(["--data-dir", args.data_dir, "--seeds", str(AIRBENCH_SEEDS), "--results-dir",
                              str(work), "--output", "vs-airbench"])
     progress.add({"exit": code, "report": "see the airbench record"})
@@ -195,16 +198,6 @@ def item_techniques(args: argparse.Namespace, work: Path, progress: Progress) ->
 RUNNERS: dict[str, Callable[[argparse.Namespace, Path, Progress], None]] = {
     "cuda": item_cuda, "flagship": item_flagship, "airbench": item_airbench, "models": item_models,
     "techniques": item_techniques}
-
-
-def load_script(name: str):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses in the script look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 # ------------------------------------------------------------------------------------ the suite (parent side)
