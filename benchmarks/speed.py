@@ -147,14 +147,19 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     source = dict(data_dir=args.data_dir, subset=args.subset) if args.data_dir else dict(
         dataset="synthetic", synthetic_size=(args.steps + args.warmup) * args.batch_size)
     rows = []
+
+    def run_config(model: str, mode: str, **precision: Any) -> TrainConfig:
+        """The config main_modern.py would run for ``model`` on data path ``mode``, resolved for the device."""
+        config = TrainConfig(model=model, recipe="modern" if args.modern_training else "standard",
+                             batch_size=args.batch_size, workers=args.workers, data_mode=mode, progress=False,
+                             device=args.device, **precision, **source).resolved()
+        return resolve_amp(config, device)
+
     for model in args.models if args.precisions else []:
         per_precision = {}
         for precision in args.precisions:
-            config = TrainConfig(model=model, recipe="modern" if args.modern_training else "standard",
-                                 batch_size=args.batch_size, workers=args.workers, data_mode=args.modes[0],
-                                 progress=False, device=args.device, **PRECISIONS[precision], **source).resolved()
-            per_precision[precision] = measure(resolve_amp(config, device), args.steps, args.warmup, device,
-                                               not args.no_progress)
+            per_precision[precision] = measure(run_config(model, args.modes[0], **PRECISIONS[precision]),
+                                               args.steps, args.warmup, device, not args.no_progress)
         if "fp32" in per_precision:
             for row in per_precision.values():
                 row["speedup_vs_fp32"] = round(row["img_per_s"] / per_precision["fp32"]["img_per_s"], 3)
@@ -162,12 +167,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     for model in args.models if not args.precisions else []:
         per_mode = {}
         for mode in args.modes:
-            config = TrainConfig(model=model, recipe="modern" if args.modern_training else "standard",
-                                 batch_size=args.batch_size, workers=args.workers, data_mode=mode, progress=False,
-                                 amp=args.amp or None, compile=args.compile, device=args.device,
-                                 channels_last=args.channels_last or None, **source).resolved()
-            per_mode[mode] = measure(resolve_amp(config, device), args.steps, args.warmup, device,
-                                     not args.no_progress)
+            per_mode[mode] = measure(run_config(model, mode, amp=args.amp or None, compile=args.compile,
+                                                channels_last=args.channels_last or None),
+                                     args.steps, args.warmup, device, not args.no_progress)
         for mode in ("device", "stream"):  # each against the DataLoader over the decoded tensor
             if mode in per_mode and "memory" in per_mode:
                 per_mode[mode]["speedup_vs_memory"] = round(

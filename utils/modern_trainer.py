@@ -56,8 +56,8 @@ def parameter_groups(model: nn.Module, weight_decay: float, lr: Optional[float] 
     fast = {id(p) for p in norm_biases(model)} if norm_bias_lr_scale != 1.0 else set()
     decay, no_decay, biases = [], [], []
     for name, parameter in model.named_parameters():
-        if not parameter.requires_grad and not (parameter.ndim == 1 and name.endswith("bias")):
-            continue  # frozen for good; a bias frozen later (--whitening-bias-epochs) still needs a group
+        if not parameter.requires_grad:  # (a bias frozen later, --whitening-bias-epochs, is trainable here)
+            continue
         if id(parameter) in fast:
             biases.append(parameter)
         else:
@@ -292,13 +292,13 @@ class Lookahead:
     """
 
     def __init__(self, model: nn.Module) -> None:
-        self.fast = [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
-        self.slow = [t.detach().clone() for t in self.fast]
+        self.fast = [t.detach() for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
+        self.slow = [t.clone() for t in self.fast]
 
     @torch.no_grad()
     def sync(self, decay: float) -> None:
-        torch._foreach_lerp_(self.slow, [t.detach() for t in self.fast], 1.0 - decay)
-        torch._foreach_copy_([t.detach() for t in self.fast], self.slow)
+        torch._foreach_lerp_(self.slow, self.fast, 1.0 - decay)
+        torch._foreach_copy_(self.fast, self.slow)
 
     def step(self, global_step: int, total_steps: int) -> None:
         """Call after optimizer step ``global_step`` (counted from 1)."""
