@@ -24,7 +24,7 @@ with exit_at_once_on_ctrl_c("benchmark_all.py"):  # Ctrl-C while torch imports (
                                  run_benchmark, write_report)
     from utils.cli import new_parser
     from utils.config import AMP_DTYPES, DATA_MODES, DATASETS, DEVICES, QUICK_SUBSET, QUICK_TEST_SUBSET, TrainConfig
-    from utils.data_loader import take_subset
+    from utils.data_order import take_subset
     from utils.data_sources import load_splits
     from utils.errors import UserError
     from utils.run_dir import unique_run_dir
@@ -103,7 +103,7 @@ def plan_from_args(args: argparse.Namespace, argv: Sequence[str]) -> BenchmarkPl
         experiment_config(plan, experiment, 0)
     if not args.list:  # missing data or a subset larger than it: one error now, not one per run later
         first = experiment_config(plan, experiments[0], 0)
-        train, _, _, _ = load_splits(first)
+        train, _, _ = load_splits(first)
         take_subset(train, first.subset, first.seed, QUICK_SUBSET if first.quick else None, "--subset")
         if out_dir is None:
             plan.out_dir = unique_run_dir(Path("runs"), "benchmark")

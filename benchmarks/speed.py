@@ -2,13 +2,13 @@
 
 For every model asked and every data path (``device``: the data set on the training device, batches
 augmented there; ``memory``: a DataLoader with per-image transforms in worker processes), this runs
-the training step that ``main_modern.py`` runs (``Trainer.train_step``, built by the same functions)
+the training loop that ``main_modern.py`` runs (``utils/trainer.train``, built by the same functions)
 and measures, after a warm-up, in one process:
 
 (``stream``: the folder's files decoded and resized by the DataLoader workers every epoch.)
 
 - throughput: images per second over the timed steps (on CUDA: between CUDA events, after a sync);
-- the input pipeline's share: the time the loop waits for the next batch over the wall time;
+- the input pipeline's share: the time it takes alone to make as many batches, over the loop's time;
 - peak memory (CUDA only: ``torch.cuda.max_memory_allocated``).
 
 It prints a table, the device path's speed against the DataLoader path's as a ratio, and writes
@@ -26,6 +26,8 @@ warm-up steps and is reported apart as ``first_steps_s``), with each one's speed
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import platform
 import sys
@@ -37,13 +39,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
-from tqdm import tqdm  # noqa: E402
 
 from utils.config import TrainConfig  # noqa: E402
 from utils.data_loader import build_data  # noqa: E402
-from utils.experiment import build_model, select_device  # noqa: E402
-from utils.modern_trainer import resolve_amp  # noqa: E402
-from utils.trainer import Trainer  # noqa: E402
+from utils.config import resolve_amp  # noqa: E402
+from utils.devices import select_device  # noqa: E402
+from utils.experiment import build_model  # noqa: E402
+from utils.trainer import Trainer, train  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PRECISIONS = {"fp32": dict(amp=False, channels_last=False, compile=False),
@@ -52,57 +54,55 @@ PRECISIONS = {"fp32": dict(amp=False, channels_last=False, compile=False),
 
 
 def measure(config: TrainConfig, steps: int, warmup: int, device: torch.device, progress: bool) -> dict[str, Any]:
-    """Time ``steps`` training steps of ``config`` after ``warmup`` steps; the loop is the trainer's."""
+    """Time ``steps`` steps of the training loop main_modern.py runs (``utils/trainer.train``) after ``warmup``.
+
+    The loop runs as it does in a run (step-log reads every 50 steps and per-epoch checkpoints
+    included), but it is left after ``warmup + steps`` steps, before any evaluation. The input
+    pipeline is then timed alone over as many batches: its share is that time over the loop's.
+    """
     data = build_data(config, device)
     model = build_model(config, data.num_classes).to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    with tempfile.TemporaryDirectory() as run_dir:
+    cuda = device.type == "cuda"
+    # Enough epochs for the window, and no evaluation inside it (the last epoch is never reached).
+    epochs = 2 + (warmup + steps) // max(1, data.train_loader.steps_per_epoch)
+    config = config.replace(epochs=epochs, eval_every=epochs, progress=progress)
+    with tempfile.TemporaryDirectory() as run_dir, contextlib.redirect_stdout(io.StringIO()):
         trainer = Trainer(model, data, config, Path(run_dir), device)
-        trainer.train_model.train()
-        waited, done, epoch = 0.0, 0, 0
-        cuda = device.type == "cuda"
-        bar = tqdm(total=warmup + steps, desc=f"{config.model} {config.data_mode}", disable=not progress, leave=False)
         first = time.perf_counter()
-        while done < warmup + steps:
-            data.set_epoch(epoch)
-            batches = iter(data.train_loader)
-            while done < warmup + steps:
-                if done == warmup:  # the timed part starts here
-                    if cuda:
-                        torch.cuda.synchronize()
-                        torch.cuda.reset_peak_memory_stats()
-                        start_event, end_event = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                        start_event.record()
-                    started, waited = time.perf_counter(), 0.0
-                    first_steps = started - first
-                asked = time.perf_counter()
-                try:
-                    images, labels = next(batches)
-                except StopIteration:
-                    epoch += 1
-                    break
-                waited += time.perf_counter() - asked
-                if config.channels_last:
-                    images = images.contiguous(memory_format=torch.channels_last)
-                trainer.train_step(images, labels)
-                done += 1
-                bar.update()
-        bar.close()
+        train(trainer, max_steps=warmup)  # compilation, cuDNN plans, optimizer state
         if cuda:
-            end_event.record()
             torch.cuda.synchronize()
-            seconds = start_event.elapsed_time(end_event) / 1000
-        else:
-            seconds = time.perf_counter() - started
+            torch.cuda.reset_peak_memory_stats()
+        started = time.perf_counter()
+        first_steps = started - first
+        train(trainer, max_steps=warmup + steps)
+        if cuda:
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - started
+    input_seconds = time_input(data, steps, cuda)
     images_done = steps * config.batch_size
     return {
         "model": config.model, "data_mode": config.data_mode, "batch_size": config.batch_size, "steps": steps,
         "seconds": round(seconds, 4), "img_per_s": round(images_done / seconds, 1),
-        "input_share": round(waited / max(seconds, 1e-9), 4), "first_steps_s": round(first_steps, 2),
+        "input_share": round(input_seconds / max(seconds, 1e-9), 4), "first_steps_s": round(first_steps, 2),
         "precision": ("bf16" if config.amp else "fp32") + ("-compile" if config.compile else ""),
         "peak_memory_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1) if cuda else None,
     }
+
+
+def time_input(data, steps: int, cuda: bool) -> float:
+    """Seconds the input pipeline alone takes to produce ``steps`` training batches."""
+    done, epoch, started = 0, 0, time.perf_counter()
+    while done < steps:
+        data.set_epoch(epoch)
+        for _ in zip(range(steps - done), data.train_loader):
+            done += 1
+        epoch += 1
+    if cuda:
+        torch.cuda.synchronize()
+    return time.perf_counter() - started
 
 
 def markdown(rows: list[dict[str, Any]], header: str) -> str:
@@ -184,8 +184,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
               f"{'data ' + args.data_dir if args.data_dir else 'synthetic data'}, "
               f"{'modern' if args.modern_training else 'standard'} recipe"
               f"{', AMP' if args.amp else ''}{', compile' if args.compile else ''}"
-              f"{', channels_last' if args.channels_last else ''}. Input share: time waiting for the next batch "
-              f"over the wall time.")
+              f"{', channels_last' if args.channels_last else ''}. Input share: the time the input pipeline takes "
+              f"alone to make the batches, over the training loop's.")
     table = markdown(rows, header)
     print(table)
     for row in rows:

@@ -58,7 +58,7 @@ def write_airbench_data(data_dir: str, folder: Path, cache_dir: str | None = Non
     (32×32, 10 classes): another folder would run, but would not be a fair race.
     """
     config = TrainConfig(data_dir=data_dir, progress=False, cache_dir=cache_dir).resolved()
-    train, test, classes, _ = load_splits(config)
+    train, test, classes = load_splits(config)
     target = folder / "cifar10"
     target.mkdir(parents=True, exist_ok=True)
     for name, split in (("train", train), ("test", test)):

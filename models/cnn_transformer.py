@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models import register_model
+from models.registry import register_model
 from models.activations import get_activation
 from models.layers import ConvNormAct, ImageClassifier
 from utils.regularization import drop_path, drop_path_rates

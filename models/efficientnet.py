@@ -24,7 +24,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from models import register_model
+from models.registry import register_model
 from models.activations import get_activation
 from models.layers import ClassifierHead, ConvNormAct, ImageClassifier
 from utils.regularization import DROPBLOCK_OPTIONS, drop_path, drop_path_rates, dropblock

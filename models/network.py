@@ -19,7 +19,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from models import register_model
+from models.registry import register_model
 from models.activations import get_activation
 from models.layers import ConvNormAct, ImageClassifier
 

@@ -105,7 +105,7 @@ def test_a_benchmark_writes_everything_and_a_rerun_skips_it(tmp_path, capfd, mon
     assert "± " in (out / "RESULTS.md").read_text()
 
     calls = []
-    monkeypatch.setattr("utils.experiment.run_training", lambda config: calls.append(config) or run_training(config))
+    monkeypatch.setattr("utils.experiment.run_training", lambda config, **kw: calls.append(config) or run_training(config, **kw))
     assert run_main(benchmark_all.main, argv, capfd)[0] == 0
     assert calls == []  # every (experiment, seed) was finished: nothing ran again
 
@@ -115,11 +115,11 @@ def test_an_interrupted_benchmark_resumes_without_redoing_finished_runs(tmp_path
     argv = [*TINY, "--architectures", "--models", "cnn", "resnet_tiny", "--seeds", "1", "--output-dir", str(out)]
     trained = []
 
-    def interrupted_on_the_second(config):
+    def interrupted_on_the_second(config, **kw):
         if config.model == "resnet_tiny":
             raise RunStopped("SIGINT received: stopped", 130)
         trained.append(config.model)
-        return run_training(config)
+        return run_training(config, **kw)
 
     monkeypatch.setattr("utils.experiment.run_training", interrupted_on_the_second)
     code, _, err = run_main(benchmark_all.main, argv, capfd)
@@ -129,8 +129,8 @@ def test_an_interrupted_benchmark_resumes_without_redoing_finished_runs(tmp_path
     (out / "architectures" / "resnet_tiny" / "seed-0").mkdir(parents=True)
     (out / "architectures" / "resnet_tiny" / "seed-0" / "config.json").write_text("{}")
     trained.clear()
-    monkeypatch.setattr("utils.experiment.run_training", lambda config: trained.append(config.model) or
-                        run_training(config))
+    monkeypatch.setattr("utils.experiment.run_training", lambda config, **kw: trained.append(config.model) or
+                        run_training(config, **kw))
     assert run_main(benchmark_all.main, argv, capfd)[0] == 0
     assert trained == ["resnet_tiny"]  # cnn was finished and not run twice
     results = json.loads((out / "results.json").read_text())["results"]
@@ -140,10 +140,10 @@ def test_an_interrupted_benchmark_resumes_without_redoing_finished_runs(tmp_path
 def test_a_failing_experiment_is_recorded_and_the_rest_go_on(tmp_path, capfd, monkeypatch):
     out = tmp_path / "bench"
 
-    def failing_cnn(config):
+    def failing_cnn(config, **kw):
         if config.model == "cnn":
             raise UserError("something about cnn went wrong")
-        return run_training(config)
+        return run_training(config, **kw)
 
     monkeypatch.setattr("utils.experiment.run_training", failing_cnn)
     code, _, err = run_main(benchmark_all.main, [*TINY, "--architectures", "--models", "cnn", "resnet_tiny",

@@ -7,8 +7,8 @@ import torch
 from utils.config import TrainConfig
 from utils.data_loader import build_data
 from utils.experiment import build_model
-from utils.modern_trainer import resolve_amp
-from utils.trainer import Trainer
+from utils.config import resolve_amp
+from utils.trainer import Trainer, train
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
@@ -23,15 +23,11 @@ def test_the_training_step_makes_no_host_device_sync(tmp_path, amp_dtype):
     data = build_data(config, device)
     model = build_model(config, data.num_classes).to(device, memory_format=torch.channels_last)
     trainer = Trainer(model, data, config, tmp_path, device)
-    data.set_epoch(0)
-    batches = [(images.contiguous(memory_format=torch.channels_last), labels) for images, labels in data.train_loader]
-    for images, labels in batches[:2]:  # warm-up: optimizer state, cuDNN plans
-        trainer.train_step(images, labels)
+    train(trainer, max_steps=2)  # warm-up: optimizer state, cuDNN plans
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        for images, labels in batches[2:6]:
-            trainer.train_step(images, labels)
+        train(trainer, max_steps=6)  # the loop's steps between two reads of the step log
     finally:
         torch.cuda.set_sync_debug_mode(0)
     torch.cuda.synchronize()

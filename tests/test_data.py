@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from utils.config import TrainConfig
-from utils.data_loader import EpochBatchSampler, build_data, channel_stats, stratified_subset
+from utils.data_loader import EpochBatchSampler, build_data
+from utils.data_order import channel_stats, stratified_subset
 from utils.data_sources import image_folder_splits, resolve_dataset, synthetic_splits
 from utils.errors import UserError
 

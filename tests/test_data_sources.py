@@ -12,9 +12,10 @@ from PIL import Image
 
 from utils.config import TrainConfig
 from utils.data_loader import build_data
-from utils.data_sources import (_cache_key, decode_image_file, image_folder_layout, image_folder_splits,
+from utils.data_sources import (decode_image_file, image_folder_layout, image_folder_splits,
                                 list_image_folder, to_uint8)
 from utils.errors import UserError
+from utils.files import files_fingerprint
 
 from tests.conftest import write_image_folder
 
@@ -87,7 +88,7 @@ def test_a_file_that_vanishes_before_the_cache_key_is_one_error(tmp_path, monkey
     files = list_image_folder(root).train
     files[0][0].unlink()
     with pytest.raises(UserError, match=files[0][0].name):
-        _cache_key(root / "train", files, ["cat", "dog", "ship"], 16)
+        files_fingerprint(f"{root / 'train'}|16", files)
 
 
 def test_the_train_split_itself_names_the_folder_to_pass(tmp_path):

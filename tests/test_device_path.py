@@ -15,7 +15,9 @@ from utils.config import TrainConfig
 from utils.data_loader import build_data
 from utils.experiment import build_model
 from utils.modern_trainer import ModelEMA, ema_decay_at
-from utils.trainer import StepLog, Trainer, default_eval_every
+from utils.run_record import default_eval_every
+from utils.step_log import StepLog
+from utils.trainer import Trainer, train
 
 from tests.conftest import SYNTHETIC, run_main, train_and_read_metrics
 
@@ -143,7 +145,7 @@ def test_model_ema_matches_torchs_averaged_model():
 
 
 def test_the_training_step_reads_nothing_back_from_the_device(tmp_path, monkeypatch):
-    """No .item(), .tolist(), bool() or float() of a tensor inside train_step: on a GPU each would be a sync.
+    """No .item(), .tolist(), bool() or float() of a tensor in a step of the loop: on a GPU each would be a sync.
 
     (MixUp/CutMix are left out: they draw their coin and λ from the CPU generator, host values that
     involve no device, but this CPU-only check cannot tell those tensors apart.)
@@ -152,18 +154,16 @@ def test_the_training_step_reads_nothing_back_from_the_device(tmp_path, monkeypa
                      output_dir=str(tmp_path))
     data = build_data(config)
     trainer = Trainer(build_model(config, data.num_classes), data, config, tmp_path, torch.device("cpu"))
-    data.set_epoch(0)
-    batches = iter(data.train_loader)
-    trainer.train_step(*next(batches))  # the first step builds optimizer state; then watch the second
+    train(trainer, max_steps=1)  # the first step builds optimizer state; then watch the next two
 
     def sync(*args, **kwargs):
-        raise AssertionError("a host-device sync inside train_step")
+        raise AssertionError("a host-device sync inside the training loop's step")
 
     for name in ("item", "tolist", "__bool__", "__float__", "__int__"):
         monkeypatch.setattr(torch.Tensor, name, sync)
-    loss, correct = trainer.train_step(*next(batches))
+    train(trainer, max_steps=3)
     monkeypatch.undo()
-    assert loss.ndim == 0 and correct.ndim == 0
+    assert trainer.state.global_step == 3 and trainer.state.step_in_epoch == 3
 
 
 def test_the_step_log_reads_each_step_once():

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from utils.checkpoint import load_checkpoint
-from utils.data_loader import EpochBatchSampler, epoch_order
+from utils.data_loader import EpochBatchSampler
+from utils.data_order import epoch_order
 from utils.data_sources import ImageTensors
 from utils.device_loader import DeviceLoader
 
@@ -74,7 +75,7 @@ def test_two_processes_of_32_train_the_weights_of_one_process_of_64(tmp_path):
     assert metrics["test_images"] == json.loads((single / "metrics.json").read_text())["test_images"]
     assert metrics["history"][0]["test_acc"] == pytest.approx(
         json.loads((single / "metrics.json").read_text())["history"][0]["test_acc"], abs=1e-6)
-    assert json.loads((ddp / "config.json").read_text())["world_size"] == 2
+    assert json.loads((ddp / "metrics.json").read_text())["world_size"] == 2
     # The DDP run's checkpoint evaluates in a single process.
     evaluated = run_script("main_modern.py", ["--evaluate", str(ddp / "best.pt"), "--device", "cpu"])
     assert evaluated.returncode == 0 and "vit_tiny from" in evaluated.stdout, evaluated.stderr

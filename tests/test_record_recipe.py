@@ -12,8 +12,8 @@ from utils.batch_augment import crop_with_padding
 from utils.config import TrainConfig
 from utils.data_loader import DataBundle
 from utils.evaluation import predict, tta_views, view_weights
-from utils.modern_trainer import (Lookahead, build_optimizer, lookahead_decay_at, piecewise_linear_factor,
-                                  resolve_amp)
+from utils.config import resolve_amp
+from utils.modern_trainer import Lookahead, build_optimizer, lookahead_decay_at, piecewise_linear_factor
 from utils.trainer import freeze_whitening_bias
 
 
@@ -119,7 +119,7 @@ def test_weighted_views_are_the_records_and_their_weights_sum_to_one():
 @pytest.mark.parametrize("native, amp, want", [(True, None, (True, "bf16", True)), (False, None, (False, "bf16", False)),
                                                (True, False, (False, "bf16", False))])
 def test_the_modern_recipe_runs_bf16_on_cpus_that_have_it(monkeypatch, native, amp, want):
-    monkeypatch.setattr("utils.modern_trainer.cpu_has_native_bf16", lambda: native)
+    monkeypatch.setattr("utils.config.cpu_has_native_bf16", lambda: native)
     config = resolve_amp(TrainConfig(recipe="modern", amp=amp).resolved(), torch.device("cpu"))
     assert (config.amp, config.amp_dtype, config.channels_last) == want
     standard = resolve_amp(TrainConfig().resolved(), torch.device("cpu"))

@@ -210,7 +210,7 @@ def test_ctrl_c_at_any_moment_of_start_up_is_one_line_and_130(delay):
 
 def test_a_run_resumed_on_another_kind_of_device_gets_that_devices_precision(monkeypatch):
     from utils.config import TrainConfig
-    from utils.experiment import resolve_for_device
+    from utils.config import resolve_for_device
 
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
     started_on_cpu = TrainConfig(recipe="modern", amp=False, amp_dtype="bf16", channels_last=False, resume=True,

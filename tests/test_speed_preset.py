@@ -119,7 +119,7 @@ def test_explicit_flags_override_the_preset(tmp_path, capfd):
 
 def test_alternating_flip_shows_each_image_both_ways_over_two_epochs():
     from utils.batch_augment import BatchAugment
-    from utils.data_loader import epoch_order
+    from utils.data_order import epoch_order
     from utils.data_sources import ImageTensors
     from utils.device_loader import DeviceLoader
 

@@ -9,7 +9,8 @@ import main_modern
 from utils.config import TrainConfig
 from utils.data_loader import build_data
 from utils.experiment import build_model
-from utils.trainer import evaluate, fit
+from utils.evaluation import evaluate
+from utils.trainer import fit
 
 from tests.conftest import SYNTHETIC, run_main, train_and_read_metrics
 
@@ -45,7 +46,7 @@ def test_main_writes_every_file_of_the_spec(tmp_path, capfd):
     csv_lines = (out / "metrics.csv").read_text().strip().splitlines()
     assert len(csv_lines) == 3 and csv_lines[0].startswith("epoch,train_loss")
     config = json.loads((out / "config.json").read_text())
-    assert config["optimizer"] == "adam" and config["epochs"] == 2 and config["num_classes"] == 10
+    assert config["optimizer"] == "adam" and config["epochs"] == 2 and metrics["num_classes"] == 10 and "num_classes" not in config
     last_line = stdout.strip().splitlines()[-1]
     assert last_line.startswith("done: cnn | final test acc") and "best on test (optimistic)" in last_line
 
@@ -71,7 +72,7 @@ def test_modern_training_records_ema_beside_raw(tmp_path, capfd):
     assert {"ema_test_acc", "ema_test_loss"} <= set(metrics["history"][0])
     config = json.loads((out / "config.json").read_text())
     assert (config["optimizer"], config["ema"], config["label_smoothing"], config["clip_grad"]) == ("adamw", True, 0.1, 1.0)
-    from utils.modern_trainer import cpu_has_native_bf16
+    from utils.devices import cpu_has_native_bf16
 
     assert config["amp"] is cpu_has_native_bf16()  # on a CPU: bf16 where the hardware has it, else fp32
     best = max(max(h["test_acc"], h["ema_test_acc"]) for h in metrics["history"])

@@ -18,7 +18,7 @@ def test_airbench_files_hold_our_pixels_in_its_layout(tmp_path):
     from utils.config import TrainConfig
     from utils.data_sources import load_splits
 
-    ours, _, _, _ = load_splits(TrainConfig(data_dir=str(data), progress=False, cache_dir="").resolved())
+    ours, _, _ = load_splits(TrainConfig(data_dir=str(data), progress=False, cache_dir="").resolved())
     theirs = train["images"].permute(0, 3, 1, 2)
     assert not torch.equal(train["labels"], ours.labels.long())  # shuffled: the folder's order is class by class
     # The same (image, label) pairs, only transposed and reordered.

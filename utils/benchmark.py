@@ -36,6 +36,9 @@ from models.activations import list_activations
 from utils.checkpoint import load_checkpoint
 from utils.config import TrainConfig
 from utils import distributed
+from utils.devices import select_device
+from utils.evaluation import evaluate_saved
+from utils.files import write_json
 from utils.errors import RunStopped, UserError
 from utils.run_dir import RUN_FILES
 from utils.statistics import expected_calibration_error
@@ -119,7 +122,7 @@ def experiment_config(plan: BenchmarkPlan, experiment: Experiment, seed: int) ->
 
 def differing_settings(baseline: TrainConfig, treatment: TrainConfig) -> str:
     """The resolved settings in which two configs differ, as flags (``--optimizer adamw --weight-decay 0.05``)."""
-    ignore = {"output_dir", "seed", "user_settings", "resolved_for", "resume"}
+    ignore = {"output_dir", "seed", "user_settings", "preset_settings", "resolved_for", "resume"}
     parts = [f"--{k.replace('_', '-')} {v}" for k, v in treatment.to_dict().items()
              if k not in ignore and v != getattr(baseline, k)]
     return " ".join(parts) or "(none)"
@@ -145,18 +148,14 @@ def peak_memory_mib(device: torch.device) -> tuple[float, str]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20, "process peak RSS"
 
 
-def final_model_extras(config: TrainConfig, run_dir: Path) -> dict[str, Any]:
-    """FLOPs, and the expected calibration error of the final (last-epoch, raw) weights on the test set."""
-    from utils.data_loader import build_data
-    from utils.experiment import build_model, select_device
-    from utils.trainer import evaluate
+def final_model_extras(model: torch.nn.Module, data, device: torch.device, run_dir: Path, image_size: int
+                       ) -> dict[str, Any]:
+    """FLOPs, and the expected calibration error of the final (last-epoch, raw) weights on the test set.
 
-    device = select_device(config.device)
-    data = build_data(config.replace(progress=False), device)
-    model = build_model(config, data.num_classes).to(device)
-    model.load_state_dict(load_checkpoint(run_dir / "last.pt")["model"])
-    result = evaluate(model, data.test_loader, device, keep_predictions=True)
-    return {"gflops": round(forward_gflops(model, config.image_size), 4),
+    Called by the run itself (``run_training``'s ``after``), on its model and data: nothing is built twice.
+    """
+    result = evaluate_saved(load_checkpoint(run_dir / "last.pt"), model, data.test_loader, device, str(run_dir / "last.pt"))
+    return {"gflops": round(forward_gflops(model, image_size), 4),
             "ece": round(expected_calibration_error(result["probabilities"], result["labels"]), 5),
             "calibration_probabilities": result["probabilities"], "calibration_labels": result["labels"]}
 
@@ -174,21 +173,25 @@ def run_one(plan: BenchmarkPlan, experiment: Experiment, seed: int,
     else:  # stopped before its first checkpoint: the files it left (config.json) hold nothing to resume
         for name in RUN_FILES:
             (run_dir / name).unlink(missing_ok=True)
-    device = torch.device("cuda") if torch.cuda.is_available() and config.device in ("auto", "cuda") else None
-    if device is not None:
+    device = select_device(config.device)
+    if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    extras: dict[str, Any] = {}
+
+    def measure_final(model: torch.nn.Module, data, run_device: torch.device, run_dir: Path) -> None:
+        extras.update(final_model_extras(model, data, run_device, run_dir, config.image_size))
+
     output = io.StringIO()
     try:
         with contextlib.redirect_stdout(output) if not plan.verbose else contextlib.nullcontext():
-            metrics = train(config)
-            extras = final_model_extras(config, run_dir)
+            metrics = train(config, after=measure_final)
     except (UserError, RunStopped) as error:
         if isinstance(error, RunStopped) and error.exit_code in (130, 143):
             raise  # the user stopped the benchmark: stop here, the run resumes next time
         return {**record, "status": "failed", "error": " ".join(str(error).split()), "resumed": resume}
     history = metrics["history"]
     last = history[-1]
-    memory, memory_kind = peak_memory_mib(device or torch.device("cpu"))
+    memory, memory_kind = peak_memory_mib(device)
     seen = metrics["train_images"] * len(history)
     calibration = {k: extras.pop(k) for k in ("calibration_probabilities", "calibration_labels")}
     if plan.is_main:
@@ -257,11 +260,10 @@ def run_benchmark(plan: BenchmarkPlan, train: Optional[Callable[[TrainConfig], d
     from tqdm import tqdm
 
     from utils.experiment import run_training
-    from utils.trainer import write_json
 
     train = train or run_training
     # Under torchrun every process runs every experiment (each run data-parallel); rank 0 writes the files.
-    plan.is_main = distributed.setup(plan.base.device).is_main
+    plan.is_main = distributed.setup(select_device(plan.base.device)).is_main
     distributed.share_from_main(catch_user_error(check_output_dir, plan) if plan.is_main else None)
     results = {(r["study"], r["experiment"], r["seed"]): r for r in load_results(plan.out_dir)}
     todo = [(e, s) for e in plan.experiments for s in plan.seeds]

@@ -1,7 +1,7 @@
 """Checkpoints that are safe to write, safe to read, and enough to resume exactly.
 
-- Written atomically: to a temporary file in the same folder, then ``os.replace``, so a crash
-  during the write leaves the previous ``last.pt`` intact.
+- Written atomically (``utils/files.atomic_write``), so a crash during the write leaves the
+  previous ``last.pt`` intact.
 - Read with ``torch.load(weights_only=True)``: only tensors and plain containers are unpickled,
   so a file that carries code is refused instead of executed. Everything stored here is such plain
   data (NumPy's RNG state is converted to a tensor for that reason).
@@ -9,56 +9,21 @@
 """
 from __future__ import annotations
 
-import contextlib
-import os
 import pickle
 import random
 import re
-import shutil
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from utils.errors import UserError
+from utils.files import atomic_write
 
 CHECKPOINT_FORMAT = 1
-
-
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write a file through ``write(temporary)``, then rename it to ``path``.
-
-    The rename is atomic on POSIX and Windows (same file system), so ``path`` is always either the
-    old file or the complete new one. When writing fails (a full disk, a removed folder) the
-    temporary file is deleted, the old ``path`` is kept, and the error is one line naming the file.
-    The temporary name carries the pid, so two processes never write the same temporary file.
-    """
-    path = Path(path)
-    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except (OSError, RuntimeError) as error:  # torch.save reports a full disk as a RuntimeError
-        reason = _why_writing_failed(error, path.parent)
-        with contextlib.suppress(OSError):
-            temporary.unlink(missing_ok=True)
-        kept = f"the previous {path.name} is kept" if path.exists() else f"no {path.name} was written"
-        raise UserError(f"cannot write {path} ({reason}); {kept}; free some space (or fix the folder) "
-                        f"and run again (a training run continues with --resume)") from None
-
-
-def _why_writing_failed(error: Exception, folder: Path) -> str:
-    if isinstance(error, OSError) and error.strerror:
-        return error.strerror
-    try:  # torch.save's RuntimeError does not say why; a full disk is by far the most common cause
-        if shutil.disk_usage(folder).free < 2**20:
-            return "No space left on device"
-    except OSError:
-        pass
-    return str(error).splitlines()[0][:100] or error.__class__.__name__
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
@@ -130,9 +95,3 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)

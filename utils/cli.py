@@ -192,7 +192,8 @@ def config_from_args(args: argparse.Namespace, **fixed: Any) -> TrainConfig:
     else:
         # A preset's values sit under the flags given: an explicit flag always wins.
         preset = preset_settings(explicit["preset"]) if explicit.get("preset") else {}
-        config = TrainConfig(**{**preset, **explicit}, user_settings=sorted(explicit_settings(args)))
+        config = TrainConfig(**{**preset, **explicit}, user_settings=sorted(explicit_settings(args)),
+                             preset_settings=sorted(set(preset) - set(explicit) - {"preset"}))
     return config.resolved()
 
 

@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+import torch
+
+from utils.devices import bf16_supported, cpu_has_native_bf16
 from utils.errors import UserError
 
 DATASETS = ("cifar10", "cifar100", "folder", "synthetic")
@@ -57,7 +60,6 @@ class TrainConfig:
     val_split: Optional[int] = None  # training images held out (stratified) to choose best.pt on, not the test set
     cache_dir: Optional[str] = None  # None: ~/.cache/cifar10-framework; "" disables the cache
     synthetic_size: int = 512  # training images of the synthetic data set (test: a quarter)
-    num_classes: Optional[int] = None  # filled in from the data
     data_mode: str = "auto"  # memory: DataLoader over the decoded tensor; device: the tensor on the device, batched aug
     # Schedule
     epochs: int = 10
@@ -83,7 +85,6 @@ class TrainConfig:
     compile: bool = False
     compile_mode: Optional[str] = None  # torch.compile's mode: None (default), reduce-overhead, max-autotune
     sync_bn: bool = False  # torchrun on GPUs: BatchNorm statistics over the global batch (SyncBatchNorm)
-    world_size: int = 1  # processes training data-parallel (torchrun); filled in by the run
     tf32: bool = True  # TF32 matmuls and convolutions on CUDA (Ampere and later)
     channels_last: Optional[bool] = None
     # Augmentation (per image) and mixing (per batch)
@@ -115,9 +116,11 @@ class TrainConfig:
     progress: bool = True
     quick: bool = False
     max_nonfinite_steps: int = 5
-    # Bookkeeping: the settings the user gave on the command line (the rest are defaults a resumed run
-    # may re-resolve), and the device type that AMP and channels_last were resolved for.
+    # Where each value came from, recorded apart in config.json: the settings the user gave on the
+    # command line, those --preset gave (the rest are defaults a resumed run may re-resolve), and the
+    # device type that AMP and channels_last were resolved for (utils/config.resolve_for_device).
     user_settings: list[str] = dataclasses.field(default_factory=list)
+    preset_settings: list[str] = dataclasses.field(default_factory=list)
     resolved_for: Optional[str] = None
 
     # ------------------------------------------------------------------ building
@@ -275,6 +278,44 @@ class TrainConfig:
         return self.mixup is not None or self.cutmix is not None
 
 
+# ------------------------------------------------------------------------------------ the device
+def resolve_amp(config: TrainConfig, device: torch.device) -> TrainConfig:
+    """Fill in AMP and channels_last for the device.
+
+    The modern recipe runs bf16 autocast on CUDA and on CPUs that do bf16 in hardware (there a
+    speednet step took 0.26 s against 0.59 s in fp32); channels_last goes with it, since oneDNN's
+    bf16 convolutions work in NHWC. Elsewhere fp32, unless asked.
+    """
+    cpu_bf16 = device.type == "cpu" and cpu_has_native_bf16() and config.amp_dtype in ("auto", "bf16")
+    amp = config.amp if config.amp is not None else (config.recipe == "modern" and (device.type == "cuda" or cpu_bf16))
+    dtype = config.amp_dtype
+    if dtype == "auto":
+        dtype = "bf16" if bf16_supported(device) else "fp16"
+    channels_last = (config.channels_last if config.channels_last is not None
+                     else device.type == "cuda" or (device.type == "cpu" and bool(amp) and dtype == "bf16"))
+    return config.replace(amp=bool(amp), amp_dtype=dtype, channels_last=channels_last)
+
+
+DEVICE_DEPENDENT = {"amp": None, "amp_dtype": "auto", "channels_last": None}
+
+
+def resolve_for_device(config: TrainConfig, device: torch.device) -> tuple[TrainConfig, str]:
+    """AMP and channels_last for ``device``; a run resumed on another kind of device re-resolves them.
+
+    A run started on a CPU (fp32) and resumed on a GPU gets the GPU's defaults (and the other way
+    round), unless the user set them; the returned note says what changed ('' when nothing did).
+    """
+    note = ""
+    if config.resume and config.resolved_for not in (None, device.type):
+        reset = {k: v for k, v in DEVICE_DEPENDENT.items() if k not in config.user_settings}
+        before = (config.amp, config.amp_dtype, config.channels_last)
+        config = resolve_amp(config.replace(**reset), device)
+        if (config.amp, config.amp_dtype, config.channels_last) != before:
+            note = (f"the run started on {config.resolved_for}, continues on {device.type}: AMP "
+                    f"{config.amp_dtype if config.amp else 'off'}, channels_last {'on' if config.channels_last else 'off'}")
+    return resolve_amp(config, device).replace(resolved_for=device.type), note
+
+
 # Settings that must match when a run is resumed: they change what the checkpoint's tensors mean.
-RESUME_MUST_MATCH = ("model", "sync_bn", "activation", "image_size", "num_classes", "dataset", "optimizer",
+RESUME_MUST_MATCH = ("model", "sync_bn", "activation", "image_size", "dataset", "optimizer",
                      "recipe", "ema", "lookahead", "drop_path", "dropblock")

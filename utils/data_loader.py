@@ -1,14 +1,15 @@
-"""Data loaders: the decoded uint8 tensors of ``utils/data_sources.py``, batched for training.
+"""Data loaders: ``build_data(config)``, the top of the data layer, and the DataLoader path.
 
-``build_data(config)`` is the one entry point. The source (CIFAR-10/100, an image folder, synthetic)
-is decoded by ``utils/data_sources.py`` into :class:`ImageTensors`; what follows is the same for
-every source:
+The layer flows one way, bottom to top:
 
-- normalization statistics are measured on the training images (per channel, mean and std);
-- ``--subset`` takes a stratified, seeded sample of the training images;
-- the DataLoader path applies per-image ``transforms.v2`` in worker processes;
-- a later device-resident fast path can move the same uint8 tensors to the GPU once and augment
-  whole batches there (airbench-style) without touching the sources.
+1. sources (``utils/data_sources.py``): CIFAR-10/100, an image folder, synthetic data, decoded into
+   uint8 tensors (:class:`ImageTensors`) or, for a stream, listed as files (:class:`ImageFiles`);
+2. beside them, which images in which order (``utils/data_order.py``: subsets, epoch order, shards,
+   normalization statistics) and whether a folder fits in memory (``utils/streaming.py``);
+3. the loaders: the DataLoader path here (per-image ``transforms.v2`` in worker processes: ``memory``,
+   and ``stream`` over files), the device-resident path (``utils/device_loader.py``: ``device``);
+4. :func:`build_data`, which decides the data mode in one place (:func:`choose_data_mode`) and
+   records it in the :class:`DataBundle` it returns.
 
 The data order of each epoch, and the seeds of the worker processes that augment it, are pure
 functions of (seed, epoch): that is what makes a run resumed from an epoch's end continue exactly as
@@ -18,16 +19,22 @@ the augmentation draws of the remaining batches differ.)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator, Optional, Protocol
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from utils.augmentation import build_test_transform, build_train_transform
+from utils.batch_augment import normalize
 from utils.config import QUICK_SUBSET, QUICK_TEST_SUBSET, TrainConfig
-from utils.data_sources import ImageTensors, cache_dir_of, load_splits
-from utils.streaming import ImageFiles, sampled_channel_stats
+from utils.data_order import (channel_stats, epoch_order, hold_out, sampled_channel_stats, shard, shard_window,
+                              steps_per_epoch, stratified_subset, take_subset)
+from utils.data_sources import ImageTensors, cache_dir_of, list_image_folder, load_splits, resolve_dataset
+from utils.device_loader import DeviceLoader, build_batch_augment
 from utils.errors import UserError
+from utils.seeds import generator, worker_seed
+from utils.streaming import decoded_bytes, should_stream
 
 
 class BatchLoader(Protocol):
@@ -76,41 +83,11 @@ class DataBundle:
         Never "the first ``count``": an image folder is listed class by class, so those would all be
         airplanes, and a layer fitted to them (speednet's whitening) would see one class.
         """
-        from utils.batch_augment import normalize
-
         count = min(count, len(self.train_images))
         chosen = (stratified_subset(self.train_labels, count, seed) if self.train_labels is not None
-                  else torch.randperm(len(self.train_images), generator=torch.Generator().manual_seed(seed))[:count])
+                  else torch.randperm(len(self.train_images), generator=generator(seed))[:count])
         images = self.train_images[chosen].to(device)
         return normalize(images, torch.tensor(self.mean, device=device), torch.tensor(self.std, device=device))
-
-
-# ------------------------------------------------------------------------------------ subsets and stats
-def stratified_subset(labels: torch.Tensor, size: int, seed: int) -> torch.Tensor:
-    """Indices of ``size`` samples with the class proportions of ``labels``, chosen with ``seed``."""
-    if size > len(labels):
-        raise UserError(f"--subset {size} is larger than the training set ({len(labels)} images); "
-                        f"use at most {len(labels)}")
-    generator = torch.Generator().manual_seed(seed % 2**63)
-    classes, counts = labels.unique(return_counts=True)
-    quotas = counts.double() * size / len(labels)
-    taken = quotas.floor().long()
-    # Largest remainders get the images the floor left over, so the quotas sum to ``size``.
-    for i in torch.argsort(quotas - taken, descending=True)[: size - int(taken.sum())]:
-        taken[i] += 1
-    chosen = []
-    for cls, k in zip(classes, taken):
-        members = (labels == cls).nonzero().flatten()
-        chosen.append(members[torch.randperm(len(members), generator=generator)[:k]])
-    return torch.cat(chosen).sort().values
-
-
-def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std of uint8 images (N, 3, H, W), in [0, 1] units."""
-    sample = images[:: max(1, len(images) // 10000)].double() / 255  # 10,000 images estimate it to 1e-3
-    mean = sample.mean(dim=(0, 2, 3))
-    std = sample.std(dim=(0, 2, 3))
-    return tuple(round(v, 4) for v in mean.tolist()), tuple(round(max(v, 1e-3), 4) for v in std.tolist())
 
 
 # ------------------------------------------------------------------------------------ loaders
@@ -126,40 +103,6 @@ class TensorImageDataset(Dataset):
 
     def __getitem__(self, index: int):
         return self.transform(self.split.images[index]), self.split.labels[index]
-
-
-def order_seed(seed: int, epoch: int) -> int:
-    """The seed of ``epoch``'s data order (and augmentation); any user seed, kept within 63 bits."""
-    return (seed * 1_000_003 + epoch) % 2**63
-
-
-def epoch_order(size: int, seed: int, epoch: int) -> torch.Tensor:
-    """The shuffled indices of ``epoch``: the same on every data path and every device."""
-    return torch.randperm(size, generator=torch.Generator().manual_seed(order_seed(seed, epoch)))
-
-
-def steps_per_epoch(size: int, batch_size: int, world_size: int = 1) -> int:
-    """Optimizer steps in an epoch of ``size`` images at ``batch_size`` per process.
-
-    The last, incomplete global batch is dropped (BatchNorm cannot train on a batch of one), unless
-    the data holds fewer than one global batch: then one step on all of it (single process only).
-    """
-    global_batch = batch_size * world_size
-    if world_size > 1 and size < global_batch:
-        raise UserError(f"--batch-size {batch_size} x {world_size} processes = {global_batch} is more than the "
-                        f"{size} training images; use a smaller --batch-size")
-    return size // global_batch if size > global_batch else 1
-
-
-def shard_window(step: int, batch_size: int, rank: int = 0, world_size: int = 1) -> slice:
-    """The positions in the epoch's order that process ``rank`` trains on at ``step``.
-
-    Global batch ``step`` is ``order[step·B·W : (step+1)·B·W]``, the batch a single process with
-    batch ``B·W`` would see; process ``r`` takes its ``r``-th run of ``B``. The shards of a step are
-    disjoint and together they are the global batch.
-    """
-    start = step * batch_size * world_size + rank * batch_size
-    return slice(start, start + batch_size)
 
 
 class EpochBatchSampler(Sampler[list[int]]):
@@ -209,7 +152,7 @@ class TorchLoader:
     def set_epoch(self, epoch: int, start_step: int = 0) -> None:
         self.loader.batch_sampler.set_epoch(epoch, start_step)
         # Worker processes seed their RNG (and so the augmentation) from the loader's generator.
-        self.loader.generator.manual_seed((order_seed(self.seed, epoch) + 1 + self.rank * 1_000_000_007) % 2**63)
+        self.loader.generator.manual_seed(worker_seed(self.seed, epoch, self.rank))
 
     def __len__(self) -> int:
         return len(self.loader)
@@ -230,35 +173,32 @@ def worker_message(message: str) -> str:
     return last.split(": ", 1)[1] if ": " in last else last
 
 
-def hold_out(split: ImageTensors, size: int, seed: int) -> tuple[ImageTensors, ImageTensors]:
-    """(the rest, ``size`` images held out): a stratified, seeded validation split of the training images."""
-    if size >= len(split):
-        raise UserError(f"--val-split {size} leaves no training images (the training set has {len(split)}); "
-                        f"use at most {len(split) - 1}")
-    held = stratified_subset(split.labels, size, seed + 1)  # another draw than --subset's
-    keep = torch.ones(len(split), dtype=torch.bool)
-    keep[held] = False
-    return split.select(keep.nonzero().flatten()), split.select(held)
+def choose_data_mode(config: TrainConfig, dataset: str) -> str:
+    """The data mode of this run: decided here, and nowhere else.
 
-
-def take_subset(split: ImageTensors, size: int | None, seed: int, quick_size: int | None, flag: str
-                ) -> ImageTensors:
-    """A stratified subset of ``split``; with ``--quick``'s own size on a smaller set, all of it (said)."""
-    if size is None or size == len(split):
-        return split
-    if size > len(split) and size == quick_size:
-        print(f"--quick: the data has only {len(split)} images for its {flag} of {size}; using all of them",
-              flush=True)
-        return split
-    if size > len(split):
-        raise UserError(f"{flag} {size} is larger than the {'training' if flag == '--subset' else 'test'} set "
-                        f"({len(split)} images); use at most {len(split)}")
-    return split.select(stratified_subset(split.labels, size, seed))
-
-
-def shard(split: ImageTensors, rank: int, world_size: int) -> ImageTensors:
-    """Every ``world_size``-th image from ``rank`` on: a process's share of an evaluation split."""
-    return split if world_size == 1 else split.select(torch.arange(rank, len(split), world_size))
+    The resolved ``config.data_mode`` (``auto`` became ``device``, or ``memory`` for per-image
+    policies) stands, except that an image folder too large for memory is streamed when nobody chose
+    the mode. A mode the user chose is never second-guessed; one a preset chose (``--preset speed``:
+    ``device``, for its alternating flip) is refused with a line rather than silently replaced.
+    """
+    if dataset != "folder" or config.data_mode == "stream":
+        return config.data_mode
+    chosen_by = ("you" if "data_mode" in config.user_settings else
+                 f"--preset {config.preset}" if "data_mode" in config.preset_settings else None)
+    if chosen_by == "you":
+        return config.data_mode
+    listing = list_image_folder(Path(config.data_dir))
+    count = len(listing.train) + len(listing.test)
+    if not should_stream(count, config.image_size):
+        return config.data_mode
+    size = (f"{config.data_dir}: {count} images at {config.image_size} px would take "
+            f"{decoded_bytes(count, config.image_size) / 2**30:.1f} GiB decoded, more than half the memory available")
+    if chosen_by is not None:
+        raise UserError(f"{size}; {chosen_by} keeps the data set in memory (--data-mode {config.data_mode}"
+                        + (", for its --alternating-flip" if config.alternating_flip else "")
+                        + "): use a smaller --image-size or free some memory")
+    print(f"{size}; streaming them from disk (--data-mode stream)", flush=True)
+    return "stream"
 
 
 def build_data(config: TrainConfig, device: torch.device = torch.device("cpu"), rank: int = 0,
@@ -271,11 +211,13 @@ def build_data(config: TrainConfig, device: torch.device = torch.device("cpu"), 
     (``rank`` of ``world_size``) each process trains on its shard of every global batch and evaluates
     its share of the test (and validation) images; the trainer adds the sums over processes.
     """
-    train, test, classes, dataset = load_splits(config)
+    dataset = resolve_dataset(config)
+    data_mode = choose_data_mode(config, dataset)
+    streamed = data_mode == "stream"  # files decoded in the DataLoader workers each epoch
+    train, test, classes = load_splits(config, dataset, as_files=streamed)
     val = None
     if config.val_split is not None:
         train, val = hold_out(train, config.val_split, config.seed)
-    streamed = isinstance(train, ImageFiles)  # --data-mode stream: files decoded in the workers each epoch
     if streamed:
         mean, std = sampled_channel_stats(train, config.seed, cache_dir_of(config))
     else:
@@ -287,9 +229,7 @@ def build_data(config: TrainConfig, device: torch.device = torch.device("cpu"), 
     test_images = test.images  # all of them, for pictures of predictions (the loaders may hold a shard)
     test = shard(test, rank, world_size)
     val = shard(val, rank, world_size) if val is not None else None
-    if config.data_mode == "device" and not streamed:
-        from utils.device_loader import DeviceLoader, build_batch_augment
-
+    if data_mode == "device":
         train_loader = DeviceLoader(train, config.batch_size, device, mean, std, seed=config.seed, shuffle=True,
                                     augment=build_batch_augment(config, mean, std, device),
                                     alternating_flip=config.alternating_flip, rank=rank, world_size=world_size)
@@ -313,5 +253,5 @@ def build_data(config: TrainConfig, device: torch.device = torch.device("cpu"), 
         val_loader = TorchLoader(DataLoader(TensorImageDataset(val, build_test_transform(config, mean, std)),
                                             batch_size=eval_batch, shuffle=False, **loader_options), device, config.seed)
     return DataBundle(TorchLoader(train_loader, device, config.seed, rank), TorchLoader(test_loader, device, config.seed),
-                      classes, mean, std, dataset, "stream" if streamed else "memory", val_loader, train.images,
+                      classes, mean, std, dataset, data_mode, val_loader, train.images,
                       test_images, train.labels)

@@ -19,11 +19,10 @@ times; a cache whose shape or labels do not match the folder is rebuilt, never t
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -32,11 +31,13 @@ from torchvision.transforms import v2
 
 from utils.config import TrainConfig
 from utils.errors import UserError
+from utils.files import atomic_write, files_fingerprint
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 CIFAR_FOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
 SPLIT_NAMES = {"train": ("train",), "test": ("test", "val")}
 DEFAULT_CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cifar10-framework"
+SYNTHETIC_CLASSES = 10
 EXPECTED_LAYOUT = "train/<class>/*.jpg and test/<class>/*.jpg (or val/)"
 
 
@@ -52,6 +53,40 @@ class ImageTensors:
 
     def select(self, indices: torch.Tensor) -> "ImageTensors":
         return ImageTensors(self.images[indices], self.labels[indices])
+
+
+class LazyImages:
+    """Indexable like a uint8 image tensor (N, 3, S, S), but each image is decoded when it is asked for."""
+
+    def __init__(self, paths: Sequence[Path], image_size: int) -> None:
+        self.paths, self.image_size = list(paths), image_size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: Union[int, slice, torch.Tensor]) -> torch.Tensor:
+        if isinstance(index, int):
+            return decode_resized(self.paths[index], self.image_size)
+        positions = range(len(self.paths))[index] if isinstance(index, slice) else index.flatten().tolist()
+        if not positions:
+            return torch.empty(0, 3, self.image_size, self.image_size, dtype=torch.uint8)
+        return torch.stack([decode_resized(self.paths[i], self.image_size) for i in positions])
+
+
+class ImageFiles:
+    """A split as files (``--data-mode stream``): the :class:`ImageTensors` interface, decoded on demand."""
+
+    def __init__(self, files: Sequence[tuple[Path, int]], image_size: int) -> None:
+        self.files = list(files)
+        self.images = LazyImages([path for path, _ in self.files], image_size)
+        self.labels = torch.tensor([label for _, label in self.files], dtype=torch.int64)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def select(self, indices: torch.Tensor) -> "ImageFiles":
+        return ImageFiles([self.files[i] for i in indices.tolist()], self.images.image_size)
+
 
 
 # ------------------------------------------------------------------------------------ choosing the source
@@ -128,46 +163,26 @@ def image_folder_layout(root: Path) -> tuple[Path, Path]:
     return train_dir, test_dir
 
 
-def load_splits(config: TrainConfig) -> tuple[ImageTensors, ImageTensors, list[str], str]:
-    """Decode the train and test splits of the configured source: (train, test, class names, data set)."""
-    dataset = resolve_dataset(config)
-    if config.data_mode == "stream" and dataset != "folder":
+def load_splits(config: TrainConfig, dataset: Optional[str] = None, as_files: bool = False
+                ) -> tuple[ImageTensors | ImageFiles, ImageTensors | ImageFiles, list[str]]:
+    """The train and test splits of ``dataset`` (default: :func:`resolve_dataset`'s), and the class names.
+
+    Decoded into uint8 tensors, or, with ``as_files`` (an image folder streamed), listed as files.
+    """
+    dataset = dataset or resolve_dataset(config)
+    if as_files and dataset != "folder":
         raise UserError(f"--data-mode stream reads image folders file by file; {dataset} is held in memory "
                         f"anyway: use --data-mode memory or device")
     if dataset == "synthetic":
-        train, test, classes = synthetic_splits(config.synthetic_size, config.image_size, config.num_classes or 10,
-                                                config.seed)
-    elif dataset == "folder" and streams(config):
-        from utils.streaming import ImageFiles
-
+        return synthetic_splits(config.synthetic_size, config.image_size, SYNTHETIC_CLASSES, config.seed)
+    if dataset == "folder" and as_files:
         listing = list_image_folder(Path(config.data_dir))
-        train, test = ImageFiles(listing.train, config.image_size), ImageFiles(listing.test, config.image_size)
-        classes = listing.classes
-    elif dataset == "folder":
-        train, test, classes = image_folder_splits(Path(config.data_dir), config.image_size,
-                                                   cache_dir_of(config), config.progress)
-    else:
-        train, test, classes = cifar_splits(dataset, Path(config.data_dir), config.download)
-        train, test = resize_split(train, config.image_size), resize_split(test, config.image_size)
-    return train, test, classes, dataset
-
-
-def streams(config: TrainConfig) -> bool:
-    """Is this image folder read file by file each epoch (``--data-mode stream``, or too large for RAM)?"""
-    if config.data_mode == "stream":
-        return True
-    if "data_mode" in config.user_settings:  # the user chose memory or device: never second-guessed
-        return False
-    from utils.streaming import decoded_bytes, should_stream
-
-    listing = list_image_folder(Path(config.data_dir))
-    count = len(listing.train) + len(listing.test)
-    if should_stream(count, config.image_size):
-        print(f"{config.data_dir}: {count} images at {config.image_size} px would take "
-              f"{decoded_bytes(count, config.image_size) / 2**30:.1f} GiB decoded, more than half the memory "
-              f"available; streaming them from disk (--data-mode stream)", flush=True)
-        return True
-    return False
+        return (ImageFiles(listing.train, config.image_size), ImageFiles(listing.test, config.image_size),
+                listing.classes)
+    if dataset == "folder":
+        return image_folder_splits(Path(config.data_dir), config.image_size, cache_dir_of(config), config.progress)
+    train, test, classes = cifar_splits(dataset, Path(config.data_dir), config.download)
+    return resize_split(train, config.image_size), resize_split(test, config.image_size), classes
 
 
 def cache_dir_of(config: TrainConfig) -> Optional[Path]:
@@ -298,24 +313,13 @@ def image_folder_splits(root: Path, image_size: int, cache_dir: Optional[Path], 
     return train, test, listing.classes
 
 
-def _cache_key(split_dir: Path, files: Sequence[tuple[Path, int]], classes: Sequence[str], image_size: int) -> str:
-    """Changes when a file is added, removed, renamed or rewritten, or when the size or classes change."""
-    key = hashlib.sha1(f"{split_dir.resolve()}|{image_size}|{list(classes)}".encode())
-    for path, label in files:
-        try:
-            stat = path.stat()
-        except OSError as error:  # vanished or unreadable since it was listed
-            raise UserError(f"cannot read {path} ({error.strerror or error.__class__.__name__})") from None
-        key.update(f"{path.name}|{label}|{stat.st_size}|{stat.st_mtime_ns}".encode())
-    return key.hexdigest()[:16]
-
-
 def _load_folder_cached(split_dir: Path, files: Sequence[tuple[Path, int]], classes: Sequence[str], image_size: int,
                         cache_dir: Optional[Path], progress: bool) -> ImageTensors:
     labels = torch.tensor([label for _, label in files], dtype=torch.int64)
     cache_file = None
     if cache_dir is not None:
-        key = _cache_key(split_dir, files, classes, image_size)
+        # changes when a file is added, removed, renamed or rewritten, or when the size or classes change
+        key = files_fingerprint(f"{split_dir.resolve()}|{image_size}|{list(classes)}", files)
         cache_file = cache_dir / f"{split_dir.parent.name}-{split_dir.name}-{image_size}px-{key}.pt"
         cached = _read_cache(cache_file, labels, image_size)
         if cached is not None:
@@ -343,13 +347,12 @@ def _read_cache(cache_file: Path, labels: torch.Tensor, image_size: int) -> Opti
 
 
 def _write_cache(cache_file: Path, tensors: ImageTensors) -> None:
-    temporary = cache_file.with_name(f"{cache_file.name}.{os.getpid()}.tmp")
     try:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
-        torch.save({"images": tensors.images, "labels": tensors.labels}, temporary)
-        os.replace(temporary, cache_file)
-    except (OSError, RuntimeError):  # an unwritable cache (or a full disk) only costs time
-        temporary.unlink(missing_ok=True)
+        atomic_write(cache_file, lambda temporary: torch.save({"images": tensors.images, "labels": tensors.labels},
+                                                              temporary))
+    except (OSError, UserError):  # an unwritable cache (or a full disk) only costs time
+        pass
 
 
 def decode_files(files: Sequence[tuple[Path, int]], image_size: int, progress: bool, desc: str = "decoding"

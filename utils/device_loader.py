@@ -12,7 +12,7 @@ not mirrored at random each epoch; it gets one random orientation for even epoch
 for odd ones, so every pair of epochs shows each image both ways (random flips repeat an
 orientation half the time, which wastes part of a short run).
 
-Determinism: the order of an epoch is :func:`utils.data_loader.epoch_order` (the same permutation
+Determinism: the order of an epoch is :func:`utils.data_order.epoch_order` (the same permutation
 as the DataLoader path), and the augmentation of batch ``b`` of epoch ``e`` is drawn from a
 generator seeded with (seed, e, b). So every batch is a pure function of (seed, epoch, step): a run
 resumed anywhere, even mid-epoch, continues exactly as an uninterrupted one.
@@ -25,8 +25,9 @@ import torch
 
 from utils.batch_augment import BatchAugment
 from utils.config import TrainConfig
-from utils.data_loader import epoch_order, order_seed, shard_window, steps_per_epoch
+from utils.data_order import epoch_order, shard_window, steps_per_epoch
 from utils.data_sources import ImageTensors
+from utils.seeds import batch_seed, generator, order_seed
 
 
 def build_batch_augment(config: TrainConfig, mean: Sequence[float], std: Sequence[float], device: torch.device
@@ -38,17 +39,12 @@ def build_batch_augment(config: TrainConfig, mean: Sequence[float], std: Sequenc
                         pad_mode=config.crop_pad_mode)
 
 
-def batch_seed(seed: int, epoch: int, step: int, rank: int = 0) -> int:
-    """The seed of the augmentation of batch ``step`` of ``epoch`` on process ``rank`` (within 63 bits)."""
-    return (order_seed(seed, epoch) * 100_003 + step + rank * 1_000_000_007) % 2**63
-
-
 class DeviceLoader:
     """Batches of a uint8 split held on ``device``: shuffled and augmented there, or plain (evaluation).
 
     ``shuffle`` True: each epoch in :func:`epoch_order`, the last incomplete batch dropped (as the
     DataLoader path does), process ``rank`` of ``world_size`` taking its shard of each global batch
-    (:func:`utils.data_loader.shard_window`); False: the split in order, every image once (evaluation).
+    (:func:`utils.data_order.shard_window`); False: the split in order, every image once (evaluation).
     """
 
     def __init__(self, split: ImageTensors, batch_size: int, device: torch.device, mean: Sequence[float],
@@ -69,7 +65,7 @@ class DeviceLoader:
         # --alternating-flip: each image's orientation in even epochs (odd epochs show the other one)
         self.even_epoch_flip = None
         if alternating_flip:
-            draw = torch.Generator().manual_seed(order_seed(seed, -1))  # "epoch -1": a draw no epoch uses
+            draw = generator(order_seed(seed, -1))  # "epoch -1": a draw no epoch uses
             self.even_epoch_flip = (torch.rand(self.num_images, generator=draw) < 0.5).to(device)
 
     def set_epoch(self, epoch: int, start_step: int = 0) -> None:

@@ -61,13 +61,13 @@ def restarted_by_torchrun() -> bool:
     return launched_by_torchrun() and int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
 
 
-def setup(device_name: str) -> Placement:
-    """Join torchrun's process group (once per process); a plain ``python`` run gets rank 0 of 1."""
+def setup(device: torch.device) -> Placement:
+    """Join torchrun's process group (once per process) on ``device``'s kind; a plain ``python`` run gets rank 0 of 1."""
     if not launched_by_torchrun():
         return Placement()
     placement = Placement(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"]))
     if not dist.is_initialized():
-        use_cuda = device_name in ("auto", "cuda") and torch.cuda.is_available()
+        use_cuda = device.type == "cuda"
         if use_cuda:
             torch.cuda.set_device(placement.local_rank)
         dist.init_process_group("nccl" if use_cuda else "gloo", timeout=TIMEOUT)

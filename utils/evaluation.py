@@ -1,4 +1,11 @@
-"""Test-time augmentation (TTA): average a model's logits over a few views of each batch.
+"""Evaluation: accuracy and loss of a model on a split, its test-time views, and a saved model's predictions.
+
+- :func:`evaluate`: mean cross-entropy and accuracy over a loader (summed over torchrun processes);
+- :func:`evaluate_saved`: the weights of a checkpoint, evaluated with their predictions kept: what a
+  run's confusion matrix, ``--evaluate`` and a study's calibration all call;
+- test-time augmentation (TTA, ``--tta``), below.
+
+Test-time augmentation: average a model's logits over a few views of each batch.
 
 A network trained with flips and small translations has learned to answer alike for those views;
 averaging its logits over them removes part of the noise of any single view (Krizhevsky et al.,
@@ -15,11 +22,17 @@ All views of a batch are made with tensor operations on the device (no per-image
 """
 from __future__ import annotations
 
+from typing import Any, Callable, Optional
+
 import torch
 from torch import nn
 
 from utils.batch_augment import crop_with_padding
 from utils.config import TTA_MODES
+from utils.distributed import all_reduce_sum, gather_to_all, share_state_from_main
+from utils.errors import UserError
+from utils.stopping import StopRequested
+
 SHIFT = 2  # pixels of the translated views, at any image size (CIFAR's training crops move up to 4)
 
 
@@ -60,3 +73,62 @@ def predict(model: nn.Module, images: torch.Tensor, mode: str = "none") -> torch
     logits = model(torch.cat(views)).float().view(len(views), images.shape[0], -1)
     weights = torch.tensor(view_weights(mode, len(views)), device=logits.device)
     return torch.einsum("v,vnc->nc", weights, logits)
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, loader, device: torch.device, precision: Optional[Any] = None,
+             channels_last: bool = False, keep_predictions: bool = False,
+             should_stop: Callable[[], bool] = lambda: False, tta: str = "none") -> dict[str, Any]:
+    """Mean cross-entropy (no smoothing) and accuracy in percent over ``loader``.
+
+    ``precision``: the training's (``utils/modern_trainer.Precision``), else fp32. ``tta`` averages the
+    logits over flipped/translated views. ``keep_predictions`` adds the predicted classes, labels and
+    softmax probabilities (on the CPU). ``should_stop`` is asked after every batch; when it says yes,
+    :class:`StopRequested` is raised, so a Ctrl-C during a long evaluation is honoured at once.
+    """
+    was_training = model.training
+    model.eval()
+    loss_sum, correct, seen = torch.zeros((), device=device), torch.zeros((), device=device), 0
+    predictions, labels_seen, probabilities = [], [], []
+    for images, labels in loader:
+        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with precision.autocast() if precision else torch.autocast(device.type, enabled=False):
+            logits = predict(model, images, tta)  # averaged over the test-time views (``--tta``)
+        loss_sum += nn.functional.cross_entropy(logits.float(), labels, reduction="sum")
+        predicted = logits.argmax(1)
+        correct += (predicted == labels).sum()
+        seen += len(labels)
+        if keep_predictions:
+            predictions.append(predicted.cpu())
+            labels_seen.append(labels.cpu())
+            probabilities.append(logits.float().softmax(1).cpu())
+        if should_stop():
+            model.train(was_training)
+            raise StopRequested
+    model.train(was_training)
+    # Under torchrun each process evaluated its share of the images: add the sums over processes.
+    totals = all_reduce_sum(torch.stack([loss_sum.float(), correct.float(), torch.tensor(float(seen), device=device)]))
+    loss_total, correct_total, seen_total = totals.tolist()
+    result = {"loss": loss_total / max(1, seen_total), "acc": 100.0 * correct_total / max(1, seen_total)}
+    if keep_predictions:
+        result["predictions"] = gather_to_all(torch.cat(predictions))
+        result["labels"] = gather_to_all(torch.cat(labels_seen))
+        result["probabilities"] = gather_to_all(torch.cat(probabilities))
+    return result
+
+
+def evaluate_saved(checkpoint: Optional[dict[str, Any]], model: nn.Module, loader, device: torch.device,
+                   source: str = "the checkpoint", **options: Any) -> dict[str, Any]:
+    """Load a checkpoint's weights into ``model`` and evaluate them, predictions kept (:func:`evaluate`'s options).
+
+    Under torchrun rank 0 reads the file and passes its checkpoint (the others pass None): its weights
+    are handed to every process, whose machines may not see the file.
+    """
+    saved = checkpoint["model"] if checkpoint is not None else None
+    try:
+        model.load_state_dict(share_state_from_main(saved, model.state_dict()))
+    except RuntimeError as error:
+        raise UserError(f"{source} does not fit this model ({str(error).splitlines()[0][:120]})") from None
+    return evaluate(model, loader, device, keep_predictions=True, **options)

@@ -12,36 +12,28 @@ from __future__ import annotations
 import contextlib
 import time
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import torch
 from torch import nn
 
 from models import count_parameters, create_model
 from utils.augmentation import build_batch_mixer
-from utils.checkpoint import check_class_names, load_checkpoint, seed_everything
-from utils.config import RESUME_MUST_MATCH, RESUME_NEEDS_OUTPUT_DIR, TrainConfig
-from utils.data_loader import build_data
+from utils.checkpoint import check_class_names, load_checkpoint
+from utils.config import RESUME_MUST_MATCH, RESUME_NEEDS_OUTPUT_DIR, TrainConfig, resolve_for_device
+from utils.data_loader import DataBundle, build_data
 from utils import distributed
-from utils.distributed import Placement, share_from_main, share_state_from_main
+from utils.devices import select_device, tune_cuda
+from utils.distributed import Placement, share_from_main
 from utils.errors import RunStopped, UserError
-from utils.modern_trainer import learning_rates, resolve_amp
+from utils.evaluation import evaluate_saved
+from utils.files import write_json
+from utils.modern_trainer import learning_rates
 from utils.run_dir import claim_run_dir, unique_run_dir
-from utils.trainer import Trainer, evaluate, write_json
+from utils.seeds import generator, seed_everything
+from utils.trainer import Trainer, train
 from utils.visualization import (confusion_matrix, image_format, plot_comparison, plot_confusion_matrix,
                                  plot_lr_schedules, plot_misclassified, save_image_grid)
-
-
-def select_device(name: str) -> torch.device:
-    """``auto``: CUDA, else Apple's MPS, else CPU. Asking for a device that is absent is a user error."""
-    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda asked for, but no CUDA GPU is visible; use --device cpu or auto")
-    if name == "mps" and not has_mps:
-        raise UserError("--device mps asked for, but MPS is not available; use --device cpu or auto")
-    return torch.device(name)
 
 
 def resume_config(explicit: dict[str, Any]) -> TrainConfig:
@@ -63,55 +55,34 @@ def resume_config(explicit: dict[str, Any]) -> TrainConfig:
     return saved.replace(**explicit, user_settings=sorted(set(saved.user_settings) | set(explicit) - {"resume"}))
 
 
-DEVICE_DEPENDENT = {"amp": None, "amp_dtype": "auto", "channels_last": None}
-
-
-def resolve_for_device(config: TrainConfig, device: torch.device) -> tuple[TrainConfig, str]:
-    """AMP and channels_last for ``device``; a run resumed on another kind of device re-resolves them.
-
-    A run started on a CPU (fp32) and resumed on a GPU gets the GPU's defaults (and the other way
-    round), unless the user set them; the returned note says what changed ('' when nothing did).
-    """
-    note = ""
-    if config.resume and config.resolved_for not in (None, device.type):
-        reset = {k: v for k, v in DEVICE_DEPENDENT.items() if k not in config.user_settings}
-        before = (config.amp, config.amp_dtype, config.channels_last)
-        config = resolve_amp(config.replace(**reset), device)
-        if (config.amp, config.amp_dtype, config.channels_last) != before:
-            note = (f"the run started on {config.resolved_for}, continues on {device.type}: AMP "
-                    f"{config.amp_dtype if config.amp else 'off'}, channels_last {'on' if config.channels_last else 'off'}")
-    return resolve_amp(config, device).replace(resolved_for=device.type), note
-
-
 def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
     return create_model(config.model, num_classes=num_classes, image_size=config.image_size,
                         activation=config.activation, drop_path_rate=config.drop_path,
                         dropblock_prob=config.dropblock, dropblock_size=config.dropblock_size)
 
 
+AfterTraining = Callable[[nn.Module, DataBundle, torch.device, Path], None]
 WHITENING_SAMPLE = 5000  # training images a data-fitted first layer is fitted on (patch statistics settle well before)
 
 
-def run_training(config: TrainConfig) -> dict[str, Any]:
+def run_training(config: TrainConfig, after: Optional[AfterTraining] = None) -> dict[str, Any]:
     """Train one model as ``config`` (resolved) says; return its metrics (also in ``metrics.json``).
 
     Under ``torchrun`` every process calls this; they train data-parallel (``utils/distributed.py``).
+    ``after(model, data, device, run_dir)`` is called at the end with the run's own model and data
+    (a study measures the final model with it, without building the data again).
     """
-    placement = distributed.setup(config.device)
-    device = distributed.device_for(placement, select_device(config.device))
+    device = select_device(config.device)
+    placement = distributed.setup(device)
+    device = distributed.device_for(placement, device)
     if device.type == "cuda":
-        # Fixed input shapes: let cuDNN time its algorithms once and keep the fastest.
-        torch.backends.cudnn.benchmark = True
-        # TF32 (10-bit mantissa) matmuls and convolutions: several times fp32's speed on Ampere and later.
-        torch.backends.cuda.matmul.allow_tf32 = config.tf32
-        torch.backends.cudnn.allow_tf32 = config.tf32
+        tune_cuda(config.tf32)
     config, device_note = resolve_for_device(config, device)
-    config = config.replace(world_size=placement.world_size)
     if config.sync_bn and device.type != "cuda":
         raise UserError("--sync-bn needs CUDA (PyTorch's SyncBatchNorm runs on GPUs only); drop it on a CPU")
     try:
         with claimed_run_dir(config, placement) as run_dir:
-            return _train(config.replace(output_dir=str(run_dir)), device, run_dir, device_note, placement)
+            return _train(config.replace(output_dir=str(run_dir)), device, run_dir, device_note, placement, after)
     except RuntimeError as error:
         if not (placement.distributed and distributed.is_peer_failure(error)):
             raise
@@ -139,10 +110,10 @@ def claimed_run_dir(config: TrainConfig, placement: Placement) -> Iterator[Path]
 
 
 def _train(config: TrainConfig, device: torch.device, run_dir: Path, device_note: str = "",
-           placement: Placement = Placement()) -> dict[str, Any]:
+           placement: Placement = Placement(), after: Optional[AfterTraining] = None) -> dict[str, Any]:
     seed_everything(config.seed)
     data = build_data(config, device, placement.rank, placement.world_size)
-    config = config.replace(num_classes=data.num_classes)
+    config = config.replace(data_mode=data.data_mode)  # config.json records the data mode the run used
     model = build_model(config, data.num_classes).to(device)
     if config.sync_bn and placement.distributed:  # BatchNorm statistics over the global batch
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -158,28 +129,33 @@ def _train(config: TrainConfig, device: torch.device, run_dir: Path, device_note
         resumed = trainer.restore(run_dir / "last.pt")
     if placement.is_main:
         config.save(run_dir / "config.json")
-    processes = (f" | {placement.world_size} processes x batch {config.batch_size} = global batch "
-                 f"{placement.world_size * config.batch_size}" if placement.distributed else "")
-    print(f"{config.model}: {count_parameters(model) / 1e6:.2f}M parameters | {data.dataset} "
-          f"{data.train_loader.num_images} train / {trainer.test_images} test images ({data.data_mode}) | "
-          f"{config.recipe} recipe ({config.optimizer}, {config.scheduler}) | {device}"
-          f"{' | AMP ' + config.amp_dtype if config.amp else ''}{processes} | {run_dir}", flush=True)
+    print(start_line(config, data, trainer, placement, device, run_dir), flush=True)
     if config.resume:
         print(resumed + (f"; {device_note}" if device_note else ""), flush=True)
-    metrics = trainer.fit()
-
-    # The confusion matrix of the model the run keeps (best.pt: raw or EMA weights); under torchrun
-    # rank 0 reads best.pt and hands its weights to the others (their machines may not see the file).
-    best = load_checkpoint(run_dir / "best.pt") if placement.is_main else {"model": None}
-    model.load_state_dict(share_state_from_main(best["model"], model.state_dict()))
-    result = evaluate(model, data.test_loader, device, trainer.recipe.precision, config.channels_last,
-                      keep_predictions=True)
+    metrics = train(trainer)
+    # The confusion matrix of the model the run keeps (best.pt: raw or EMA weights).
+    best = load_checkpoint(run_dir / "best.pt") if placement.is_main else None
+    result = evaluate_saved(best, model, data.test_loader, device, precision=trainer.recipe.precision,
+                            channels_last=config.channels_last)
     if placement.is_main:
-        matrix = confusion_matrix(result["predictions"], result["labels"], data.num_classes)
-        plot_confusion_matrix(matrix, data.class_names, run_dir / "confusion_matrix.png",
+        plot_confusion_matrix(confusion_matrix(result["predictions"], result["labels"], data.num_classes),
+                              data.class_names, run_dir / "confusion_matrix.png",
                               title=f"{config.model}, best.pt ({best['weights_source']} weights): {result['acc']:.2f}%")
+    if after is not None:
+        after(model, data, device, run_dir)
     print(summary_line(metrics, run_dir), flush=True)
     return metrics
+
+
+def start_line(config: TrainConfig, data: DataBundle, trainer: Trainer, placement: Placement, device: torch.device,
+               run_dir: Path) -> str:
+    """The run's first line: model, data, recipe, device, folder."""
+    processes = (f" | {placement.world_size} processes x batch {config.batch_size} = global batch "
+                 f"{placement.world_size * config.batch_size}" if placement.distributed else "")
+    return (f"{config.model}: {count_parameters(trainer.model) / 1e6:.2f}M parameters | {data.dataset} "
+            f"{data.train_loader.num_images} train / {trainer.test_image_count} test images ({data.data_mode}) | "
+            f"{config.recipe} recipe ({config.optimizer}, {config.scheduler}) | {device}"
+            f"{' | AMP ' + config.amp_dtype if config.amp else ''}{processes} | {run_dir}")
 
 
 def summary_line(metrics: dict[str, Any], run_dir: Path) -> str:
@@ -255,17 +231,14 @@ def evaluate_checkpoint(path: str, explicit: dict[str, Any], misclassified: Opti
     data = build_data(config, device)
     check_class_names(checkpoint, data.class_names, Path(path))
     model = build_model(config, data.num_classes).to(device)
-    try:
-        model.load_state_dict(checkpoint["model"])
-    except RuntimeError as error:
-        raise UserError(f"{path} does not fit model {config.model} ({str(error).splitlines()[0][:120]})") from None
     started = time.perf_counter()
-    result = evaluate(model, data.test_loader, device, tta=config.tta, keep_predictions=bool(misclassified))
+    result = evaluate_saved(checkpoint, model, data.test_loader, device, f"{path} (model {config.model})",
+                            tta=config.tta)
     seconds = time.perf_counter() - started
     if misclassified:
         wrong = (result["predictions"] != result["labels"]).nonzero().flatten()
         # a seeded sample, in test-set order: the first mistakes of a class-sorted folder would all be one class
-        pick = torch.randperm(len(wrong), generator=torch.Generator().manual_seed(config.seed % 2**63))[:count]
+        pick = torch.randperm(len(wrong), generator=generator(config.seed))[:count]
         wrong = wrong[pick.sort().values]
         Path(misclassified).parent.mkdir(parents=True, exist_ok=True)
         plot_misclassified(data.test_images[wrong], result["predictions"][wrong].tolist(),

@@ -185,34 +185,6 @@ class Precision:
         return torch.autocast(self.device_type, dtype=self.dtype)
 
 
-def cpu_has_native_bf16() -> bool:
-    """Does this CPU do bf16 arithmetic in hardware (AVX512-BF16 or AMX)? Elsewhere bf16 is emulated, and slower."""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            flags = next((line for line in handle if line.startswith("flags")), "").split()
-    except OSError:  # not Linux: keep fp32
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def resolve_amp(config: TrainConfig, device: torch.device) -> TrainConfig:
-    """Fill in AMP and channels_last for the device.
-
-    The modern recipe runs bf16 autocast on CUDA and on CPUs that do bf16 in hardware (there a
-    speednet step took 0.26 s against 0.59 s in fp32); channels_last goes with it, since oneDNN's
-    bf16 convolutions work in NHWC. Elsewhere fp32, unless asked.
-    """
-    cpu_bf16 = device.type == "cpu" and cpu_has_native_bf16() and config.amp_dtype in ("auto", "bf16")
-    amp = config.amp if config.amp is not None else (config.recipe == "modern" and (device.type == "cuda" or cpu_bf16))
-    dtype = config.amp_dtype
-    if dtype == "auto":
-        bf16_ok = device.type == "cpu" or (device.type == "cuda" and torch.cuda.is_bf16_supported())
-        dtype = "bf16" if bf16_ok else "fp16"
-    channels_last = (config.channels_last if config.channels_last is not None
-                     else device.type == "cuda" or (device.type == "cpu" and bool(amp) and dtype == "bf16"))
-    return config.replace(amp=bool(amp), amp_dtype=dtype, channels_last=channels_last)
-
-
 # ------------------------------------------------------------------------------------ EMA
 def ema_decay_at(num_updates: int, decay: float) -> float:
     """Warm-up of the EMA decay: small at first so the average follows the fast-moving early weights."""

@@ -1,0 +1,207 @@
+"""The shape of the code: imports flow one way, and no class or function outgrows a screen.
+
+Run as a script to see the project's import graph (function-level imports included), its cycles
+(none, if the tests pass) and the longest classes and functions of ``utils/`` and ``models/``:
+
+    python tests/test_layout.py
+"""
+from __future__ import annotations
+
+import ast
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("utils", "models")
+MAX_FUNCTION_LINES = 60  # docstrings not counted
+MAX_CLASS_LINES = 200
+
+
+def project_modules() -> dict[str, Path]:
+    """Module name → file, for the packages and the top-level scripts and benchmarks."""
+    modules = {}
+    for path in [*ROOT.glob("*.py"), *ROOT.glob("benchmarks/*.py"), *(p for pkg in PACKAGES
+                                                                     for p in (ROOT / pkg).rglob("*.py"))]:
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        modules[name] = path
+    return modules
+
+
+def imports_of(path: Path, name: str, modules: dict[str, Path]) -> set[str]:
+    """The project modules ``path`` imports anywhere (top level or inside functions)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            # ``from utils import config`` imports the submodule; ``from models import register_model`` the package
+            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names]
+        else:
+            continue
+        found.update(t for t in targets if t in modules and t != name)
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = project_modules()
+    return {name: imports_of(path, name, modules) for name, path in modules.items()}
+
+
+def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected group of two or more modules (Tarjan), each sorted."""
+    index, low, stack, on_stack, groups, counter = {}, {}, [], set(), [], [0]
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = counter[0]
+        counter[0] += 1
+        stack.append(node)
+        on_stack.add(node)
+        for target in sorted(graph.get(node, ())):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    sys.setrecursionlimit(10_000)
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return groups
+
+
+def _body_lines(node: ast.AST) -> int:
+    """Lines of a def/class, without its docstring (and without the docstrings of what it holds)."""
+    lines = node.end_lineno - node.lineno + 1
+    for inner in ast.walk(node):
+        body = getattr(inner, "body", None)
+        if (isinstance(inner, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            lines -= body[0].end_lineno - body[0].lineno + 1
+    return lines
+
+
+def sizes() -> list[tuple[int, str, str]]:
+    """(lines, kind, where) of every class and function in utils/ and models/, longest first."""
+    found = []
+    for package in PACKAGES:
+        for path in sorted((ROOT / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    kind = "class" if isinstance(node, ast.ClassDef) else "function"
+                    found.append((_body_lines(node), kind, f"{path.relative_to(ROOT)}:{node.lineno} {node.name}"))
+    return sorted(found, reverse=True)
+
+
+# ------------------------------------------------------------------------------------ tests
+def test_the_cycle_finder_finds_a_cycle():
+    assert find_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert find_cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_function_level_imports_are_in_the_graph(tmp_path):
+    source = tmp_path / "m.py"
+    source.write_text("def f():\n    from utils.config import TrainConfig\n")
+    assert imports_of(source, "x", {"utils.config": source, "utils": source}) == {"utils.config"}
+
+
+def test_no_import_cycle_anywhere():
+    assert find_cycles(import_graph()) == []
+
+
+def test_no_function_or_class_outgrows_a_screen():
+    too_long = [(lines, kind, where) for lines, kind, where in sizes()
+                if lines > (MAX_CLASS_LINES if kind == "class" else MAX_FUNCTION_LINES)]
+    assert too_long == []
+
+
+DOC_TOKEN = re.compile(r"`([^`\s]+?)(?:\(\))?`")
+FILE_SUFFIXES = {"json", "csv", "pt", "png", "md", "txt", "log", "pt2", "onnx", "tgz", "gz", "sh", "yaml"}
+DOC_POINTER = re.compile(r"^(?:(?:utils|models|benchmarks)/)?(\w+)\.(\w+)$")
+
+
+def _definitions() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """(module stem → its top-level names, class name → its methods) over the project's modules."""
+    names: dict[str, set[str]] = {}
+    classes: dict[str, set[str]] = {}
+    for path in project_modules().values():
+        tree = ast.parse(path.read_text())
+        found = names.setdefault(path.stem, set())
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef)):
+                found.add(node.name)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                found.update(t.id for t in targets if isinstance(t, ast.Name))
+            elif isinstance(node, ast.ImportFrom):  # re-exported names (models/__init__.py)
+                found.update(alias.asname or alias.name for alias in node.names)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef):  # methods, and attributes set as self.NAME
+                classes.setdefault(node.name, set()).update(
+                    n.name for n in node.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)))
+                classes[node.name].update(t.attr for n in ast.walk(node) if isinstance(n, ast.Assign)
+                                          for t in n.targets if isinstance(t, ast.Attribute)
+                                          and isinstance(t.value, ast.Name) and t.value.id == "self")
+    return names, classes
+
+
+def doc_pointers_that_do_not_exist(text: str) -> list[str]:
+    """Every `file.py`, `module.function` and `Class.method` in ``text`` that the code does not have."""
+    names, classes = _definitions()
+    missing = []
+    for token in DOC_TOKEN.findall(text):
+        if token.endswith(".py"):
+            if not (ROOT / token).is_file() and not (token.count("/") == 0 and (ROOT / "utils" / token).is_file()):
+                missing.append(token)
+            continue
+        match = DOC_POINTER.match(token)
+        if not match or match.group(2) in FILE_SUFFIXES:
+            continue
+        owner, name = match.groups()
+        if owner in names and name not in names[owner] and name not in classes.get(owner, ()):
+            missing.append(token)
+        elif owner in classes and owner not in names and name not in classes[owner]:
+            missing.append(token)
+    return missing
+
+
+def test_the_pointer_check_finds_a_missing_function():
+    assert doc_pointers_that_do_not_exist("`utils/trainer.py` and `trainer.train` and `Trainer.restore`") == []
+    assert doc_pointers_that_do_not_exist("`trainer.no_such_thing`, `Trainer.no_such_method`, `utils/nope.py`") == [
+        "trainer.no_such_thing", "Trainer.no_such_method", "utils/nope.py"]
+
+
+def test_every_file_function_and_method_the_docs_name_exists():
+    """README and the guide point at files, ``module.function`` and ``Class.method``: they must exist."""
+    for doc in ("README.md", "MODERN_DL_GUIDE.md"):
+        assert doc_pointers_that_do_not_exist((ROOT / doc).read_text()) == [], doc
+
+
+if __name__ == "__main__":
+    graph = import_graph()
+    for module in sorted(graph):
+        print(f"{module} -> {', '.join(sorted(graph[module])) or '-'}")
+    cycles = find_cycles(graph)
+    print(f"\ncycles: {cycles or 'none'}")
+    print("\nlongest (lines without docstrings):")
+    ranked = sizes()
+    for kind in ("class", "function"):
+        for lines, k, where in [s for s in ranked if s[1] == kind][:5]:
+            print(f"  {kind:<8} {lines:>4}  {where}")

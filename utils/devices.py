@@ -1,0 +1,42 @@
+"""Which device a run uses, and what that device can do: chosen here, once, for every entry point."""
+from __future__ import annotations
+
+import torch
+
+from utils.errors import UserError
+
+
+def select_device(name: str) -> torch.device:
+    """``auto``: CUDA, else Apple's MPS, else CPU. Asking for a device that is absent is a user error."""
+    has_mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda asked for, but no CUDA GPU is visible; use --device cpu or auto")
+    if name == "mps" and not has_mps:
+        raise UserError("--device mps asked for, but MPS is not available; use --device cpu or auto")
+    return torch.device(name)
+
+
+def cpu_has_native_bf16() -> bool:
+    """Does this CPU do bf16 arithmetic in hardware (AVX512-BF16 or AMX)? Elsewhere bf16 is emulated, and slower."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            flags = next((line for line in handle if line.startswith("flags")), "").split()
+    except OSError:  # not Linux: keep fp32
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def bf16_supported(device: torch.device) -> bool:
+    return device.type == "cpu" or (device.type == "cuda" and torch.cuda.is_bf16_supported())
+
+
+def tune_cuda(tf32: bool) -> None:
+    """cuDNN autotuning (fixed input shapes: time the algorithms once, keep the fastest) and TF32.
+
+    TF32 (10-bit mantissa) matmuls and convolutions run several times fp32's speed on Ampere and later.
+    """
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
