@@ -6,7 +6,7 @@
     python benchmark_all.py --full --list        # the experiments it would run, and exit
 
 Every (experiment, seed) is an ordinary training run (``utils/experiment.run_training``) in
-``--output-dir/<study>/<experiment>/seed-<n>``; ``utils/benchmark.py`` plans, runs and reports them.
+``--output-dir/<study>/<experiment>/seed-<n>``; ``utils/studies.py`` plans, runs and reports them.
 Re-running the same command continues an interrupted benchmark: finished runs are skipped.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Sequence
 from utils.errors import exit_at_once_on_ctrl_c, exit_on_user_error
 
 with exit_at_once_on_ctrl_c("benchmark_all.py"):  # Ctrl-C while torch imports (seconds) is one line too
-    from utils.benchmark import (STUDIES, BenchmarkPlan, build_experiments, differing_settings, experiment_config,
+    from utils.studies import (STUDIES, BenchmarkPlan, build_experiments, differing_settings, experiment_config,
                                  run_benchmark, write_report)
     from utils.cli import new_parser
     from utils.config import AMP_DTYPES, DATA_MODES, DATASETS, DEVICES, QUICK_SUBSET, QUICK_TEST_SUBSET, TrainConfig

@@ -186,9 +186,9 @@ def test_default_eval_every_keeps_evaluation_near_15_percent():
     assert default_eval_every(50_000, 10_000, 1) == 1  # full CIFAR-10: evaluation is cheap
     assert default_eval_every(10_000, 10_000, 2) == 4  # a 10k subset with EMA: every 4th epoch
     assert default_eval_every(1_000, 10_000, 1) == 19
-    for train, test, evaluations in [(50_000, 10_000, 2), (10_000, 10_000, 1), (2_000, 1_000, 2)]:
-        every = default_eval_every(train, test, evaluations)
-        share = evaluations * test / (every * 3 * train + evaluations * test)
+    for train_images, test, evaluations in [(50_000, 10_000, 2), (10_000, 10_000, 1), (2_000, 1_000, 2)]:
+        every = default_eval_every(train_images, test, evaluations)
+        share = evaluations * test / (every * 3 * train_images + evaluations * test)
         assert share <= 0.15 + 1e-9, (train, test, evaluations)
 
 

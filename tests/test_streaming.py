@@ -1,6 +1,8 @@
 """--data-mode stream: the same batches as the decoded tensor, errors named in one line, auto's choice."""
 from __future__ import annotations
 
+import json
+
 import torch
 
 import main_modern
@@ -53,3 +55,41 @@ def test_lazy_images_index_like_a_tensor(tmp_path):
 def test_auto_streams_only_what_would_not_fit():
     assert not should_stream(50_000, 32)  # CIFAR-10: 150 MB
     assert should_stream(10**9, 256)  # 196 TB
+
+
+def test_a_folder_too_large_for_memory_streams_when_nobody_chose_and_config_json_says_so(tmp_path, capfd, monkeypatch):
+    folder = write_image_folder(tmp_path / "images", per_class=6)
+    monkeypatch.setattr("utils.data_loader.should_stream", lambda images, image_size: True)
+    out = tmp_path / "run"
+    code, stdout, err = run_main(main_modern.main, ["--data-dir", str(folder), "--epochs", "1", "--batch-size", "4",
+                                                    "--workers", "0", "--cache-dir", "", "--no-progress",
+                                                    "--output-dir", str(out)], capfd)
+    assert code == 0, err
+    assert "streaming them from disk" in stdout
+    assert json.loads((out / "config.json").read_text())["data_mode"] == "stream"  # what the run used
+    assert json.loads((out / "metrics.json").read_text())["data_mode"] == "stream"
+
+
+def test_the_speed_preset_on_a_folder_too_large_refuses_instead_of_dropping_its_alternating_flip(tmp_path, capfd,
+                                                                                                monkeypatch):
+    folder = write_image_folder(tmp_path / "images", per_class=6)
+    monkeypatch.setattr("utils.data_loader.should_stream", lambda images, image_size: True)
+    code, _, err = run_main(main_modern.main, ["--preset", "speed", "--data-dir", str(folder), "--epochs", "1",
+                                               "--cache-dir", "", "--no-progress",
+                                               "--output-dir", str(tmp_path / "run")], capfd)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "--preset speed keeps the data set in memory" in err and "--alternating-flip" in err
+
+
+def test_a_preset_records_its_settings_apart_from_the_users(tmp_path, capfd):
+    folder = write_image_folder(tmp_path / "images", per_class=6)
+    out = tmp_path / "run"
+    code, _, err = run_main(main_modern.main, ["--preset", "speed", "--data-dir", str(folder), "--epochs", "1",
+                                               "--batch-size", "8", "--cache-dir", "", "--no-progress",
+                                               "--output-dir", str(out)], capfd)
+    assert code == 0, err
+    config = json.loads((out / "config.json").read_text())
+    assert config["data_mode"] == "device" and config["alternating_flip"] is True
+    assert "alternating_flip" in config["preset_settings"] and "batch_size" not in config["preset_settings"]
+    assert {"batch_size", "epochs", "preset"} <= set(config["user_settings"])
+    assert config["resolved_for"] == "cpu"

@@ -104,9 +104,18 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_modern_arguments(parser: argparse.ArgumentParser) -> None:
     """main_modern.py's own flags: model choice, the modern recipe, augmentation, regularization."""
-    from models import list_models
+    add_model_arguments(parser.add_argument_group("model"))
+    add_recipe_arguments(parser.add_argument_group("modern recipe (each part can be set alone)"))
+    add_augmentation_arguments(parser.add_argument_group("augmentation"))
+    regular = parser.add_argument_group("regularization")
+    regular.add_argument("--drop-path", type=float, help="stochastic depth rate of the last block (linear over depth)")
+    regular.add_argument("--dropblock", type=float, help="DropBlock drop probability (ramped up from 0 over training)")
+    regular.add_argument("--dropblock-size", type=int, help="DropBlock square side (default 3)")
 
-    model = parser.add_argument_group("model")
+
+def add_model_arguments(model: argparse._ArgumentGroup) -> None:
+    from models import list_models  # imported here: the registry builds models (torch)
+
     model.add_argument("--model", help=f"registry name: {', '.join(list_models())} (default cnn)")
     model.add_argument("--preset", choices=sorted(PRESETS), help="a named config under the flags given: speed = "
                        "speednet with the CIFAR-10 speed records' recipe (see utils/presets.py)")
@@ -119,7 +128,9 @@ def add_modern_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--plot-schedule", metavar="PNG", help="draw the learning rate per step of the standard "
                        "(step decay) and modern (warm-up + cosine) recipes for --epochs, and exit")
 
-    recipe = parser.add_argument_group("modern recipe (each part can be set alone)")
+
+
+def add_recipe_arguments(recipe: argparse._ArgumentGroup) -> None:
     recipe.add_argument("--modern-training", dest="recipe", action="store_const", const="modern",
                         help="AdamW, warm-up + cosine, AMP on CUDA, EMA, clipping 1.0, label smoothing 0.1")
     recipe.add_argument("--warmup-epochs", type=float, help="linear warm-up length (default a tenth of the run, max 5)")
@@ -150,7 +161,9 @@ def add_modern_arguments(parser: argparse.ArgumentParser) -> None:
                         help="NHWC memory format (default on for CUDA, and on a CPU "
                         "when it runs bf16)")
 
-    augment = parser.add_argument_group("augmentation")
+
+
+def add_augmentation_arguments(augment: argparse._ArgumentGroup) -> None:
     augment.add_argument("--augmentation", choices=AUGMENTATIONS, help="per-image policy (default standard: crop + flip)")
     augment.add_argument("--crop-padding", type=int, metavar="PX", help="the random crop moves the image up to "
                          "PX pixels (default 4 at 32 px, scaled with --image-size)")
@@ -170,11 +183,6 @@ def add_modern_arguments(parser: argparse.ArgumentParser) -> None:
     augment.add_argument("--switch-prob", type=float, help="with both on: probability of CutMix (default 0.5)")
     augment.add_argument("--preview-augmentation", metavar="PNG",
                          help="write a grid of training images under this augmentation and exit")
-
-    regular = parser.add_argument_group("regularization")
-    regular.add_argument("--drop-path", type=float, help="stochastic depth rate of the last block (linear over depth)")
-    regular.add_argument("--dropblock", type=float, help="DropBlock drop probability (ramped up from 0 over training)")
-    regular.add_argument("--dropblock-size", type=int, help="DropBlock square side (default 3)")
 
 
 def explicit_settings(args: argparse.Namespace) -> dict[str, Any]:

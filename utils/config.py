@@ -1,18 +1,24 @@
-"""One typed configuration for a training run, built once from the command line and passed down.
+"""One typed configuration for a training run, resolved once, in this module, and passed down.
 
-Every entry script turns its flags into a :class:`TrainConfig`, calls :meth:`TrainConfig.resolved`
-(recipe defaults filled in, every value checked) and hands it to the library. The resolved config is
-what ``config.json`` and every checkpoint store, so a run can always be read back and resumed.
+Every entry script turns its flags into a :class:`TrainConfig` and calls :meth:`TrainConfig.resolved`:
+the one place where defaults are decided (``--quick``, the recipe's parts, sizes that scale with the
+image), then :func:`resolve_for_device` fills in what depends on the device (mixed precision,
+memory format). Presets (``utils/presets.py``) are values placed under the flags given. The fields
+are grouped as ``--help`` groups the flags, and each group checks its own values.
 
 Fields left ``None`` mean "let the recipe decide": the *standard* recipe (learning level 1) is
 Adam + step LR and nothing else; the *modern* recipe (``--modern-training``, learning level 3) is
 AdamW + warm-up/cosine + AMP (where the device has it) + EMA + gradient clipping + label smoothing.
 Each part can still be set on its own, and the resolved config shows what was used.
+
+``config.json`` and every checkpoint store the resolved config, flat, with where its values came
+from recorded apart: ``user_settings`` (the flags given), ``preset_settings`` (what ``--preset``
+gave) and ``resolved_for`` (the device AMP and channels_last were chosen for). Facts of a run that
+are not settings (the number of classes, of processes) are in ``metrics.json`` and the checkpoint.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -45,12 +51,7 @@ QUICK_TEST_SUBSET = 1000
 
 @dataclass
 class TrainConfig:
-    # What to train
-    model: str = "cnn"
-    preset: Optional[str] = None  # a named config of utils/presets.py (e.g. speed) under the flags given
-    activation: Optional[str] = None  # None: the model's own default (relu for CNNs, gelu for transformers)
-    recipe: str = "standard"
-    # Data
+    # ---- data
     dataset: Optional[str] = None  # None: cifar10, or folder when data_dir is an image folder
     data_dir: str = "./data"
     download: bool = True
@@ -60,38 +61,45 @@ class TrainConfig:
     val_split: Optional[int] = None  # training images held out (stratified) to choose best.pt on, not the test set
     cache_dir: Optional[str] = None  # None: ~/.cache/cifar10-framework; "" disables the cache
     synthetic_size: int = 512  # training images of the synthetic data set (test: a quarter)
+    workers: Optional[int] = None  # None: one per CPU core, at most 8 (DataLoader path only)
     data_mode: str = "auto"  # memory: DataLoader over the decoded tensor; device: the tensor on the device, batched aug
-    # Schedule
+    # ---- model
+    model: str = "cnn"
+    preset: Optional[str] = None  # a named config of utils/presets.py (e.g. speed) under the flags given
+    activation: Optional[str] = None  # None: the model's own default (relu for CNNs, gelu for transformers)
+    # ---- training
     epochs: int = 10
     batch_size: int = 128
     lr: Optional[float] = None
+    seed: int = 42
     optimizer: Optional[str] = None
     scheduler: Optional[str] = None
     weight_decay: Optional[float] = None
     momentum: float = 0.9
     step_size: Optional[int] = None  # StepLR: epochs between decays (default: a third of the run, at least 2)
     gamma: float = 0.1
+    # ---- the modern recipe (each part can be set alone)
+    recipe: str = "standard"
     warmup_epochs: Optional[float] = None  # cosine: linear warm-up; linear: the epoch of the peak
-    norm_bias_lr_scale: float = 1.0  # normalization biases at this multiple of --lr (weight decay divided by it)
-    whitening_bias_epochs: Optional[int] = None  # a model's whitening layer: its bias trains this many epochs, then freezes
-    lookahead: bool = False  # every 5 steps, slow weights move toward the fast ones and the fast restart from them
-    # Modern recipe parts
     label_smoothing: Optional[float] = None
     ema: Optional[bool] = None
     ema_decay: float = 0.999
+    lookahead: bool = False  # every 5 steps, slow weights move toward the fast ones and the fast restart from them
+    norm_bias_lr_scale: float = 1.0  # normalization biases at this multiple of --lr (weight decay divided by it)
+    whitening_bias_epochs: Optional[int] = None  # a model's whitening layer: its bias trains this many epochs, then freezes
     clip_grad: Optional[float] = None
-    amp: Optional[bool] = None
+    amp: Optional[bool] = None  # None: resolved for the device (resolve_amp)
     amp_dtype: str = "auto"
     compile: bool = False
     compile_mode: Optional[str] = None  # torch.compile's mode: None (default), reduce-overhead, max-autotune
     sync_bn: bool = False  # torchrun on GPUs: BatchNorm statistics over the global batch (SyncBatchNorm)
     tf32: bool = True  # TF32 matmuls and convolutions on CUDA (Ampere and later)
-    channels_last: Optional[bool] = None
-    # Augmentation (per image) and mixing (per batch)
+    channels_last: Optional[bool] = None  # None: resolved for the device (resolve_amp)
+    # ---- augmentation (per image) and mixing (per batch)
     augmentation: str = "standard"
-    alternating_flip: bool = False  # device path: each image mirrored in every other epoch, not at random
     crop_padding: Optional[int] = None  # pixels the random crop may move the image (None: 4 px at 32 px, scaled)
     crop_pad_mode: str = "zeros"  # what the crop's border holds: zeros or the image reflected
+    alternating_flip: bool = False  # device path: each image mirrored in every other epoch, not at random
     randaugment_n: int = 2
     randaugment_m: int = 9
     cutout: Optional[int] = None  # square side in pixels; 0 means the default (16 px at 32 px)
@@ -100,30 +108,25 @@ class TrainConfig:
     cutmix: Optional[float] = None
     mix_prob: float = 1.0
     switch_prob: float = 0.5
-    # Regularization inside the model
+    # ---- regularization inside the model
     drop_path: float = 0.0
     dropblock: float = 0.0
     dropblock_size: int = 3
-    # Run
-    seed: int = 42
+    # ---- run
     device: str = "auto"
-    workers: Optional[int] = None  # None: one per CPU core, at most 8 (DataLoader path only)
-    eval_every: Optional[int] = None  # None: as rarely as keeps evaluation near 15% of the run (last epoch always)
-    eval_batch_size: Optional[int] = None  # None: twice --batch-size (no gradients, so less memory per image)
-    tta: str = "none"  # test-time augmentation of every evaluation: none, flip, flip-translate, weighted
     output_dir: Optional[str] = None
     resume: bool = False
     progress: bool = True
+    eval_every: Optional[int] = None  # None: as rarely as keeps evaluation near 15% of the run (last epoch always)
+    eval_batch_size: Optional[int] = None  # None: twice --batch-size (no gradients, so less memory per image)
+    tta: str = "none"  # test-time augmentation of every evaluation: none, flip, flip-translate, weighted
     quick: bool = False
     max_nonfinite_steps: int = 5
-    # Where each value came from, recorded apart in config.json: the settings the user gave on the
-    # command line, those --preset gave (the rest are defaults a resumed run may re-resolve), and the
-    # device type that AMP and channels_last were resolved for (utils/config.resolve_for_device).
+    # ---- where the values came from (see the module's docstring)
     user_settings: list[str] = dataclasses.field(default_factory=list)
     preset_settings: list[str] = dataclasses.field(default_factory=list)
     resolved_for: Optional[str] = None
 
-    # ------------------------------------------------------------------ building
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
         """Build from a dict, ignoring unknown keys (e.g. an older config.json)."""
@@ -134,140 +137,17 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def save(self, path: Path) -> None:
-        from utils.checkpoint import atomic_write  # imported here: it pulls in torch
+        from utils.files import write_json  # imported here: config is read before torch is needed
 
-        atomic_write(path, lambda temporary: temporary.write_text(json.dumps(self.to_dict(), indent=2) + "\n"))
+        write_json(path, self.to_dict())
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
 
-    # ------------------------------------------------------------------ resolving
     def resolved(self) -> "TrainConfig":
-        """A copy with recipe defaults filled in and every value checked (raises UserError)."""
-        c = dataclasses.replace(self)
-        c._check_names()
-        if c.quick:
-            # --quick: a first look in about a minute on a CPU; explicit flags still win.
-            c.epochs = QUICK_EPOCHS if c.epochs == TrainConfig.epochs else c.epochs
-            c.subset = c.subset or QUICK_SUBSET
-            c.test_subset = c.test_subset or QUICK_TEST_SUBSET
-        modern = c.recipe == "modern"
-        if c.optimizer is None:
-            c.optimizer = "adamw" if modern else "adam"
-        if c.scheduler is None:
-            c.scheduler = "cosine" if modern else "step"
-        if c.lr is None:
-            c.lr = {"adam": 1e-3, "adamw": 2e-3, "sgd": 0.1}[c.optimizer]
-        if c.weight_decay is None:
-            c.weight_decay = {"adam": 0.0, "adamw": 0.05, "sgd": 5e-4}[c.optimizer]
-        if c.warmup_epochs is None:
-            # Warm-up protects the first steps of adaptive optimizers; a tenth of the run, at most 5 epochs.
-            c.warmup_epochs = min(5.0, 0.1 * c.epochs) if c.scheduler == "cosine" else 0.0
-        if c.step_size is None:
-            c.step_size = max(2, math.ceil(c.epochs / 3))  # short runs keep their LR for two epochs
-        if c.label_smoothing is None:
-            c.label_smoothing = 0.1 if modern else 0.0
-        if c.ema is None:
-            c.ema = modern
-        if c.clip_grad is None and modern:
-            c.clip_grad = 1.0
-        if c.crop_padding is None:
-            c.crop_padding = max(1, round(4 * c.image_size / 32))  # 4 px at 32 px, scaled with the image
-        if c.cutout == 0:
-            c.cutout = max(1, round(16 * c.image_size / 32))
-        if c.workers is None:
-            c.workers = min(8, os.cpu_count() or 2)
-        if c.eval_batch_size is None:
-            c.eval_batch_size = 2 * c.batch_size
-        if c.data_mode == "auto":
-            c.data_mode = "device" if c.batchable_augmentation else "memory"
-        c._check_values()
-        return c
+        """A copy with every default decided (:func:`resolve`) and every value checked (raises UserError)."""
+        return resolve(self)
 
-    def _check_names(self) -> None:
-        from models import check_model_name
-        from models.activations import check_activation  # imported here: models imports utils
-        from utils.presets import PRESETS
-
-        check_model_name(self.model)
-        if self.activation is not None:
-            check_activation(self.activation)
-        for name, value, choices in [
-            ("--dataset", self.dataset, DATASETS),
-            ("--augmentation", self.augmentation, AUGMENTATIONS),
-            ("--optimizer", self.optimizer, OPTIMIZERS),
-            ("--scheduler", self.scheduler, SCHEDULERS),
-            ("--device", self.device, DEVICES),
-            ("--amp-dtype", self.amp_dtype, AMP_DTYPES),
-            ("recipe", self.recipe, RECIPES),
-            ("--data-mode", self.data_mode, DATA_MODES),
-            ("--tta", self.tta, TTA_MODES),
-            ("--crop-pad-mode", self.crop_pad_mode, CROP_PAD_MODES),
-            ("--preset", self.preset, tuple(PRESETS)),
-        ]:
-            if value is not None and value not in choices:
-                raise UserError(f"{name} '{value}' is not one of: {', '.join(choices)}")
-
-    def _check_values(self) -> None:
-        from models import check_image_size  # imported here: models imports utils
-
-        def require(ok: bool, message: str) -> None:
-            if not ok:
-                raise UserError(message)
-
-        for name, value in self.to_dict().items():  # inf and nan pass range checks like ``x >= 0``
-            require(not isinstance(value, float) or math.isfinite(value),
-                    f"--{name.replace('_', '-')} must be a finite number (got {value})")
-        require(0 <= self.seed < 2**64, f"--seed must be between 0 and 2**64 - 1 (got {self.seed})")
-        require(self.epochs >= 1, f"--epochs must be at least 1 (got {self.epochs})")
-        require(self.batch_size >= 1, f"--batch-size must be at least 1 (got {self.batch_size})")
-        require(self.lr > 0 and math.isfinite(self.lr), f"--lr must be a positive number (got {self.lr})")
-        require(self.weight_decay >= 0, f"--weight-decay must be >= 0 (got {self.weight_decay})")
-        require(8 <= self.image_size <= 1024, f"--image-size must be between 8 and 1024 pixels (got {self.image_size})")
-        require(self.subset is None or self.subset >= 1, f"--subset must be at least 1 (got {self.subset})")
-        require(self.val_split is None or self.val_split >= 1, f"--val-split must be at least 1 (got {self.val_split})")
-        require(self.test_subset is None or self.test_subset >= 1,
-                f"--test-subset must be at least 1 (got {self.test_subset})")
-        require(self.synthetic_size >= 1, "--synthetic-size must be at least 1")
-        require(self.workers >= 0, f"--workers must be >= 0 (got {self.workers})")
-        require(self.eval_every is None or self.eval_every >= 1, f"--eval-every must be at least 1 (got {self.eval_every})")
-        require(self.eval_batch_size >= 1, f"--eval-batch-size must be at least 1 (got {self.eval_batch_size})")
-        require(self.data_mode != "device" or self.batchable_augmentation,
-                f"--data-mode device augments whole batches and cannot run --augmentation {self.augmentation}"
-                + (" or --random-erasing" if self.random_erasing else "") + " (per-image policies); use --data-mode "
-                "memory or auto")
-        require(not self.alternating_flip or self.data_mode == "device",
-                "--alternating-flip is done by the device data path; use --data-mode device (or auto)")
-        require(self.warmup_epochs >= 0, f"--warmup-epochs must be >= 0 (got {self.warmup_epochs})")
-        require(self.norm_bias_lr_scale > 0, f"--norm-bias-lr-scale must be > 0 (got {self.norm_bias_lr_scale})")
-        require(self.whitening_bias_epochs is None or self.whitening_bias_epochs >= 0,
-                f"--whitening-bias-epochs must be >= 0 (got {self.whitening_bias_epochs})")
-        require(not (self.lookahead and self.ema), "--lookahead and --ema both average the weights; choose one "
-                "(add --no-ema)")
-        require(self.step_size >= 1, f"--step-size must be at least 1 (got {self.step_size})")
-        require(0 < self.gamma <= 1, f"--gamma must be in (0, 1] (got {self.gamma})")
-        require(0 <= self.label_smoothing < 1, f"--label-smoothing must be in [0, 1) (got {self.label_smoothing})")
-        require(0 < self.ema_decay < 1, f"--ema-decay must be in (0, 1) (got {self.ema_decay})")
-        require(self.clip_grad is None or self.clip_grad >= 0, f"--clip-grad must be >= 0 (0: off; got {self.clip_grad})")
-        require(0 <= self.momentum < 1, f"--momentum must be in [0, 1) (got {self.momentum})")
-        require(0 <= self.crop_padding <= self.image_size,
-                f"--crop-padding must be between 0 and --image-size (got {self.crop_padding})")
-        require(self.cutout is None or 1 <= self.cutout <= self.image_size,
-                f"--cutout size must be between 1 and --image-size (got {self.cutout})")
-        require(0 <= self.random_erasing <= 1, f"--random-erasing probability must be in [0, 1] (got {self.random_erasing})")
-        require(self.mixup is None or self.mixup > 0, f"--mixup alpha must be > 0 (got {self.mixup})")
-        require(self.cutmix is None or self.cutmix > 0, f"--cutmix alpha must be > 0 (got {self.cutmix})")
-        require(0 <= self.mix_prob <= 1 and 0 <= self.switch_prob <= 1, "--mix-prob and --switch-prob must be in [0, 1]")
-        require(1 <= self.randaugment_n <= 10, f"--randaugment-n must be between 1 and 10 (got {self.randaugment_n})")
-        require(0 <= self.randaugment_m <= 30, f"--randaugment-m must be between 0 and 30 (got {self.randaugment_m})")
-        require(0 <= self.drop_path < 1, f"--drop-path must be in [0, 1) (got {self.drop_path})")
-        require(0 <= self.dropblock < 1, f"--dropblock must be in [0, 1) (got {self.dropblock})")
-        require(self.dropblock_size >= 1, f"--dropblock-size must be at least 1 (got {self.dropblock_size})")
-        require(self.max_nonfinite_steps >= 1, "max_nonfinite_steps must be at least 1")
-        require(self.resume is False or self.output_dir is not None, RESUME_NEEDS_OUTPUT_DIR)
-        check_image_size(self.model, self.image_size)
-
-    # ------------------------------------------------------------------ helpers
     @property
     def batchable_augmentation(self) -> bool:
         """Can the device path do this augmentation on whole batches (crop, flip, Cutout, MixUp/CutMix)?"""
@@ -276,6 +156,160 @@ class TrainConfig:
     @property
     def mixing(self) -> bool:
         return self.mixup is not None or self.cutmix is not None
+
+
+# ------------------------------------------------------------------------------------ resolving
+def resolve(config: TrainConfig) -> TrainConfig:
+    """Every default of ``config`` decided, in one place, then every group's values checked."""
+    c = dataclasses.replace(config)
+    check_names(c)
+    if c.quick:
+        # --quick: a first look in about a minute on a CPU; explicit flags still win.
+        c.epochs = QUICK_EPOCHS if c.epochs == TrainConfig.epochs else c.epochs
+        c.subset = c.subset or QUICK_SUBSET
+        c.test_subset = c.test_subset or QUICK_TEST_SUBSET
+    _recipe_defaults(c)
+    if c.crop_padding is None:
+        c.crop_padding = max(1, round(4 * c.image_size / 32))  # 4 px at 32 px, scaled with the image
+    if c.cutout == 0:
+        c.cutout = max(1, round(16 * c.image_size / 32))
+    if c.workers is None:
+        c.workers = min(8, os.cpu_count() or 2)
+    if c.eval_batch_size is None:
+        c.eval_batch_size = 2 * c.batch_size
+    if c.data_mode == "auto":
+        c.data_mode = "device" if c.batchable_augmentation else "memory"
+    for check in (_check_finite, check_data, check_training, check_recipe, check_augmentation, check_regularization,
+                  check_run, check_model):
+        check(c)
+    return c
+
+
+def _recipe_defaults(c: TrainConfig) -> None:
+    """The standard recipe (Adam, step decay) or the modern one (AdamW, warm-up + cosine, EMA, ...)."""
+    modern = c.recipe == "modern"
+    if c.optimizer is None:
+        c.optimizer = "adamw" if modern else "adam"
+    if c.scheduler is None:
+        c.scheduler = "cosine" if modern else "step"
+    if c.lr is None:
+        c.lr = {"adam": 1e-3, "adamw": 2e-3, "sgd": 0.1}[c.optimizer]
+    if c.weight_decay is None:
+        c.weight_decay = {"adam": 0.0, "adamw": 0.05, "sgd": 5e-4}[c.optimizer]
+    if c.warmup_epochs is None:
+        # Warm-up protects the first steps of adaptive optimizers; a tenth of the run, at most 5 epochs.
+        c.warmup_epochs = min(5.0, 0.1 * c.epochs) if c.scheduler == "cosine" else 0.0
+    if c.step_size is None:
+        c.step_size = max(2, math.ceil(c.epochs / 3))  # short runs keep their LR for two epochs
+    if c.label_smoothing is None:
+        c.label_smoothing = 0.1 if modern else 0.0
+    if c.ema is None:
+        c.ema = modern
+    if c.clip_grad is None and modern:
+        c.clip_grad = 1.0
+
+
+# ------------------------------------------------------------------------------------ checking, group by group
+def require(ok: bool, message: str) -> None:
+    if not ok:
+        raise UserError(message)
+
+
+def check_names(c: TrainConfig) -> None:
+    """Every named choice (model, activation, data set, optimizer...) is one that exists."""
+    from models import check_model_name  # imported here: the registry builds models (torch)
+    from models.activations import check_activation
+    from utils.presets import PRESETS
+
+    check_model_name(c.model)
+    if c.activation is not None:
+        check_activation(c.activation)
+    for name, value, choices in [
+        ("--dataset", c.dataset, DATASETS), ("--augmentation", c.augmentation, AUGMENTATIONS),
+        ("--optimizer", c.optimizer, OPTIMIZERS), ("--scheduler", c.scheduler, SCHEDULERS),
+        ("--device", c.device, DEVICES), ("--amp-dtype", c.amp_dtype, AMP_DTYPES), ("recipe", c.recipe, RECIPES),
+        ("--data-mode", c.data_mode, DATA_MODES), ("--tta", c.tta, TTA_MODES),
+        ("--crop-pad-mode", c.crop_pad_mode, CROP_PAD_MODES), ("--preset", c.preset, tuple(PRESETS)),
+    ]:
+        if value is not None and value not in choices:
+            raise UserError(f"{name} '{value}' is not one of: {', '.join(choices)}")
+
+
+def _check_finite(c: TrainConfig) -> None:
+    for name, value in c.to_dict().items():  # inf and nan pass range checks like ``x >= 0``
+        require(not isinstance(value, float) or math.isfinite(value),
+                f"--{name.replace('_', '-')} must be a finite number (got {value})")
+
+
+def check_data(c: TrainConfig) -> None:
+    require(8 <= c.image_size <= 1024, f"--image-size must be between 8 and 1024 pixels (got {c.image_size})")
+    require(c.subset is None or c.subset >= 1, f"--subset must be at least 1 (got {c.subset})")
+    require(c.val_split is None or c.val_split >= 1, f"--val-split must be at least 1 (got {c.val_split})")
+    require(c.test_subset is None or c.test_subset >= 1, f"--test-subset must be at least 1 (got {c.test_subset})")
+    require(c.synthetic_size >= 1, "--synthetic-size must be at least 1")
+    require(c.workers >= 0, f"--workers must be >= 0 (got {c.workers})")
+    require(c.data_mode != "device" or c.batchable_augmentation,
+            f"--data-mode device augments whole batches and cannot run --augmentation {c.augmentation}"
+            + (" or --random-erasing" if c.random_erasing else "") + " (per-image policies); use --data-mode "
+            "memory or auto")
+
+
+def check_training(c: TrainConfig) -> None:
+    require(0 <= c.seed < 2**64, f"--seed must be between 0 and 2**64 - 1 (got {c.seed})")
+    require(c.epochs >= 1, f"--epochs must be at least 1 (got {c.epochs})")
+    require(c.batch_size >= 1, f"--batch-size must be at least 1 (got {c.batch_size})")
+    require(c.lr > 0, f"--lr must be a positive number (got {c.lr})")
+    require(c.weight_decay >= 0, f"--weight-decay must be >= 0 (got {c.weight_decay})")
+    require(0 <= c.momentum < 1, f"--momentum must be in [0, 1) (got {c.momentum})")
+    require(c.step_size >= 1, f"--step-size must be at least 1 (got {c.step_size})")
+    require(0 < c.gamma <= 1, f"--gamma must be in (0, 1] (got {c.gamma})")
+
+
+def check_recipe(c: TrainConfig) -> None:
+    require(c.warmup_epochs >= 0, f"--warmup-epochs must be >= 0 (got {c.warmup_epochs})")
+    require(c.norm_bias_lr_scale > 0, f"--norm-bias-lr-scale must be > 0 (got {c.norm_bias_lr_scale})")
+    require(c.whitening_bias_epochs is None or c.whitening_bias_epochs >= 0,
+            f"--whitening-bias-epochs must be >= 0 (got {c.whitening_bias_epochs})")
+    require(not (c.lookahead and c.ema), "--lookahead and --ema both average the weights; choose one (add --no-ema)")
+    require(0 <= c.label_smoothing < 1, f"--label-smoothing must be in [0, 1) (got {c.label_smoothing})")
+    require(0 < c.ema_decay < 1, f"--ema-decay must be in (0, 1) (got {c.ema_decay})")
+    require(c.clip_grad is None or c.clip_grad >= 0, f"--clip-grad must be >= 0 (0: off; got {c.clip_grad})")
+
+
+def check_augmentation(c: TrainConfig) -> None:
+    require(not c.alternating_flip or c.data_mode == "device",
+            "--alternating-flip is done by the device data path; use --data-mode device (or auto)")
+    require(0 <= c.crop_padding <= c.image_size,
+            f"--crop-padding must be between 0 and --image-size (got {c.crop_padding})")
+    require(c.cutout is None or 1 <= c.cutout <= c.image_size,
+            f"--cutout size must be between 1 and --image-size (got {c.cutout})")
+    require(0 <= c.random_erasing <= 1, f"--random-erasing probability must be in [0, 1] (got {c.random_erasing})")
+    require(c.mixup is None or c.mixup > 0, f"--mixup alpha must be > 0 (got {c.mixup})")
+    require(c.cutmix is None or c.cutmix > 0, f"--cutmix alpha must be > 0 (got {c.cutmix})")
+    require(0 <= c.mix_prob <= 1 and 0 <= c.switch_prob <= 1, "--mix-prob and --switch-prob must be in [0, 1]")
+    require(1 <= c.randaugment_n <= 10, f"--randaugment-n must be between 1 and 10 (got {c.randaugment_n})")
+    require(0 <= c.randaugment_m <= 30, f"--randaugment-m must be between 0 and 30 (got {c.randaugment_m})")
+
+
+def check_regularization(c: TrainConfig) -> None:
+    require(0 <= c.drop_path < 1, f"--drop-path must be in [0, 1) (got {c.drop_path})")
+    require(0 <= c.dropblock < 1, f"--dropblock must be in [0, 1) (got {c.dropblock})")
+    require(c.dropblock_size >= 1, f"--dropblock-size must be at least 1 (got {c.dropblock_size})")
+
+
+def check_model(c: TrainConfig) -> None:
+    """The model can take the image size (checked by building it on the meta device: no memory, milliseconds)."""
+    from models import check_image_size
+
+    check_image_size(c.model, c.image_size)
+
+
+def check_run(c: TrainConfig) -> None:
+    require(c.eval_every is None or c.eval_every >= 1, f"--eval-every must be at least 1 (got {c.eval_every})")
+    require(c.eval_batch_size >= 1, f"--eval-batch-size must be at least 1 (got {c.eval_batch_size})")
+    require(c.max_nonfinite_steps >= 1, "max_nonfinite_steps must be at least 1")
+    require(c.resume is False or c.output_dir is not None, RESUME_NEEDS_OUTPUT_DIR)
+
 
 
 # ------------------------------------------------------------------------------------ the device

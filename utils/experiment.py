@@ -201,9 +201,9 @@ def format_table(results: Sequence[dict[str, Any]]) -> str:
 
 
 # Flags that --evaluate takes from the command line; everything else comes from the checkpoint.
-EVALUATION_FLAGS = ("data_dir", "dataset", "download", "test_subset", "workers", "device", "progress", "batch_size",
+EVALUATION_SETTINGS = ("data_dir", "dataset", "download", "test_subset", "workers", "device", "progress", "batch_size",
                     "cache_dir", "eval_batch_size", "tta")
-ARCHITECTURE_FLAGS = ("model", "activation", "image_size", "drop_path", "dropblock")
+ARCHITECTURE_SETTINGS = ("model", "activation", "image_size", "drop_path", "dropblock")
 
 
 def evaluate_checkpoint(path: str, explicit: dict[str, Any], misclassified: Optional[str] = None,
@@ -217,12 +217,12 @@ def evaluate_checkpoint(path: str, explicit: dict[str, Any], misclassified: Opti
         image_format(Path(misclassified))  # an extension that cannot be written is refused before any work
     checkpoint = load_checkpoint(Path(path))
     saved = TrainConfig.from_dict(checkpoint["config"])
-    for key in ARCHITECTURE_FLAGS:
+    for key in ARCHITECTURE_SETTINGS:
         if key in explicit and explicit[key] != getattr(saved, key):
             flag = "--" + key.replace("_", "-")
             print(f"note: {flag} {explicit[key]} ignored: {path} holds {key} {getattr(saved, key)}, "
                   f"and that is what is evaluated", flush=True)
-    changes = {k: v for k, v in explicit.items() if k in EVALUATION_FLAGS}
+    changes = {k: v for k, v in explicit.items() if k in EVALUATION_SETTINGS}
     if "data_dir" in changes and "dataset" not in changes:
         changes["dataset"] = None  # another folder: detect what it holds
     # Validated like a training run's flags (--test-subset 0, --workers -1... are refused the same way).

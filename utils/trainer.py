@@ -64,7 +64,7 @@ def train(trainer: "Trainer", max_steps: Optional[int] = None) -> dict[str, Any]
                 state.totals.lr = recipe.optimizer.param_groups[0]["lr"]  # the LR this step uses
                 # 1. forward under autocast (a no-op context in fp32), and the loss
                 with recipe.precision.autocast():
-                    logits = trainer.train_model(images)
+                    logits = trainer.wrapped(images)
                     loss = recipe.loss(logits.float(), targets)
                 # 2. backward; unscale_ finds inf/NaN gradients (a non-finite loss gives them), and
                 #    the fused optimizer then skips the step on the device: it never reaches the weights
@@ -109,7 +109,7 @@ def start_epoch(trainer: "Trainer", epoch: int) -> tuple[StepLog, tqdm]:
     trainer.data.set_epoch(epoch, state.step_in_epoch)
     freeze_whitening_bias(trainer.model, epoch, config.whitening_bias_epochs)
     trainer.clock = time.perf_counter()
-    trainer.train_model.train()
+    trainer.wrapped.train()
     batches = tqdm(trainer.data.train_loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not config.progress,
                    leave=False, initial=state.step_in_epoch, total=trainer.steps_per_epoch)
     fp16 = trainer.recipe.precision.dtype == torch.float16  # fp16 overflows now and then; fp32/bf16 never should
@@ -183,7 +183,7 @@ def evaluate_epoch(trainer: "Trainer", should_stop: Callable[[], bool]) -> tuple
     number = trainer.state.epoch + 1
     if number % trainer.eval_every != 0 and number != config.epochs:
         return {}, {}
-    weights = {"raw": trainer.train_model, **({"EMA": recipe.ema.module} if recipe.ema is not None else {})}
+    weights = {"raw": trainer.wrapped, **({"EMA": recipe.ema.module} if recipe.ema is not None else {})}
     loaders = [trainer.data.test_loader] + ([trainer.data.val_loader] if trainer.data.val_loader is not None else [])
     results = [{name: evaluate(model, loader, trainer.device, recipe.precision, config.channels_last,
                                should_stop=should_stop, tta=config.tta) for name, model in weights.items()}
@@ -246,12 +246,12 @@ class Trainer:
         # The model the loop runs: wrapped for torchrun (gradients averaged over processes in the
         # backward pass) and compiled, after the optimizer is built, so parameter names (for the decay
         # groups) are the model's own; checkpoints always hold ``model``'s state dict.
-        self.train_model = model
+        self.wrapped = model
         if placement.distributed:
-            self.train_model = nn.parallel.DistributedDataParallel(
+            self.wrapped = nn.parallel.DistributedDataParallel(
                 model, device_ids=[device.index] if device.type == "cuda" else None)
         if config.compile:
-            self.train_model = torch.compile(self.train_model, mode=None if config.compile_mode in (None, "default")
+            self.wrapped = torch.compile(self.wrapped, mode=None if config.compile_mode in (None, "default")
                                              else config.compile_mode)
         self.test_image_count = (len(data.test_images) if data.test_images is not None
                                  else data.test_loader.num_images)

@@ -38,7 +38,7 @@ from utils.config import TrainConfig
 from utils import distributed
 from utils.devices import select_device
 from utils.evaluation import evaluate_saved
-from utils.files import write_json
+from utils.files import atomic_write, write_json
 from utils.errors import RunStopped, UserError
 from utils.run_dir import RUN_FILES
 from utils.statistics import expected_calibration_error
@@ -195,7 +195,7 @@ def run_one(plan: BenchmarkPlan, experiment: Experiment, seed: int,
     seen = metrics["train_images"] * len(history)
     calibration = {k: extras.pop(k) for k in ("calibration_probabilities", "calibration_labels")}
     if plan.is_main:
-        torch.save(calibration, run_dir / "calibration.pt")
+        atomic_write(run_dir / "calibration.pt", lambda temporary: torch.save(calibration, temporary))
     return {**record, "status": "done", "resumed": resume,
             "final_test_acc": last["test_acc"], "final_ema_test_acc": last.get("ema_test_acc"),
             "best_test_acc": metrics["best_test_acc"], "best_epoch": metrics["best_epoch"],
@@ -241,7 +241,7 @@ def check_output_dir(plan: BenchmarkPlan) -> None:
             plan.out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise UserError(f"cannot create --output-dir {plan.out_dir} ({error.strerror or error})") from None
-        signature_file.write_text(json.dumps({"command": plan.command, "signature": signature}, indent=2) + "\n")
+        write_json(signature_file, {"command": plan.command, "signature": signature})
 
 
 def load_results(out_dir: Path) -> list[dict[str, Any]]:
@@ -373,10 +373,13 @@ def write_report(plan: BenchmarkPlan) -> Path:
     flat_keys = ["study", "experiment", "seed", "status", "final_test_acc", "final_ema_test_acc", "best_test_acc",
                  "best_epoch", "params", "gflops", "train_time_s", "img_per_s", "peak_memory_mib", "peak_memory_kind",
                  "ece", "error", "run_dir"]
-    with open(out / "results.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=flat_keys, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(plan.results)
+    def write_csv(temporary: Path) -> None:
+        with open(temporary, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=flat_keys, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(plan.results)
+
+    atomic_write(out / "results.csv", write_csv)
 
     done = [r for r in plan.results if r["status"] == "done"]
     lines = ["# Benchmark results", "",
@@ -413,7 +416,7 @@ def write_report(plan: BenchmarkPlan) -> Path:
     if reliability:
         plot_reliability(reliability, out / "reliability.png")
         lines += ["![reliability: baseline against label smoothing](reliability.png)", ""]
-    (out / "RESULTS.md").write_text("\n".join(lines) + "\n")
+    atomic_write(out / "RESULTS.md", lambda temporary: temporary.write_text("\n".join(lines) + "\n"))
     return out / "RESULTS.md"
 
 
