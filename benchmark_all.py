@@ -3,6 +3,7 @@
     python benchmark_all.py --quick --architectures --models cnn resnet_tiny --seeds 2 --data-dir DATA
     python benchmark_all.py --techniques --model resnet18 --epochs 20 --data-dir DATA
     python benchmark_all.py --activations --model cnn --quick --data-dir DATA
+    python benchmark_all.py --record --subset 10000 --test-subset 5000 --data-dir DATA   # the speed preset's parts
     python benchmark_all.py --full --list        # the experiments it would run, and exit
 
 Every (experiment, seed) is an ordinary training run (``utils/experiment.run_training``) in
@@ -40,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     studies.add_argument("--techniques", action="store_true",
                          help="the ablation table: each technique against its baseline on --model")
     studies.add_argument("--activations", action="store_true", help="every activation on --model")
+    studies.add_argument("--record", action="store_true",
+                         help="the speed preset's ingredients: the preset against it without each one "
+                         "(its own model and epochs; --subset, --test-subset and --seeds apply)")
     studies.add_argument("--full", action="store_true", help=f"all three studies, {FULL_EPOCHS} epochs each")
     studies.add_argument("--list", action="store_true", help="print the experiments it would run and exit")
 
@@ -77,9 +81,10 @@ PASSED_THROUGH = ("data_dir", "dataset", "synthetic_size", "image_size", "cache_
 
 
 def plan_from_args(args: argparse.Namespace, argv: Sequence[str]) -> BenchmarkPlan:
-    studies = [s for s in STUDIES if getattr(args, s) or args.full]
+    studies = [s for s in STUDIES if getattr(args, s) or (args.full and s != "record")]
     if not studies:
-        raise UserError("choose a study: --architectures, --techniques, --activations, or --full for all three")
+        raise UserError("choose a study: --architectures, --techniques, --activations, --record, or --full for "
+                        "the first three")
     seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
     if smoke_enabled():  # CIFAR_SMOKE=1: synthetic data, one epoch, one seed (utils/smoke.py)
         seeds = min(seeds, SMOKE_MAX_SEEDS)
@@ -112,10 +117,11 @@ def plan_from_args(args: argparse.Namespace, argv: Sequence[str]) -> BenchmarkPl
 
 def print_plan(plan: BenchmarkPlan) -> None:
     base = plan.base.replace(model=plan.experiments[0].changes.get("model", "cnn"))
+    configs = [experiment_config(plan, experiment, 0) for experiment in plan.experiments]
+    epochs = "/".join(str(e) for e in sorted({config.epochs for config in configs}))
     print(f"{len(plan.experiments)} experiments x {len(plan.seeds)} seeds = {len(plan.experiments) * len(plan.seeds)} "
-          f"runs of {plan.base.epochs} epochs; output {plan.out_dir}")
-    for experiment in plan.experiments:
-        config = experiment_config(plan, experiment, 0)
+          f"runs of {epochs} epochs; output {plan.out_dir}")
+    for experiment, config in zip(plan.experiments, configs):
         reference = base.replace(model=config.model).resolved()
         print(f"  {experiment.key:<36} {config.model:<22} {differing_settings(reference, config)}")
 

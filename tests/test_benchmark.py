@@ -153,3 +153,22 @@ def test_a_failing_experiment_is_recorded_and_the_rest_go_on(tmp_path, capfd, mo
     assert results["cnn"]["status"] == "failed" and "went wrong" in results["cnn"]["error"]
     assert results["resnet_tiny"]["status"] == "done"
     assert "1 failed: something about cnn went wrong" in (out / "RESULTS.md").read_text()
+
+
+def test_the_record_study_takes_each_ingredient_out_of_the_preset(tmp_path, capfd):
+    """--record: the preset and the preset without each ingredient, the preset's own epochs; a row per ingredient."""
+    out = tmp_path / "bench"
+    argv = [*TINY, "--record", "--seeds", "1", "--output-dir", str(out)]
+    code, stdout, err = run_main(benchmark_all.main, [*argv, "--list"], capfd)
+    assert code == 0 and "6 experiments x 1 seeds = 6 runs of 10 epochs" in stdout, err
+    assert "record/bias_lr_1x" in stdout and "--norm-bias-lr-scale" not in stdout.split("record/bias_lr_1x")[1].split(
+        "\n")[0]
+    code, _, err = run_main(benchmark_all.main, argv, capfd)
+    assert code == 0, err
+    report = (out / "RESULTS.md").read_text()
+    assert "## record" in report and "| warm-up + cosine -> piecewise linear |" in report
+    assert "`--scheduler linear --warmup-epochs 2.3`" in report  # the flags in which the pair differs
+    results = json.loads((out / "results.json").read_text())["results"]
+    assert len(results) == 6 and all(r["status"] == "done" for r in results)
+    ema = next(r for r in results if r["experiment"] == "ema_not_lookahead")
+    assert ema["final_ema_test_acc"] is not None  # its row compares the EMA weights

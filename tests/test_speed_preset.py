@@ -141,3 +141,50 @@ def test_alternating_flip_shows_each_image_both_ways_over_two_epochs():
         flipped.append(torch.tensor([not torch.equal(by_index[i], images[i].float()) for i in range(n)]))
     assert torch.equal(flipped[1], ~flipped[0]) and torch.equal(flipped[2], flipped[0])
     assert 0 < int(flipped[0].sum()) < n  # the even-epoch orientation itself is random per image
+
+
+# ------------------------------------------------------------------------------------ accuracy against time
+PROBED = [*SYNTHETIC, "--model", "cnn", "--epochs", "3", "--batch-size", "32", "--eval-every", "3", "--seed", "5"]
+
+
+def test_probes_record_accuracy_every_epoch_and_change_nothing_else(tmp_path, capfd):
+    _, plain = train_and_read_metrics(main_modern.main, PROBED, tmp_path / "plain", capfd)
+    stdout, probed = train_and_read_metrics(main_modern.main, [*PROBED, "--probe-images", "20"], tmp_path / "probed",
+                                            capfd)
+    assert [h["probe_acc"] is not None for h in probed["history"]] == [True, True, True]
+    assert all(0 <= h["probe_acc"] <= 100 and h["probe_time_s"] >= 0 for h in probed["history"])
+    assert "probe_acc" not in plain["history"][0] and "| probe " in stdout
+    # the probes read the weights and draw no random numbers: training is the same, loss for loss
+    keys = ("train_loss", "train_acc", "test_acc", "test_loss")
+    assert [[h[k] for k in keys] for h in plain["history"]] == [[h[k] for k in keys] for h in probed["history"]]
+
+
+def test_the_probe_of_the_last_epoch_is_the_accuracy_on_those_images(tmp_path, capfd):
+    """With every test image probed and no TTA, the last probe is the final test accuracy (same weights, same images)."""
+    _, metrics = train_and_read_metrics(main_modern.main, [*PROBED, "--test-subset", "24", "--probe-images", "24"],
+                                        tmp_path / "run", capfd)
+    last = metrics["history"][-1]
+    assert last["probe_acc"] == last["test_acc"]
+
+
+def test_the_time_to_accuracy_plot_is_drawn(tmp_path):
+    from utils.visualization import plot_time_to_accuracy
+
+    history = [{"epoch": e, "epoch_time_s": 60.0, "probe_acc": 50.0 + e} for e in range(1, 4)]
+    plot_time_to_accuracy({"preset": history}, tmp_path / "t.png", title="probe")
+    assert (tmp_path / "t.png").stat().st_size > 1000
+
+
+def test_time_to_accuracy_script_draws_runs_and_refuses_a_run_without_probes(tmp_path, capfd):
+    import subprocess
+    import sys
+
+    _, _ = train_and_read_metrics(main_modern.main, [*PROBED, "--probe-images", "20"], tmp_path / "probed", capfd)
+    _, _ = train_and_read_metrics(main_modern.main, PROBED, tmp_path / "plain", capfd)
+    script = [sys.executable, "benchmarks/time_to_accuracy.py"]
+    done = subprocess.run([*script, str(tmp_path / "probed"), "--out", str(tmp_path / "t.png")], capture_output=True,
+                          text=True)
+    assert done.returncode == 0 and "epoch  3" in done.stdout and (tmp_path / "t.png").exists(), done.stderr
+    refused = subprocess.run([*script, str(tmp_path / "plain"), "--out", str(tmp_path / "u.png")], capture_output=True,
+                             text=True)
+    assert refused.returncode == 2 and "--probe-images" in refused.stderr and len(refused.stderr.splitlines()) == 1

@@ -98,6 +98,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--eval-batch-size", type=int, help="evaluation batch (default twice --batch-size)")
     run.add_argument("--tta", choices=TTA_MODES, help="test-time augmentation of every evaluation: average the "
                      "logits over flipped (and 2-pixel translated) views (default none)")
+    run.add_argument("--probe-images", type=int, metavar="N",
+                     help="after every epoch, the accuracy of the weights on a fixed stratified sample of N test "
+                     "images (one plain view, not counted in the run's times): accuracy against training time")
     run.add_argument("--quick", action="store_const", const=True,
                      help="2 epochs on 2,000 training and 1,000 test images: a first look in about a minute")
 

@@ -120,6 +120,7 @@ class TrainConfig:
     eval_every: Optional[int] = None  # None: as rarely as keeps evaluation near 15% of the run (last epoch always)
     eval_batch_size: Optional[int] = None  # None: twice --batch-size (no gradients, so less memory per image)
     tta: str = "none"  # test-time augmentation of every evaluation: none, flip, flip-translate, weighted
+    probe_images: Optional[int] = None  # every epoch: accuracy on this many test images (stratified), untimed
     quick: bool = False
     max_nonfinite_steps: int = 5
     # ---- where the values came from (see the module's docstring)
@@ -307,6 +308,7 @@ def check_model(c: TrainConfig) -> None:
 def check_run(c: TrainConfig) -> None:
     require(c.eval_every is None or c.eval_every >= 1, f"--eval-every must be at least 1 (got {c.eval_every})")
     require(c.eval_batch_size >= 1, f"--eval-batch-size must be at least 1 (got {c.eval_batch_size})")
+    require(c.probe_images is None or c.probe_images >= 1, f"--probe-images must be at least 1 (got {c.probe_images})")
     require(c.max_nonfinite_steps >= 1, "max_nonfinite_steps must be at least 1")
     require(c.resume is False or c.output_dir is not None, RESUME_NEEDS_OUTPUT_DIR)
 

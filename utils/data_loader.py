@@ -69,6 +69,7 @@ class DataBundle:
     train_images: Optional[torch.Tensor] = None  # the training split, uint8 (N, 3, H, W), for data-fitted layers
     test_images: Optional[torch.Tensor] = None  # the test split in loader order, uint8, to show predictions on
     train_labels: Optional[torch.Tensor] = None  # labels of ``train_images``, for class-stratified samples
+    probe_loader: Optional[BatchLoader] = None  # --probe-images: a fixed stratified sample of the test images
 
     @property
     def num_classes(self) -> int:
@@ -227,16 +228,18 @@ def build_data(config: TrainConfig, device: torch.device = torch.device("cpu"), 
                        "--test-subset")
     eval_batch = config.eval_batch_size or config.batch_size
     test_images = test.images  # all of them, for pictures of predictions (the loaders may hold a shard)
-    test = shard(test, rank, world_size)
-    val = shard(val, rank, world_size) if val is not None else None
+    probe = take_subset(test, min(config.probe_images, len(test)), config.seed, None, "--probe-images") \
+        if config.probe_images else None
+    test, val, probe = (shard(split, rank, world_size) if split is not None else None for split in (test, val, probe))
     if data_mode == "device":
+        def evaluation_loader(split: Optional[ImageTensors]) -> Optional[DeviceLoader]:
+            return DeviceLoader(split, eval_batch, device, mean, std) if split is not None else None
+
         train_loader = DeviceLoader(train, config.batch_size, device, mean, std, seed=config.seed, shuffle=True,
                                     augment=build_batch_augment(config, mean, std, device),
                                     alternating_flip=config.alternating_flip, rank=rank, world_size=world_size)
-        test_loader = DeviceLoader(test, eval_batch, device, mean, std)
-        val_loader = DeviceLoader(val, eval_batch, device, mean, std) if val is not None else None
-        return DataBundle(train_loader, test_loader, classes, mean, std, dataset, "device", val_loader, train.images,
-                          test_images, train.labels)
+        return DataBundle(train_loader, evaluation_loader(test), classes, mean, std, dataset, "device",
+                          evaluation_loader(val), train.images, test_images, train.labels, evaluation_loader(probe))
     loader_options = dict(num_workers=config.workers, pin_memory=device.type == "cuda")
     train_loader = DataLoader(TensorImageDataset(train, build_train_transform(config, mean, std)),
                               batch_sampler=EpochBatchSampler(len(train), config.batch_size, config.seed, rank, world_size),
@@ -248,10 +251,13 @@ def build_data(config: TrainConfig, device: torch.device = torch.device("cpu"), 
     test_loader = DataLoader(TensorImageDataset(test, build_test_transform(config, mean, std)),
                              batch_size=eval_batch, shuffle=False, persistent_workers=config.workers > 0,
                              **loader_options)
-    val_loader = None
-    if val is not None:
-        val_loader = TorchLoader(DataLoader(TensorImageDataset(val, build_test_transform(config, mean, std)),
-                                            batch_size=eval_batch, shuffle=False, **loader_options), device, config.seed)
+
+    def evaluation_loader(split) -> Optional[TorchLoader]:
+        if split is None:
+            return None
+        return TorchLoader(DataLoader(TensorImageDataset(split, build_test_transform(config, mean, std)),
+                                      batch_size=eval_batch, shuffle=False, **loader_options), device, config.seed)
+
     return DataBundle(TorchLoader(train_loader, device, config.seed, rank), TorchLoader(test_loader, device, config.seed),
-                      classes, mean, std, dataset, data_mode, val_loader, train.images,
-                      test_images, train.labels)
+                      classes, mean, std, dataset, data_mode, evaluation_loader(val), train.images,
+                      test_images, train.labels, evaluation_loader(probe))

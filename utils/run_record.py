@@ -119,6 +119,8 @@ def epoch_line(entry: dict, epochs: int, eval_every: int, mixed: bool) -> str:
             else f" | (evaluated every {eval_every} epochs)")
     if entry.get("ema_test_acc") is not None:
         test += f" | ema test {entry['ema_test_acc']:.2f}%"
+    if entry.get("probe_acc") is not None:
+        test += f" | probe {entry['probe_acc']:.1f}%"
     return (f"epoch {entry['epoch']:>3}/{epochs} | train loss {entry['train_loss']:.4f} "
             f"acc{' (vs dominant label)' if mixed else ''} {entry['train_acc']:.2f}%{test} | lr {entry['lr']:.2e} | "
             f"{entry['epoch_time_s']:.1f}s (eval {entry['eval_time_s']:.1f}s)")

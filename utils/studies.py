@@ -41,23 +41,26 @@ from utils.evaluation import evaluate_saved
 from utils.files import atomic_write, write_json
 from utils.errors import RunStopped, UserError
 from utils.run_dir import RUN_FILES
+from utils.presets import preset_settings
 from utils.statistics import expected_calibration_error
 
-STUDIES = ("architectures", "techniques", "activations")
+STUDIES = ("architectures", "techniques", "activations", "record")
 
-# The description's ablation table: (row, baseline experiment, treatment experiment, the treatment's
-# figure). Every row compares the raw weights' final test accuracy, except EMA's: there the averaged
-# weights are what the technique delivers (the raw weights of an EMA run train exactly as without it).
+RAW, EMA = "final_test_acc", "final_ema_test_acc"
+# The description's ablation table: (row, baseline experiment, treatment experiment, the baseline's
+# figure, the treatment's). Every row compares the raw weights' final test accuracy, except EMA's: there
+# the averaged weights are what the technique delivers (the raw weights of an EMA run train exactly as
+# without it).
 TECHNIQUE_PAIRS = [
-    ("standard -> modern recipe", "standard", "modern", "final_test_acc"),
-    ("Adam -> AdamW", "standard", "adamw", "final_test_acc"),
-    ("step LR -> warm-up + cosine", "standard", "cosine", "final_test_acc"),
-    ("AMP off -> on", "standard", "amp", "final_test_acc"),
-    ("EMA off -> on (EMA weights)", "standard", "ema", "final_ema_test_acc"),
-    ("label smoothing 0 -> 0.1", "standard", "label_smoothing", "final_test_acc"),
-    ("standard augmentation -> RandAugment", "standard", "randaugment", "final_test_acc"),
-    ("no MixUp -> MixUp", "standard", "mixup", "final_test_acc"),
-    ("everything combined vs standard", "standard", "combined", "final_test_acc"),
+    ("standard -> modern recipe", "standard", "modern", RAW, RAW),
+    ("Adam -> AdamW", "standard", "adamw", RAW, RAW),
+    ("step LR -> warm-up + cosine", "standard", "cosine", RAW, RAW),
+    ("AMP off -> on", "standard", "amp", RAW, RAW),
+    ("EMA off -> on (EMA weights)", "standard", "ema", RAW, EMA),
+    ("label smoothing 0 -> 0.1", "standard", "label_smoothing", RAW, RAW),
+    ("standard augmentation -> RandAugment", "standard", "randaugment", RAW, RAW),
+    ("no MixUp -> MixUp", "standard", "mixup", RAW, RAW),
+    ("everything combined vs standard", "standard", "combined", RAW, RAW),
 ]
 # Each technique experiment: the settings it changes over the standard recipe. Adam and AdamW share
 # the learning rate, so that the pair differs in the optimizer (and its decoupled decay) only.
@@ -73,6 +76,23 @@ TECHNIQUES = {
     "mixup": {"mixup": 0.8},
     "combined": {"recipe": "modern", "augmentation": "randaugment", "mixup": 0.8},
 }
+# The record recipe's ingredients (``--preset speed``, utils/presets.py), each taken out in turn: the
+# preset against the preset without one of them (the earlier preset's choice in its place).
+RECORD_RECIPE = {
+    "preset": {},
+    "bias_lr_1x": {"norm_bias_lr_scale": 1.0},
+    "bias_never_frozen": {"whitening_bias_epochs": None},
+    "warmup_cosine": {"scheduler": "cosine", "warmup_epochs": 2.0},
+    "ema_not_lookahead": {"lookahead": False, "ema": True, "ema_decay": 0.99},
+    "zero_padding": {"crop_pad_mode": "zeros"},
+}
+RECORD_PAIRS = [
+    ("BatchNorm biases at 1x -> 64x the lr", "bias_lr_1x", "preset", RAW, RAW),
+    ("whitening bias always trained -> frozen after 3 epochs", "bias_never_frozen", "preset", RAW, RAW),
+    ("warm-up + cosine -> piecewise linear", "warmup_cosine", "preset", RAW, RAW),
+    ("EMA (its weights) -> Lookahead", "ema_not_lookahead", "preset", EMA, RAW),
+    ("zero -> reflect padding of the crop", "zero_padding", "preset", RAW, RAW),
+]
 
 
 @dataclass
@@ -107,6 +127,9 @@ def build_experiments(studies: Sequence[str], models: Optional[Sequence[str]], m
             experiments += [Experiment(study, name, {"model": name}) for name in (models or list_models())]
         elif study == "techniques":
             experiments += [Experiment(study, name, {"model": model, **changes}) for name, changes in TECHNIQUES.items()]
+        elif study == "record":
+            experiments += [Experiment(study, name, {**preset_settings("speed"), **changes})
+                            for name, changes in RECORD_RECIPE.items()]
         elif study == "activations":
             experiments += [Experiment(study, name, {"model": model, "activation": name})
                             for name in list_activations()]
@@ -328,25 +351,27 @@ def _pm(value: Optional[tuple[float, Optional[float]]], digits: int = 2) -> str:
     return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def technique_table(plan: BenchmarkPlan, summary: dict[str, dict[str, Any]]) -> list[str]:
+def pair_table(plan: BenchmarkPlan, summary: dict[str, dict[str, Any]], study: str) -> list[str]:
+    """Each treatment against its baseline (techniques: the description's table; record: the preset's ingredients)."""
     from utils.statistics import welch_interval
 
-    lines = ["| technique | baseline final acc % | with it % | difference [95% CI] | train time ratio | ECE baseline → with it "
+    pairs = TECHNIQUE_PAIRS if study == "techniques" else RECORD_PAIRS
+    lines = ["| change | baseline final acc % | with it % | difference [95% CI] | train time ratio | ECE baseline → with it "
              "| flags that differ |", "| --- | --- | --- | --- | --- | --- | --- |"]
-    model = next((e.changes["model"] for e in plan.experiments if e.study == "techniques"), plan.base.model)
-    for label, base_name, treat_name, figure in TECHNIQUE_PAIRS:
-        base, treat = summary.get(f"techniques/{base_name}"), summary.get(f"techniques/{treat_name}")
-        if not base or not treat or not base["final_test_acc_values"] or not treat[figure + "_values"]:
+    changes = {e.name: e.changes for e in plan.experiments if e.study == study}
+    for label, base_name, treat_name, base_figure, treat_figure in pairs:
+        base, treat = summary.get(f"{study}/{base_name}"), summary.get(f"{study}/{treat_name}")
+        if not base or not treat or not base[base_figure + "_values"] or not treat[treat_figure + "_values"]:
             lines.append(f"| {label} | n/a | n/a | not run | | | |")
             continue
-        difference, low, high = welch_interval(treat[figure + "_values"], base["final_test_acc_values"])
+        difference, low, high = welch_interval(treat[treat_figure + "_values"], base[base_figure + "_values"])
         interval = f"[{low:+.2f}, {high:+.2f}]" if low is not None else "(one seed: no interval)"
         ratio = (f"{treat['train_time_s'][0] / base['train_time_s'][0]:.2f}x"
                  if base["train_time_s"] and base["train_time_s"][0] > 0 else "n/a")
         ece = (f"{base['ece'][0]:.3f} → {treat['ece'][0]:.3f}" if base["ece"] and treat["ece"] else "n/a")
-        flags = differing_settings(plan.base.replace(model=model, **TECHNIQUES[base_name]).resolved(),
-                                   plan.base.replace(model=model, **TECHNIQUES[treat_name]).resolved())
-        lines.append(f"| {label} | {_pm(base['final_test_acc'])} | {_pm(treat[figure])} | "
+        flags = differing_settings(plan.base.replace(**changes[base_name]).resolved(),
+                                   plan.base.replace(**changes[treat_name]).resolved())
+        lines.append(f"| {label} | {_pm(base[base_figure])} | {_pm(treat[treat_figure])} | "
                      f"{difference:+.2f} {interval} | {ratio} | {ece} | `{flags}` |")
     return lines
 
@@ -401,10 +426,10 @@ def write_report(plan: BenchmarkPlan) -> Path:
                   "| params (M) | GFLOPs | train time (s) | img/s | peak memory (MiB) | ECE | seeds |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         lines += [_study_row(summary[key]) for key in keys]
-        if study == "techniques":
-            lines += ["", "Each technique against its baseline (same model, data, budget and seeds); the difference "
+        if study in ("techniques", "record"):
+            lines += ["", "Each change against its baseline (same model, data, budget and seeds); the difference "
                       "is in percentage points of final test accuracy, with Welch's 95% interval over seeds.", ""]
-            lines += technique_table(plan, summary)
+            lines += pair_table(plan, summary, study)
         lines.append("")
     lines += ["## Plots", "", "![accuracy](accuracy.png)", "", "![accuracy against training time](accuracy_vs_time.png)",
               "", "![test accuracy per epoch](curves.png)", ""]

@@ -153,13 +153,14 @@ def freeze_whitening_bias(model: nn.Module, epoch: int, train_epochs: Optional[i
 def end_epoch(trainer: "Trainer", signals: StopSignals) -> None:
     """Evaluate when due, add the epoch to the history, keep the better weights, write the run's files."""
     state = trainer.state
+    probe = probe_epoch(trainer)  # before the epoch's evaluation clock starts: not counted in the run's times
     started = time.perf_counter()
     try:
         evaluated, validated = evaluate_epoch(trainer, signals.during_long_work)
     except StopRequested:  # during evaluation: last.pt keeps the trained epoch; resume evaluates it
         stop_on_signal(trainer, signals.received)
     entry = epoch_entry(state.epoch + 1, state.totals, evaluated, validated, trainer.recipe.ema is not None,
-                        time.perf_counter() - started)
+                        time.perf_counter() - started) | probe
     state.history.append(entry)
     state.epoch, state.step_in_epoch, state.totals = state.epoch + 1, 0, EpochTotals()
     if evaluated:
@@ -192,6 +193,16 @@ def evaluate_epoch(trainer: "Trainer", should_stop: Callable[[], bool]) -> tuple
         if not math.isfinite(result["loss"]):  # the outputs overflowed: the run must not go on as "done"
             stop_diverged(trainer, f"test loss of the {name} weights", result["loss"], 1)
     return results[0], results[1] if len(results) > 1 else {}
+
+
+def probe_epoch(trainer: "Trainer") -> dict[str, float]:
+    """``--probe-images``: the weights' accuracy on a fixed test sample (one plain view), and its time apart."""
+    if trainer.data.probe_loader is None:
+        return {}
+    started = time.perf_counter()
+    result = evaluate(trainer.wrapped, trainer.data.probe_loader, trainer.device, trainer.recipe.precision,
+                      trainer.config.channels_last)
+    return {"probe_acc": round(result["acc"], 4), "probe_time_s": round(time.perf_counter() - started, 3)}
 
 
 def keep_if_best(trainer: "Trainer", judged: dict[str, dict]) -> None:

@@ -248,3 +248,31 @@ def plot_reliability(pooled: dict, path: Path, bins: int = 15) -> None:
     axis.legend(fontsize=8)
     fig.tight_layout()
     save_figure(fig, path, dpi=110)
+
+
+def plot_time_to_accuracy(runs: dict[str, list[dict]], path: Path, title: str) -> None:
+    """Probe accuracy (``--probe-images``) after each epoch against the run's time so far, one line per run.
+
+    ``runs``: label → a run's history; time is the sum of its epochs' ``epoch_time_s`` (training and
+    evaluation; the probes themselves are not counted).
+    """
+    fig, axis = plt.subplots(figsize=(7, 4.5))
+    for i, (label, history) in enumerate(runs.items()):
+        elapsed, points, finals = 0.0, [], []
+        for entry in history:
+            elapsed += entry["epoch_time_s"]
+            if entry.get("probe_acc") is not None:
+                points.append((elapsed / 60, entry["probe_acc"]))
+            if entry.get("test_acc") is not None:  # the run's own evaluation: every test image, its TTA
+                finals.append((elapsed / 60, entry["test_acc"]))
+        if points:
+            axis.plot(*zip(*points), "o-", markersize=3, color=f"C{i % 10}", label=f"{label}: probe")
+        if finals:
+            axis.plot(*zip(*finals), "*", markersize=10, color=f"C{i % 10}", label=f"{label}: test set (its TTA)")
+    axis.set_xlabel("minutes of the run (training + evaluation)")
+    axis.set_ylabel("test accuracy (%)")
+    axis.set_title(title, fontsize=10)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=110)
