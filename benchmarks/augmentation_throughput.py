@@ -8,7 +8,6 @@ RandAugment are the slow path; a device-resident batched path is a later issue.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from utils.config import TrainConfig  # noqa: E402
 from utils.data_loader import build_data  # noqa: E402
 
+from utils.errors import OneLineArgumentParser, exit_on_user_error  # noqa: E402
 POLICIES = [("standard", {}), ("randaugment", {}), ("randaugment+cutout", {"cutout": 0}),
             ("autoaugment", {}), ("trivialaugment", {}), ("standard+random_erasing", {"random_erasing": 0.25})]
 
@@ -35,7 +35,7 @@ def epoch_seconds(config: TrainConfig, repeats: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineArgumentParser(prog="augmentation_throughput.py", description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default="../shared/data/cifar10-jpeg")
     parser.add_argument("--subset", type=int, default=10000)
     parser.add_argument("--workers", type=int, default=2)
@@ -57,4 +57,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with exit_on_user_error("augmentation_throughput.py"):
+        main()

@@ -16,12 +16,16 @@ lies between each pair:
 """
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import sys
 from pathlib import Path
+import argparse
 from typing import Any, Callable, Optional
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from utils.errors import OneLineArgumentParser  # noqa: E402
 
 NOT_MEASURED = "not yet measured on a GPU"
 IMG_COLUMN = "H200 img/s, 1 epoch (measured)"
@@ -198,7 +202,7 @@ def rewrite(text: str, figures: Figures) -> tuple[str, list[str]]:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+    parser = OneLineArgumentParser(prog="gpu_docs.py", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("reports", nargs="+", help="gpu-suite.json files; an earlier one wins where both measured")
     parser.add_argument("--readme", default="README.md")

@@ -48,6 +48,7 @@ sys.path.insert(0, str(REPO))
 TOTAL_S = 540  # 9 minutes: the device call's 10-minute limit less unpacking, start-up and the report
 GRACE_S = 12  # an item is sent SIGINT this long before its box ends, and killed at the end
 
+from utils.errors import OneLineArgumentParser, exit_on_user_error  # noqa: E402
 
 @dataclass(frozen=True)
 class Item:
@@ -384,7 +385,7 @@ def print_plan(items: list[Item], total_s: float) -> None:
 
 
 def main(argv: Optional[list[str]] = None) -> Optional[dict[str, Any]]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+    parser = OneLineArgumentParser(prog="gpu_suite.py", description=__doc__.splitlines()[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     parser.add_argument("--data-dir", default=".gpu/data/cifar10-jpeg", help="CIFAR-10 as an image folder")
     parser.add_argument("--out", default="gpu-suite-out", help="folder for the results (at most 8 files)")
@@ -398,6 +399,10 @@ def main(argv: Optional[list[str]] = None) -> Optional[dict[str, Any]]:
     parser.add_argument("--run-item", help=argparse.SUPPRESS)  # the child process of one item
     parser.add_argument("--progress-file", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    from models import check_model_name
+
+    for name in args.models or []:  # refused before any item runs, not inside the models item
+        check_model_name(name)
     if args.plan:
         print_plan([item_named(n) for n in args.items], args.total_s)
         return None
@@ -418,7 +423,8 @@ def main(argv: Optional[list[str]] = None) -> Optional[dict[str, Any]]:
 
 if __name__ == "__main__":
     try:
-        main()
+        with exit_on_user_error("gpu_suite.py"):
+            main()
     except KeyboardInterrupt:  # an item's SIGINT reached a child between runs: it has already saved what it had
         traceback.print_exc(limit=1)
         sys.exit(130)

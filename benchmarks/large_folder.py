@@ -9,7 +9,6 @@ every file: in memory (decoded once, the whole set held) or streamed (decoded pe
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -18,11 +17,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from torchvision.io import write_jpeg  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from utils.errors import OneLineArgumentParser, exit_on_user_error  # noqa: E402
 from utils.data_sources import decode_resized, list_image_folder  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineArgumentParser(prog="large_folder.py", description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", required=True, help="an image folder with train/ and test/")
     parser.add_argument("--output", required=True, help="where the large copy is written")
     parser.add_argument("--size", type=int, default=256, help="side of the written images (default 256)")
@@ -41,4 +41,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with exit_on_user_error("large_folder.py"):
+        main()

@@ -25,10 +25,8 @@ warm-up steps and is reported apart as ``first_steps_s``), with each one's speed
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
-import json
 import platform
 import sys
 import tempfile
@@ -40,11 +38,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from utils.errors import OneLineArgumentParser, UserError, exit_on_user_error  # noqa: E402
 from utils.config import TrainConfig  # noqa: E402
 from utils.data_loader import build_data  # noqa: E402
 from utils.config import resolve_amp  # noqa: E402
 from utils.devices import select_device  # noqa: E402
 from utils.experiment import build_model  # noqa: E402
+from utils.files import atomic_write, unused_stem, write_json  # noqa: E402
 from utils.trainer import Trainer, train  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -118,7 +118,7 @@ def markdown(rows: list[dict[str, Any]], header: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineArgumentParser(prog="speed.py", description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["cnn", "resnet_tiny", "resnet18"])
     parser.add_argument("--modes", nargs="+", default=["device", "memory"], choices=["device", "memory", "stream"],
                         help="data paths to time (stream: an image folder's files decoded by the workers; needs --data-dir)")
@@ -139,6 +139,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                         help="compare these precisions per model (on the first of --modes) instead of data paths")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
+    if args.steps < 1 or args.warmup < 0:
+        raise UserError(f"--steps must be at least 1 and --warmup at least 0 (got {args.steps} and {args.warmup})")
+    if args.batch_size < 1:  # checked here: the synthetic data set's size is made from it
+        raise UserError(f"--batch-size must be at least 1 (got {args.batch_size})")
 
     device = select_device(args.device)
     if device.type == "cuda":
@@ -192,14 +196,19 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         if row.get("speedup_vs_memory"):
             print(f"{row['model']}: {row['data_mode']} path {row['speedup_vs_memory']:.2f}x the memory path's img/s "
                   f"(epoch time ratio {1 / row['speedup_vs_memory']:.2f})")
-    base = args.output or f"speed-{device.type}-{time.strftime('%Y-%m-%d')}"
     results = Path(args.results_dir)
-    results.mkdir(parents=True, exist_ok=True)
-    (results / f"{base}.json").write_text(json.dumps({"header": header, "rows": rows}, indent=2) + "\n")
-    (results / f"{base}.md").write_text(table)
+    try:
+        results.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot create --results-dir {results} ({error.strerror or error})") from None
+    # a second run the same day writes beside the first one's files, never over them
+    base = unused_stem(results, args.output or f"speed-{device.type}-{time.strftime('%Y-%m-%d')}", (".json", ".md"))
+    write_json(results / f"{base}.json", {"header": header, "rows": rows})
+    atomic_write(results / f"{base}.md", lambda temporary: temporary.write_text(table))
     print(f"written: {results / (base + '.json')} and .md")
     return rows
 
 
 if __name__ == "__main__":
-    main()
+    with exit_on_user_error("speed.py"):
+        main()

@@ -9,14 +9,13 @@ probes are not counted). It also prints the table the picture is drawn from.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.errors import UserError, exit_on_user_error  # noqa: E402
+from utils.errors import OneLineArgumentParser, UserError, exit_on_user_error  # noqa: E402
 from utils.visualization import plot_time_to_accuracy  # noqa: E402
 
 
@@ -32,7 +31,7 @@ def read_history(run_dir: Path) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineArgumentParser(prog="time_to_accuracy.py", description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", help="run folders (each with a metrics.json)")
     parser.add_argument("--labels", nargs="+", help="one label per run (default: the folders' names)")
     parser.add_argument("--out", required=True, help="the PNG to write")

@@ -43,8 +43,10 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 
 from utils.config import TrainConfig  # noqa: E402
+from utils.errors import OneLineArgumentParser, exit_on_user_error  # noqa: E402
 from utils.data_sources import load_splits  # noqa: E402
 from utils.experiment import run_training  # noqa: E402
+from utils.files import unused_stem  # noqa: E402
 from utils.presets import preset_settings  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
@@ -155,7 +157,7 @@ def markdown(summary: dict[str, Any], warmups: list[dict[str, Any]], header: str
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineArgumentParser(prog="vs_airbench.py", description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", required=True, help="CIFAR-10 as an image folder (train/ and test/)")
     parser.add_argument("--seeds", type=int, default=10, help="timed runs of each side (default 10)")
     parser.add_argument("--epochs", type=int, help="the preset's epochs (default: the preset's)")
@@ -178,9 +180,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{', compile' if args.compile else ''}. Time: CUDA-synchronized, training + final TTA evaluation; "
               f"full wall adds data loading and the run's files (preset only).")
     rows, warmups = [], []
-    base = args.output or f"vs-airbench-{time.strftime('%Y-%m-%d')}"
     results = Path(args.results_dir)
     results.mkdir(parents=True, exist_ok=True)
+    base = unused_stem(results, args.output or f"vs-airbench-{time.strftime('%Y-%m-%d')}", (".json", ".md"))
     with tempfile.TemporaryDirectory() as scratch:
         work = write_airbench_data(args.data_dir, Path(scratch))
         with working_directory(work):
@@ -201,4 +203,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with exit_on_user_error("vs_airbench.py"):
+        sys.exit(main())

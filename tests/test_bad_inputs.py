@@ -20,6 +20,7 @@ import pytest
 import torch
 from PIL import Image
 
+import benchmark_all
 import main as main_script
 import main_modern
 from utils.checkpoint import load_checkpoint, save_checkpoint
@@ -27,7 +28,7 @@ from utils.run_dir import RunLock
 
 from tests.conftest import SYNTHETIC, RunsCode, run_main, write_image_folder
 
-SCRIPTS = {"main.py": main_script.main, "main_modern.py": main_modern.main}
+SCRIPTS = {"main.py": main_script.main, "main_modern.py": main_modern.main, "benchmark_all.py": benchmark_all.main}
 # Fast defaults added to every row unless the row sets the flag itself.
 BASE = ["--no-progress", "--workers", "0", "--cache-dir", "", "--epochs", "1", "--image-size", "16"]
 
@@ -129,6 +130,9 @@ def build_cases(tmp: Path, run: Path, folder_run: Path, lock: RunLock) -> dict[s
     folder_best = folder_run / "best.pt"
 
     # ---- checkpoints and flags
+    text_checkpoint = tmp / "text-checkpoint"
+    text_checkpoint.mkdir()
+    (text_checkpoint / "last.pt").write_text("these are not the weights you are looking for\n")
     truncated_checkpoint = tmp / "truncated-checkpoint"
     truncated_checkpoint.mkdir()
     data_bytes = (run / "last.pt").read_bytes()
@@ -198,7 +202,11 @@ def build_cases(tmp: Path, run: Path, folder_run: Path, lock: RunLock) -> dict[s
                                                                      "--batch-size", "8"],
                                                          "in the middle of epoch 1 (step 2)", unchanged=mid_epoch),
         "truncated checkpoint": Case("main.py", ["--resume", "--output-dir", str(truncated_checkpoint)],
-                                     "truncated or corrupt", unchanged=truncated_checkpoint),
+                                     "truncated, corrupt", unchanged=truncated_checkpoint),
+        "resume from a last.pt that holds text": Case("main.py", ["--resume", "--output-dir", str(text_checkpoint)],
+                                                      "is not a readable checkpoint", unchanged=text_checkpoint),
+        "evaluate a text file named .pt": Case("main_modern.py", ["--evaluate", str(text_checkpoint / "last.pt")],
+                                               "is not a readable checkpoint"),
         "evaluate on other class names": Case("main_modern.py", ["--evaluate", str(folder_best), "--data-dir", str(other_names)],
                                               "this data has 3 classes (apple, pear, plum)"),
         "evaluate on another class count": Case("main_modern.py", ["--evaluate", str(folder_best), "--data-dir",
@@ -235,6 +243,18 @@ def build_cases(tmp: Path, run: Path, folder_run: Path, lock: RunLock) -> dict[s
             "main_modern.py", ["--compare-models", "cnn", "vit_tiny", "--image-size", "44", "--output-dir",
                                str(tmp / "compare")], "model vit_tiny cannot take --image-size 44",
             never_created=tmp / "compare"),
+        "compare-models naming a model twice": Case("main_modern.py", ["--compare-models", "cnn", "cnn", "--output-dir",
+                                                                     str(tmp / "compare-twice")],
+                                                    "names cnn more than once", never_created=tmp / "compare-twice"),
+        "benchmark naming a model twice": Case("benchmark_all.py", ["--architectures", "--models", "cnn", "cnn",
+                                                                    "--output-dir", str(tmp / "bench-twice")],
+                                               "names cnn more than once", never_created=tmp / "bench-twice"),
+        "preset speed with a per-image policy": Case("main_modern.py", ["--preset", "speed", "--augmentation",
+                                                                    "randaugment"],
+                                                     "add --data-mode memory --no-alternating-flip"),
+        "preset speed on the memory path keeps its alternating flip": Case(
+            "main_modern.py", ["--preset", "speed", "--data-mode", "memory"],
+            "or add --no-alternating-flip (--preset speed sets it)"),
         "preview to an unknown extension": Case("main_modern.py", ["--preview-augmentation", str(tmp / "preview.txt")],
                                                 "cannot write an image as .txt", never_created=tmp / "preview.txt"),
         "preview into a file's folder": Case("main_modern.py", ["--preview-augmentation", str(tmp / "a-file" / "p.png")],
@@ -319,6 +339,9 @@ CASE_NAMES = [
     "resume without output dir", "unknown activation", "unknown dataset", "epochs 0", "negative lr", "batch size 0",
     "negative batch size", "mixup alpha 0", "mixup alpha negative", "cuda without a GPU", "eval every 0 epochs",
     "device data path with a per-image policy", "validation split as large as the training set",
+    "resume from a last.pt that holds text", "evaluate a text file named .pt", "compare-models naming a model twice",
+    "benchmark naming a model twice", "preset speed with a per-image policy",
+    "preset speed on the memory path keeps its alternating flip",
 ]
 
 

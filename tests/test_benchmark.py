@@ -12,7 +12,7 @@ import benchmark_all
 from utils.studies import forward_gflops
 from utils.errors import RunStopped, UserError
 from utils.experiment import run_training
-from utils.statistics import (calibration_bins, expected_calibration_error, mean_std, t_quantile_975,
+from utils.statistics import (calibration_bins, expected_calibration_error, mean_std, paired_interval, t_quantile_975,
                               welch_interval)
 
 from tests.conftest import run_main
@@ -38,7 +38,33 @@ def test_welch_interval_on_made_up_results():
     assert welch_interval([1.0], [2.0, 3.0]) == (-1.5, None, None)  # one seed: no interval
 
 
+def test_paired_interval_matches_scipy():
+    """Reference values from scipy 1.17.1 (not a dependency), computed once:
+    ``scipy.stats.ttest_rel(treatment, baseline).confidence_interval(0.95)``."""
+    treatment = dict(enumerate([93.1, 92.4, 92.9, 93.5, 92.8]))
+    baseline = dict(enumerate([92.5, 92.0, 92.6, 92.9, 92.1]))
+    mean, low, high, n = paired_interval(treatment, baseline)
+    assert n == 5 and mean == pytest.approx(0.52)
+    assert (low, high) == (pytest.approx(0.3159737858025317, abs=1e-4), pytest.approx(0.7240262141974716, abs=1e-4))
+    mean, low, high, n = paired_interval({0: 90.47, 1: 90.41, 2: 90.42}, {0: 90.1, 1: 90.3, 2: 90.0})
+    assert (n, mean) == (3, pytest.approx(0.3))
+    assert (low, high) == (pytest.approx(-0.113442913514121, abs=1e-4), pytest.approx(0.7134429135141247, abs=1e-4))
+    # Welch on the same numbers ignores the pairing: wider
+    _, welch_low, welch_high = welch_interval(list(treatment.values()), list(baseline.values()))
+    assert welch_high - welch_low > 1.5 * (0.7240262141974716 - 0.3159737858025317)
+
+
+def test_paired_interval_pairs_by_seed_and_needs_two_pairs():
+    assert paired_interval({0: 2.0, 1: 5.0, 7: 1.0}, {1: 4.0, 0: 1.0}) == (1.0, 1.0, 1.0, 2)  # seed 7 unpaired
+    assert paired_interval({0: 2.0}, {0: 1.5}) == (0.5, None, None, 1)
+    assert paired_interval({0: 2.0}, {1: 1.5}) == (None, None, None, 0)
+
+
 def test_t_quantiles_match_the_table():
+    """scipy.stats.t.ppf(0.975, df) for df = 2, 4, 9: 4.30265, 2.77645, 2.26216."""
+    assert t_quantile_975(2) == pytest.approx(4.302652729749462, abs=1e-3)
+    assert t_quantile_975(4) == pytest.approx(2.7764451051977934, abs=1e-3)
+    assert t_quantile_975(9) == pytest.approx(2.262157162798205, abs=1e-3)
     assert t_quantile_975(1) == 12.706 and t_quantile_975(10) == 2.228
     assert 1.960 < t_quantile_975(1000) < 1.9625
 
@@ -172,3 +198,22 @@ def test_the_record_study_takes_each_ingredient_out_of_the_preset(tmp_path, capf
     assert len(results) == 6 and all(r["status"] == "done" for r in results)
     ema = next(r for r in results if r["experiment"] == "ema_not_lookahead")
     assert ema["final_ema_test_acc"] is not None  # its row compares the EMA weights
+
+
+def test_any_failure_of_one_run_is_recorded_and_the_study_goes_on(tmp_path, capfd, monkeypatch):
+    """Not only the project's own errors: a bug or a library error in one run (here a ValueError) is recorded too."""
+    out = tmp_path / "bench"
+
+    def broken_cnn(config, **kw):
+        if config.model == "cnn":
+            raise ValueError("Expected more than 1 value per channel when training")
+        return run_training(config, **kw)
+
+    monkeypatch.setattr("utils.experiment.run_training", broken_cnn)
+    code, _, err = run_main(benchmark_all.main, [*TINY, "--architectures", "--models", "cnn", "resnet_tiny",
+                                                 "--seeds", "1", "--output-dir", str(out)], capfd)
+    assert code == 1 and "1 of 2 runs failed" in err and "Traceback" not in err
+    results = {r["experiment"]: r for r in json.loads((out / "results.json").read_text())["results"]}
+    assert results["cnn"]["status"] == "failed"
+    assert results["cnn"]["error"] == "ValueError: Expected more than 1 value per channel when training"
+    assert results["resnet_tiny"]["status"] == "done"

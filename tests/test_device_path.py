@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
+import pytest
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torchvision.transforms import v2
@@ -212,3 +215,23 @@ def test_the_speed_benchmark_runs_and_reports_both_paths(tmp_path):
     assert all(row["img_per_s"] > 0 and 0 <= row["input_share"] <= 1 for row in rows)
     assert rows[0]["speedup_vs_memory"] > 0
     assert json.loads((tmp_path / "smoke.json").read_text())["rows"] == rows
+    again = speed.main(["--models", "cnn", "--modes", "device", "--steps", "1", "--warmup", "0", "--batch-size", "16",
+                        "--no-progress", "--results-dir", str(tmp_path), "--output", "smoke"])
+    assert json.loads((tmp_path / "smoke.json").read_text())["rows"] == rows  # the first run's files are kept
+    assert json.loads((tmp_path / "smoke-2.json").read_text())["rows"] == again and (tmp_path / "smoke-2.md").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--device", "cuda"], "no CUDA GPU is visible"),
+    (["--models", "nope"], "unknown model 'nope'"),
+    (["--batch-size", "0"], "--batch-size must be at least 1"),
+    (["--data-dir", "/no/such/folder"], "does not exist"),
+    (["--steps", "0"], "--steps must be at least 1"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
+])
+def test_the_speed_benchmark_refuses_bad_input_in_one_line(tmp_path, argv, message):
+    if argv == ["--device", "cuda"] and torch.cuda.is_available():
+        pytest.skip("CUDA is here")
+    done = subprocess.run([sys.executable, "benchmarks/speed.py", *argv, "--results-dir", str(tmp_path)],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr

@@ -127,3 +127,20 @@ def test_val_split_holds_out_images_and_chooses_best_pt_on_them(tmp_path, capfd)
     best_val = max(h["val_acc"] for h in metrics["history"] if "val_acc" in h)
     assert metrics["best_val_acc"] == best_val
     assert "chosen on 32 validation images" in stdout.strip().splitlines()[-1]
+
+
+def test_plot_schedule_draws_the_schedule_the_run_would_use(tmp_path, monkeypatch):
+    """--warmup-epochs, --lr and --step-size count: the first curve is the run's own schedule."""
+    import main_modern
+    from utils.cli import config_from_args
+    from utils.experiment import plot_schedules
+
+    drawn = {}
+    monkeypatch.setattr("utils.experiment.plot_lr_schedules", lambda curves, steps, path, title: drawn.update(curves))
+    parser = main_modern.build_parser()
+    args = parser.parse_args(["--modern-training", "--epochs", "10", "--warmup-epochs", "5", "--lr", "0.01",
+                              "--dataset", "synthetic"])
+    plot_schedules(config_from_args(args), tmp_path / "s.png", steps_per_epoch=10)
+    run = next(iter(drawn.values()))
+    assert max(run) == pytest.approx(0.01) and run.index(max(run)) == 49  # the peak at the end of epoch 5
+    assert len(drawn) == 3  # beside the two recipes' defaults

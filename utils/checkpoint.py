@@ -13,7 +13,6 @@ import pickle
 import random
 import re
 import warnings
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +46,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         what = f" ({found.group(1) or found.group(0)})" if found else ""
         raise UserError(f"refusing to load {path}: it holds objects other than tensors and plain data{what}, "
                         f"which could run code") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
-        raise UserError(f"checkpoint {path} is truncated or corrupt ({error.__class__.__name__}); "
-                        f"delete it or resume from another run") from None
+    except Exception as error:  # whatever torch.load meets in a file that is not one (KeyError for text, ...)
+        raise UserError(f"{path} is not a readable checkpoint: truncated, corrupt or another kind of file "
+                        f"({error.__class__.__name__}); delete it or use another one") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT or "model" not in state:
         raise UserError(f"{path} is not a checkpoint of this project (no model state or unknown format)")
     return state

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +16,11 @@ from utils.config import (AMP_DTYPES, AUGMENTATIONS, CROP_PAD_MODES, DATA_MODES,
                           SCHEDULERS, TTA_MODES, TrainConfig)
 from utils.experiment import resume_config
 from utils.distributed import restarted_by_torchrun
+from utils.errors import OneLineArgumentParser
 from utils.presets import PRESETS, preset_settings
 from utils.smoke import smoke_settings
 
 CONFIG_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
-
-
-class OneLineArgumentParser(argparse.ArgumentParser):
-    """argparse, but a bad flag is one line on stderr (exit 2) instead of the usage block."""
-
-    def error(self, message: str) -> None:
-        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
-        sys.exit(2)
 
 
 class RealDefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -128,8 +120,8 @@ def add_model_arguments(model: argparse._ArgumentGroup) -> None:
     model.add_argument("--evaluate", metavar="CHECKPOINT", help="test accuracy of a saved model, no training")
     model.add_argument("--misclassified", metavar="PNG", help="with --evaluate: also write a grid of misclassified "
                        "test images, each with its predicted and true class")
-    model.add_argument("--plot-schedule", metavar="PNG", help="draw the learning rate per step of the standard "
-                       "(step decay) and modern (warm-up + cosine) recipes for --epochs, and exit")
+    model.add_argument("--plot-schedule", metavar="PNG", help="draw the learning rate per step of the schedule "
+                       "this run would use (every flag counts) beside the standard and modern defaults, and exit")
 
 
 
@@ -172,8 +164,9 @@ def add_augmentation_arguments(augment: argparse._ArgumentGroup) -> None:
                          "PX pixels (default 4 at 32 px, scaled with --image-size)")
     augment.add_argument("--crop-pad-mode", choices=CROP_PAD_MODES, help="the random crop's border: zeros "
                          "(default) or the image reflected")
-    augment.add_argument("--alternating-flip", action="store_const", const=True,
-                         help="mirror each image in every other epoch instead of at random (device data path)")
+    augment.add_argument("--alternating-flip", action=argparse.BooleanOptionalAction,
+                         help="mirror each image in every other epoch instead of at random (device data path; "
+                         "default off, on in --preset speed)")
     augment.add_argument("--randaugment-n", type=int, help="RandAugment: ops per image (default 2)")
     augment.add_argument("--randaugment-m", type=int, help="RandAugment: magnitude 0-30 (default 9)")
     augment.add_argument("--cutout", type=int, nargs="?", const=0, metavar="SIZE",

@@ -249,10 +249,14 @@ def check_data(c: TrainConfig) -> None:
     require(c.test_subset is None or c.test_subset >= 1, f"--test-subset must be at least 1 (got {c.test_subset})")
     require(c.synthetic_size >= 1, "--synthetic-size must be at least 1")
     require(c.workers >= 0, f"--workers must be >= 0 (got {c.workers})")
+    per_image = f"--augmentation {c.augmentation}" + (" or --random-erasing" if c.random_erasing else "")
+    if c.data_mode == "device" and not c.batchable_augmentation and "data_mode" in c.preset_settings:
+        raise UserError(f"{per_image} is a per-image policy, which the device data path cannot run, and --preset "
+                        f"{c.preset} sets --data-mode device" + (" and --alternating-flip" if c.alternating_flip else "")
+                        + ": add --data-mode memory" + (" --no-alternating-flip" if c.alternating_flip else ""))
     require(c.data_mode != "device" or c.batchable_augmentation,
-            f"--data-mode device augments whole batches and cannot run --augmentation {c.augmentation}"
-            + (" or --random-erasing" if c.random_erasing else "") + " (per-image policies); use --data-mode "
-            "memory or auto")
+            f"--data-mode device augments whole batches and cannot run {per_image} (per-image policies); use "
+            "--data-mode memory or auto")
 
 
 def check_training(c: TrainConfig) -> None:
@@ -279,7 +283,9 @@ def check_recipe(c: TrainConfig) -> None:
 
 def check_augmentation(c: TrainConfig) -> None:
     require(not c.alternating_flip or c.data_mode == "device",
-            "--alternating-flip is done by the device data path; use --data-mode device (or auto)")
+            "--alternating-flip is done by the device data path; use --data-mode device (or auto)"
+            + (f", or add --no-alternating-flip (--preset {c.preset} sets it)" if "alternating_flip" in c.preset_settings
+               else ""))
     require(0 <= c.crop_padding <= c.image_size,
             f"--crop-padding must be between 0 and --image-size (got {c.crop_padding})")
     require(c.cutout is None or 1 <= c.cutout <= c.image_size,

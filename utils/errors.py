@@ -7,6 +7,7 @@ tracebacks, because those are for us, not for the user.
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import difflib
 import os
@@ -26,6 +27,14 @@ def close_names(name: str, choices: Iterable[str], n: int = 3) -> str:
     if matches:
         return "did you mean " + ", ".join(matches) + "?"
     return "choose from " + ", ".join(choices)
+
+
+class OneLineArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line on stderr (exit 2) instead of the usage block (every script uses it)."""
+
+    def error(self, message: str) -> None:
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
 
 
 @contextlib.contextmanager

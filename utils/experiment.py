@@ -174,6 +174,9 @@ def compare_models(config: TrainConfig, names: Optional[Sequence[str]] = None) -
     from models import list_models
 
     names = list(names) or list_models()  # none named: every registry model, as the product promised
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise UserError(f"--compare-models names {', '.join(twice)} more than once; name each model once")
     for name in names:
         config.replace(model=name).resolved()  # every name is checked before hours are spent on the first
     base = Path(config.output_dir) if config.output_dir else unique_run_dir(Path("runs"), "compare")
@@ -252,22 +255,30 @@ def evaluate_checkpoint(path: str, explicit: dict[str, Any], misclassified: Opti
     return result
 
 
-def plot_schedules(config: TrainConfig, path: Path, steps_per_epoch: int = 390) -> Path:
-    """A PNG of the learning rate per step: the standard recipe's step decay and the modern warm-up + cosine.
+SCHEDULE_SETTINGS = ("recipe", "scheduler", "lr", "optimizer", "warmup_epochs", "step_size", "gamma", "epochs")
 
-    Drawn from ``modern_trainer.build_scheduler`` itself, for ``config``'s epochs (390 steps an epoch:
-    CIFAR-10's 50,000 images at batch 128); each curve uses its recipe's default peak learning rate.
+
+def plot_schedules(config: TrainConfig, path: Path, steps_per_epoch: int = 390) -> Path:
+    """A PNG of the learning rate per step of the run ``config`` describes, beside the two recipes' defaults.
+
+    Drawn from ``modern_trainer.build_scheduler`` itself: the run's curve is the schedule the run would
+    use (every flag given counts); the standard recipe's step decay and the modern warm-up + cosine
+    are drawn beside it, with their default peak learning rates, for ``config``'s epochs (390 steps
+    an epoch: CIFAR-10's 50,000 images at batch 128).
     """
     path = Path(path)
     image_format(path)
-    curves = {}
+    given = [k for k in SCHEDULE_SETTINGS if k in config.user_settings or k in config.preset_settings]
+    curves = {f"this run ({config.scheduler}, peak lr {config.lr:g})": learning_rates(config, steps_per_epoch)}
     for recipe, name in (("standard", "step decay (standard: Adam)"), ("modern", "warm-up + cosine (modern: AdamW)")):
         settings = {**config.to_dict(), "recipe": recipe, "scheduler": None, "lr": None, "optimizer": None,
-                    "warmup_epochs": None, "step_size": None}
+                    "warmup_epochs": None, "step_size": None, "gamma": TrainConfig.gamma}
         resolved = TrainConfig.from_dict(settings).resolved()
-        curves[name] = learning_rates(resolved, steps_per_epoch)
+        if learning_rates(resolved, steps_per_epoch) != curves[next(iter(curves))]:
+            curves[f"default {name}"] = learning_rates(resolved, steps_per_epoch)
     path.parent.mkdir(parents=True, exist_ok=True)
-    plot_lr_schedules(curves, steps_per_epoch, path, title=f"learning rate over {config.epochs} epochs")
+    plot_lr_schedules(curves, steps_per_epoch, path, title=f"learning rate over {config.epochs} epochs"
+                      + (f" ({', '.join('--' + k.replace('_', '-') for k in given)} as given)" if given else ""))
     print(f"learning-rate schedules written to {path}")
     return path
 

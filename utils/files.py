@@ -3,7 +3,9 @@
 - :func:`atomic_write`: every file a run or a study writes (checkpoints, metrics, pictures, caches)
   goes through it: a temporary file in the same folder, then ``os.replace``;
 - :func:`files_fingerprint`: the key of a cache built from files (decoded folders, streamed
-  statistics): it changes when a file is added, removed, renamed or rewritten.
+  statistics): it changes when a file is added, removed, renamed or rewritten;
+- :func:`unused_stem`: a name for result files that no earlier result holds (a second run the same
+  day gets ``-2``, never the first one's files).
 """
 from __future__ import annotations
 
@@ -66,3 +68,12 @@ def files_fingerprint(header: str, files: Sequence[tuple[Path, int]]) -> str:
             raise UserError(f"cannot read {path} ({error.strerror or error.__class__.__name__})") from None
         key.update(f"{path.name}|{label}|{stat.st_size}|{stat.st_mtime_ns}".encode())
     return key.hexdigest()[:16]
+
+
+def unused_stem(folder: Path, stem: str, suffixes: Sequence[str]) -> str:
+    """``stem``, or ``stem-2``, ``stem-3``...: the first for which no ``folder/<stem><suffix>`` exists yet."""
+    candidate, number = stem, 1
+    while any((Path(folder) / f"{candidate}{suffix}").exists() for suffix in suffixes):
+        number += 1
+        candidate = f"{stem}-{number}"
+    return candidate

@@ -121,6 +121,9 @@ class BenchmarkPlan:
 
 def build_experiments(studies: Sequence[str], models: Optional[Sequence[str]], model: str) -> list[Experiment]:
     """The experiments of each study asked, in a stable order."""
+    twice = sorted({name for name in models or () if list(models).count(name) > 1})
+    if twice:
+        raise UserError(f"--models names {', '.join(twice)} more than once; name each model once")
     experiments = []
     for study in studies:
         if study == "architectures":
@@ -208,10 +211,11 @@ def run_one(plan: BenchmarkPlan, experiment: Experiment, seed: int,
     try:
         with contextlib.redirect_stdout(output) if not plan.verbose else contextlib.nullcontext():
             metrics = train(config, after=measure_final)
-    except (UserError, RunStopped) as error:
+    except Exception as error:  # any failure of one run is recorded, and the study goes on to the next
         if isinstance(error, RunStopped) and error.exit_code in (130, 143):
             raise  # the user stopped the benchmark: stop here, the run resumes next time
-        return {**record, "status": "failed", "error": " ".join(str(error).split()), "resumed": resume}
+        message = str(error) if isinstance(error, (UserError, RunStopped)) else f"{type(error).__name__}: {error}"
+        return {**record, "status": "failed", "error": " ".join(message.split())[:300], "resumed": resume}
     history = metrics["history"]
     last = history[-1]
     memory, memory_kind = peak_memory_mib(device)
@@ -334,6 +338,7 @@ def summarize(results: Sequence[dict[str, Any]], experiments: Sequence[Experimen
             mean, std = mean_std(values) if values else (None, None)
             row[key] = (mean, std if len(values) > 1 else None) if values else None  # one seed: no spread
             row[key + "_values"] = values
+            row[key + "_by_seed"] = {r["seed"]: r[key] for r in done if r.get(key) is not None}  # for pairing
         row["params"] = done[0]["params"] if done else None
         row["gflops"] = done[0]["gflops"] if done else None
         curves = [r["test_acc_curve"] for r in done]
@@ -353,26 +358,30 @@ def _pm(value: Optional[tuple[float, Optional[float]]], digits: int = 2) -> str:
 
 def pair_table(plan: BenchmarkPlan, summary: dict[str, dict[str, Any]], study: str) -> list[str]:
     """Each treatment against its baseline (techniques: the description's table; record: the preset's ingredients)."""
-    from utils.statistics import welch_interval
+    from utils.statistics import paired_interval, welch_interval
 
     pairs = TECHNIQUE_PAIRS if study == "techniques" else RECORD_PAIRS
-    lines = ["| change | baseline final acc % | with it % | difference [95% CI] | train time ratio | ECE baseline → with it "
-             "| flags that differ |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| change | baseline final acc % | with it % | difference, paired [95% CI] | Welch [95% CI] "
+             "| train time ratio | ECE baseline → with it | flags that differ |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     changes = {e.name: e.changes for e in plan.experiments if e.study == study}
     for label, base_name, treat_name, base_figure, treat_figure in pairs:
         base, treat = summary.get(f"{study}/{base_name}"), summary.get(f"{study}/{treat_name}")
         if not base or not treat or not base[base_figure + "_values"] or not treat[treat_figure + "_values"]:
-            lines.append(f"| {label} | n/a | n/a | not run | | | |")
+            lines.append(f"| {label} | n/a | n/a | not run | | | | |")
             continue
         difference, low, high = welch_interval(treat[treat_figure + "_values"], base[base_figure + "_values"])
-        interval = f"[{low:+.2f}, {high:+.2f}]" if low is not None else "(one seed: no interval)"
+        welch = f"[{low:+.2f}, {high:+.2f}]" if low is not None else "(one seed: no interval)"
+        mean, low, high, pairs_found = paired_interval(treat[treat_figure + "_by_seed"], base[base_figure + "_by_seed"])
+        paired = (f"{mean:+.2f} [{low:+.2f}, {high:+.2f}] ({pairs_found} seeds)" if low is not None else
+                  f"{mean:+.2f} (one seed: no interval)" if mean is not None else "(no common seed)")
         ratio = (f"{treat['train_time_s'][0] / base['train_time_s'][0]:.2f}x"
                  if base["train_time_s"] and base["train_time_s"][0] > 0 else "n/a")
         ece = (f"{base['ece'][0]:.3f} → {treat['ece'][0]:.3f}" if base["ece"] and treat["ece"] else "n/a")
         flags = differing_settings(plan.base.replace(**changes[base_name]).resolved(),
                                    plan.base.replace(**changes[treat_name]).resolved())
-        lines.append(f"| {label} | {_pm(base[base_figure])} | {_pm(treat[treat_figure])} | "
-                     f"{difference:+.2f} {interval} | {ratio} | {ece} | `{flags}` |")
+        lines.append(f"| {label} | {_pm(base[base_figure])} | {_pm(treat[treat_figure])} | {paired} | "
+                     f"{difference:+.2f} {welch} | {ratio} | {ece} | `{flags}` |")
     return lines
 
 
@@ -428,7 +437,10 @@ def write_report(plan: BenchmarkPlan) -> Path:
         lines += [_study_row(summary[key]) for key in keys]
         if study in ("techniques", "record"):
             lines += ["", "Each change against its baseline (same model, data, budget and seeds); the difference "
-                      "is in percentage points of final test accuracy, with Welch's 95% interval over seeds.", ""]
+                      "is in percentage points of final test accuracy. Both arms ran with the same seeds (the same "
+                      "initialization, data order and augmentation draws), so the first interval is paired: "
+                      "Student's t on the per-seed differences (n - 1 degrees of freedom); Welch's interval, "
+                      "which ignores the pairing, is beside it.", ""]
             lines += pair_table(plan, summary, study)
         lines.append("")
     lines += ["## Plots", "", "![accuracy](accuracy.png)", "", "![accuracy against training time](accuracy_vs_time.png)",

@@ -156,7 +156,7 @@ def plot_lr_schedules(schedules: dict[str, Sequence[float]], steps_per_epoch: in
     axis.grid(alpha=0.3)
     axis.legend()
     if title:
-        axis.set_title(title)
+        axis.set_title(title, fontsize=9)
     fig.tight_layout()
     save_figure(fig, path, dpi=110)
 
