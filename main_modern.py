@@ -52,7 +52,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         elif args.preview_augmentation:
             preview_augmentation(config_from_args(args), args.preview_augmentation)
         elif args.compare_models is not None:
-            compare_models(config_from_args(args), args.compare_models)
+            # Re-running the command continues it (finished models are skipped): --resume is that too.
+            compare_models(config_from_args(args, resume=False), args.compare_models)
         else:
             run_training(config_from_args(args))
 

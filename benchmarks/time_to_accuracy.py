@@ -16,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from utils.errors import OneLineArgumentParser, UserError, exit_on_user_error  # noqa: E402
-from utils.visualization import plot_time_to_accuracy  # noqa: E402
+from utils.visualization import picture_path, plot_time_to_accuracy  # noqa: E402
 
 
 def read_history(run_dir: Path) -> list[dict]:
@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     labels = args.labels or [Path(run).name for run in args.runs]
     if len(labels) != len(args.runs):
         raise UserError(f"--labels gives {len(labels)} labels for {len(args.runs)} runs")
+    out = picture_path(args.out)
     runs = {label: read_history(Path(run)) for label, run in zip(labels, args.runs)}
     for label, history in runs.items():
         elapsed = 0.0
@@ -47,8 +48,7 @@ def main(argv: list[str] | None = None) -> None:
             elapsed += entry["epoch_time_s"]
             print(f"{label}: epoch {entry['epoch']:>2} | {elapsed / 60:6.2f} min | probe {entry.get('probe_acc')}% "
                   f"| test {entry.get('test_acc')}%")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    plot_time_to_accuracy(runs, Path(args.out), args.title)
+    plot_time_to_accuracy(runs, out, args.title)
     print(f"written to {args.out}")
 
 

@@ -9,6 +9,7 @@ contain, and, for the rows that could lose work, that the run folder is byte-for
 from __future__ import annotations
 
 import hashlib
+import shutil
 import os
 import pickle
 from dataclasses import dataclass
@@ -68,6 +69,13 @@ def _copy_run(source: Path, target: Path, **checkpoint_changes) -> Path:
 def build_cases(tmp: Path, run: Path, folder_run: Path, lock: RunLock) -> dict[str, Case]:
     """Folders, files and runs for every row; returns name -> Case. ``lock`` is held on the "locked" folder."""
     data = write_image_folder(tmp / "data")  # classes cat, dog, ship; the folder of ``folder_run``
+    bench_folder = tmp / "bench-folder"  # what benchmark_all.py leaves at the top of its --output-dir
+    bench_folder.mkdir()
+    (bench_folder / "benchmark.json").write_text('{"command": "python benchmark_all.py", "signature": {}}\n')
+    grown, grown_run = tmp / "grown-data", tmp / "grown-run"  # the same data with one more training image
+    shutil.copytree(data, grown)
+    shutil.copy(next((grown / "train" / "cat").iterdir()), grown / "train" / "cat" / "zz-added.png")
+    shutil.copytree(folder_run, grown_run)
 
     # ---- folder discovery
     empty_class = write_image_folder(tmp / "empty-class")
@@ -255,6 +263,24 @@ def build_cases(tmp: Path, run: Path, folder_run: Path, lock: RunLock) -> dict[s
         "preset speed on the memory path keeps its alternating flip": Case(
             "main_modern.py", ["--preset", "speed", "--data-mode", "memory"],
             "or add --no-alternating-flip (--preset speed sets it)"),
+        "resume after images were added to train/": Case("main.py", ["--resume", "--output-dir", str(grown_run),
+                                                                     "--data-dir", str(grown)],
+                                                         "it was trained on other training images",
+                                                         unchanged=grown_run),
+        "benchmark into a folder that holds a run": Case("benchmark_all.py", ["--architectures", "--models", "cnn",
+                                                                              "--output-dir", str(run)],
+                                                         "holds a training run", unchanged=run),
+        "run into a benchmark's folder": Case("main.py", ["--output-dir", str(bench_folder)], "holds a benchmark",
+                                              unchanged=bench_folder),
+        "benchmark into a folder in use": Case("benchmark_all.py", ["--architectures", "--models", "cnn",
+                                                                    "--output-dir", str(locked)],
+                                               f"in use by another run (pid {os.getpid()})", unchanged=locked),
+        "misclassified pointing at a folder": Case("main_modern.py", ["--evaluate", str(folder_best), "--misclassified",
+                                                                      str(tmp)], "is a folder; give a file name in it"),
+        "plot-schedule pointing at a folder": Case("main_modern.py", ["--plot-schedule", str(tmp)],
+                                                   "is a folder; give a file name in it"),
+        "plot-schedule into a file's folder": Case("main_modern.py", ["--plot-schedule", str(tmp / "a-file" / "s.png")],
+                                                   "is a file"),
         "preview to an unknown extension": Case("main_modern.py", ["--preview-augmentation", str(tmp / "preview.txt")],
                                                 "cannot write an image as .txt", never_created=tmp / "preview.txt"),
         "preview into a file's folder": Case("main_modern.py", ["--preview-augmentation", str(tmp / "a-file" / "p.png")],
@@ -341,7 +367,9 @@ CASE_NAMES = [
     "device data path with a per-image policy", "validation split as large as the training set",
     "resume from a last.pt that holds text", "evaluate a text file named .pt", "compare-models naming a model twice",
     "benchmark naming a model twice", "preset speed with a per-image policy",
-    "preset speed on the memory path keeps its alternating flip",
+    "preset speed on the memory path keeps its alternating flip", "resume after images were added to train/",
+    "benchmark into a folder that holds a run", "run into a benchmark's folder", "benchmark into a folder in use",
+    "misclassified pointing at a folder", "plot-schedule pointing at a folder", "plot-schedule into a file's folder",
 ]
 
 
@@ -364,3 +392,13 @@ def test_bad_input(name, cases, tmp_path, capfd):
         assert folder_digest(case.unchanged) == before, "the run folder changed"
     if case.never_created:
         assert not case.never_created.exists(), f"{case.never_created} was created"
+
+
+def test_a_resume_refused_in_smoke_mode_names_smoke_mode_not_the_user(tmp_path, capfd, monkeypatch):
+    run = tmp_path / "run"
+    code, _, err = run_main(main_script.main, [*SYNTHETIC, "--image-size", "32", "--epochs", "1", "--output-dir",
+                                               str(run)], capfd)
+    assert code == 0, err
+    monkeypatch.setenv("CIFAR_SMOKE", "1")  # forces 16 px images
+    code, _, err = run_main(main_script.main, ["--resume", "--output-dir", str(run), "--epochs", "2"], capfd)
+    assert code == 2 and "smoke mode (CIFAR_SMOKE=1) sets image_size=16" in err and "asks for" not in err, err

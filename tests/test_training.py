@@ -144,3 +144,23 @@ def test_plot_schedule_draws_the_schedule_the_run_would_use(tmp_path, monkeypatc
     run = next(iter(drawn.values()))
     assert max(run) == pytest.approx(0.01) and run.index(max(run)) == 49  # the peak at the end of epoch 5
     assert len(drawn) == 3  # beside the two recipes' defaults
+
+
+def test_an_interrupted_comparison_continues_where_it_stopped(tmp_path, capfd):
+    import shutil
+
+    import main_modern
+
+    out = tmp_path / "compare"
+    argv = [*SYNTHETIC, "--compare-models", "cnn", "resnet_tiny", "--epochs", "1", "--output-dir", str(out)]
+    code, _, err = run_main(main_modern.main, argv, capfd)
+    assert code == 0 and (out / "comparison.json").exists(), err
+    shutil.rmtree(out / "resnet_tiny")  # as if stopped before its first checkpoint
+    (out / "comparison.json").unlink()
+    code, stdout, err = run_main(main_modern.main, [*argv, "--resume"], capfd)
+    assert code == 0, err
+    assert "cnn: finished in" in stdout and "resnet_tiny: finished" not in stdout
+    results = json.loads((out / "comparison.json").read_text())["results"]
+    assert [r["model"] for r in results] == ["cnn", "resnet_tiny"]
+    code, _, err = run_main(main_modern.main, [*argv, "--lr", "0.5"], capfd)
+    assert code == 2 and "trained with other settings (lr)" in err, err

@@ -18,7 +18,7 @@ from utils.experiment import resume_config
 from utils.distributed import restarted_by_torchrun
 from utils.errors import OneLineArgumentParser
 from utils.presets import PRESETS, preset_settings
-from utils.smoke import smoke_settings
+from utils.smoke import SMOKE_ENV, smoke_settings
 
 CONFIG_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 
@@ -188,11 +188,13 @@ def explicit_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 def config_from_args(args: argparse.Namespace, **fixed: Any) -> TrainConfig:
     """The resolved config: flags (and ``fixed`` settings) over the saved run when resuming, else the defaults."""
-    explicit = smoke_settings({**explicit_settings(args), **fixed})  # CIFAR_SMOKE=1: synthetic data, one epoch
+    given = {**explicit_settings(args), **fixed}
+    explicit = smoke_settings(given)  # CIFAR_SMOKE=1: synthetic data, one epoch
+    forced = {key: f"smoke mode ({SMOKE_ENV}=1)" for key, value in explicit.items() if given.get(key) != value}
     if restarted_by_torchrun() and explicit.get("output_dir") and (Path(explicit["output_dir"]) / "last.pt").exists():
         explicit["resume"] = True  # torchrun --max-restarts started this worker again: continue from last.pt
     if explicit.get("resume"):
-        config = resume_config(explicit)
+        config = resume_config(explicit, forced)
     else:
         # A preset's values sit under the flags given: an explicit flag always wins.
         preset = preset_settings(explicit["preset"]) if explicit.get("preset") else {}

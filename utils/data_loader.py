@@ -70,6 +70,7 @@ class DataBundle:
     test_images: Optional[torch.Tensor] = None  # the test split in loader order, uint8, to show predictions on
     train_labels: Optional[torch.Tensor] = None  # labels of ``train_images``, for class-stratified samples
     probe_loader: Optional[BatchLoader] = None  # --probe-images: a fixed stratified sample of the test images
+    train_fingerprint: str = ""  # which images the training split was drawn from (checked when a run resumes)
 
     @property
     def num_classes(self) -> int:
@@ -239,7 +240,8 @@ def build_data(config: TrainConfig, device: torch.device = torch.device("cpu"), 
                                     augment=build_batch_augment(config, mean, std, device),
                                     alternating_flip=config.alternating_flip, rank=rank, world_size=world_size)
         return DataBundle(train_loader, evaluation_loader(test), classes, mean, std, dataset, "device",
-                          evaluation_loader(val), train.images, test_images, train.labels, evaluation_loader(probe))
+                          evaluation_loader(val), train.images, test_images, train.labels, evaluation_loader(probe),
+                          train.fingerprint)
     loader_options = dict(num_workers=config.workers, pin_memory=device.type == "cuda")
     train_loader = DataLoader(TensorImageDataset(train, build_train_transform(config, mean, std)),
                               batch_sampler=EpochBatchSampler(len(train), config.batch_size, config.seed, rank, world_size),
@@ -260,4 +262,4 @@ def build_data(config: TrainConfig, device: torch.device = torch.device("cpu"), 
 
     return DataBundle(TorchLoader(train_loader, device, config.seed, rank), TorchLoader(test_loader, device, config.seed),
                       classes, mean, std, dataset, data_mode, evaluation_loader(val), train.images,
-                      test_images, train.labels, evaluation_loader(probe))
+                      test_images, train.labels, evaluation_loader(probe), train.fingerprint)

@@ -19,6 +19,7 @@ times; a cache whose shape or labels do not match the folder is rebuilt, never t
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,12 +48,13 @@ class ImageTensors:
 
     images: torch.Tensor
     labels: torch.Tensor
+    fingerprint: str = ""  # which images the whole split holds (kept by subsets): a resumed run checks it
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def select(self, indices: torch.Tensor) -> "ImageTensors":
-        return ImageTensors(self.images[indices], self.labels[indices])
+        return ImageTensors(self.images[indices], self.labels[indices], self.fingerprint)
 
 
 class LazyImages:
@@ -76,8 +78,9 @@ class LazyImages:
 class ImageFiles:
     """A split as files (``--data-mode stream``): the :class:`ImageTensors` interface, decoded on demand."""
 
-    def __init__(self, files: Sequence[tuple[Path, int]], image_size: int) -> None:
+    def __init__(self, files: Sequence[tuple[Path, int]], image_size: int, fingerprint: str = "") -> None:
         self.files = list(files)
+        self.fingerprint = fingerprint or listing_fingerprint(self.files)
         self.images = LazyImages([path for path, _ in self.files], image_size)
         self.labels = torch.tensor([label for _, label in self.files], dtype=torch.int64)
 
@@ -85,7 +88,7 @@ class ImageFiles:
         return len(self.files)
 
     def select(self, indices: torch.Tensor) -> "ImageFiles":
-        return ImageFiles([self.files[i] for i in indices.tolist()], self.images.image_size)
+        return ImageFiles([self.files[i] for i in indices.tolist()], self.images.image_size, self.fingerprint)
 
 
 
@@ -174,7 +177,10 @@ def load_splits(config: TrainConfig, dataset: Optional[str] = None, as_files: bo
         raise UserError(f"--data-mode stream reads image folders file by file; {dataset} is held in memory "
                         f"anyway: use --data-mode memory or device")
     if dataset == "synthetic":
-        return synthetic_splits(config.synthetic_size, config.image_size, SYNTHETIC_CLASSES, config.seed)
+        train, test, classes = synthetic_splits(config.synthetic_size, config.image_size, SYNTHETIC_CLASSES,
+                                                config.seed)
+        train.fingerprint = f"synthetic, {len(train)} images, seed {config.seed}"
+        return train, test, classes
     if dataset == "folder" and as_files:
         listing = list_image_folder(Path(config.data_dir))
         return (ImageFiles(listing.train, config.image_size), ImageFiles(listing.test, config.image_size),
@@ -182,6 +188,7 @@ def load_splits(config: TrainConfig, dataset: Optional[str] = None, as_files: bo
     if dataset == "folder":
         return image_folder_splits(Path(config.data_dir), config.image_size, cache_dir_of(config), config.progress)
     train, test, classes = cifar_splits(dataset, Path(config.data_dir), config.download)
+    train.fingerprint = f"{dataset}, {len(train)} images"
     return resize_split(train, config.image_size), resize_split(test, config.image_size), classes
 
 
@@ -234,7 +241,7 @@ def resize_split(split: ImageTensors, image_size: int) -> ImageTensors:
     if split.images.shape[-1] == image_size and split.images.shape[-2] == image_size:
         return split
     resized = v2.functional.resize(split.images, [image_size, image_size], antialias=True)
-    return ImageTensors(resized, split.labels)
+    return ImageTensors(resized, split.labels, split.fingerprint)
 
 
 # ------------------------------------------------------------------------------------ image folders
@@ -310,7 +317,17 @@ def image_folder_splits(root: Path, image_size: int, cache_dir: Optional[Path], 
     listing = list_image_folder(root)
     train = _load_folder_cached(listing.train_dir, listing.train, listing.classes, image_size, cache_dir, progress)
     test = _load_folder_cached(listing.test_dir, listing.test, listing.classes, image_size, cache_dir, progress)
+    train.fingerprint, test.fingerprint = listing_fingerprint(listing.train), listing_fingerprint(listing.test)
     return train, test, listing.classes
+
+
+def listing_fingerprint(files: Sequence[tuple[Path, int]]) -> str:
+    """Which images a folder split holds: its files' class folders, names and labels (not their times: a copied
+    data set is the same data set). An image added, removed or moved to another class changes it."""
+    key = hashlib.sha1()
+    for path, label in files:
+        key.update(f"{path.parent.name}/{path.name}|{label}\n".encode())
+    return f"{len(files)} files, {key.hexdigest()[:16]}"
 
 
 def _load_folder_cached(split_dir: Path, files: Sequence[tuple[Path, int]], classes: Sequence[str], image_size: int,

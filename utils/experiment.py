@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence
@@ -29,18 +30,21 @@ from utils.errors import RunStopped, UserError
 from utils.evaluation import evaluate_saved
 from utils.files import write_json
 from utils.modern_trainer import learning_rates
-from utils.run_dir import claim_run_dir, unique_run_dir
+from utils.run_dir import RUN_FILES, claim_run_dir, unique_run_dir
 from utils.seeds import generator, seed_everything
 from utils.trainer import Trainer, train
-from utils.visualization import (confusion_matrix, image_format, plot_comparison, plot_confusion_matrix,
+from utils.visualization import (confusion_matrix, picture_path, plot_comparison, plot_confusion_matrix,
                                  plot_lr_schedules, plot_misclassified, save_image_grid)
 
 
-def resume_config(explicit: dict[str, Any]) -> TrainConfig:
+def resume_config(explicit: dict[str, Any], forced_by: dict[str, str] | None = None) -> TrainConfig:
     """The config of the run in ``--output-dir``, with the flags given now applied on top.
 
     Flags that would change what the checkpoint's tensors mean (model, activation...) must match.
+    ``forced_by``: settings the user did not give but a mode imposed (smoke mode's image size), and
+    the mode's name, so that a refusal blames the mode and not the user.
     """
+    forced_by = forced_by or {}
     if explicit.get("output_dir") is None:
         raise UserError(RESUME_NEEDS_OUTPUT_DIR)
     run_dir = Path(explicit["output_dir"])
@@ -50,8 +54,9 @@ def resume_config(explicit: dict[str, Any]) -> TrainConfig:
     saved = TrainConfig.from_dict(load_checkpoint(last)["config"])
     for key in RESUME_MUST_MATCH:
         if key in explicit and explicit[key] != getattr(saved, key):
-            raise UserError(f"cannot resume {last}: it was trained with {key}={getattr(saved, key)}, "
-                            f"this run asks for {key}={explicit[key]}")
+            asked = (f"{forced_by[key]} sets {key}={explicit[key]}" if key in forced_by
+                     else f"this run asks for {key}={explicit[key]}")
+            raise UserError(f"cannot resume {last}: it was trained with {key}={getattr(saved, key)}, {asked}")
     return saved.replace(**explicit, user_settings=sorted(set(saved.user_settings) | set(explicit) - {"resume"}))
 
 
@@ -182,7 +187,7 @@ def compare_models(config: TrainConfig, names: Optional[Sequence[str]] = None) -
     base = Path(config.output_dir) if config.output_dir else unique_run_dir(Path("runs"), "compare")
     results = []
     for name in names:
-        metrics = run_training(config.replace(model=name, output_dir=str(base / name)).resolved())
+        metrics = continue_model_run(config.replace(model=name, output_dir=str(base / name), resume=False).resolved())
         results.append({key: metrics[key] for key in ("model", "params", "best_test_acc", "final_test_acc",
                                                          "total_time_s")})
     write_json(base / "comparison.json", {"config": config.to_dict(), "results": results})
@@ -193,6 +198,33 @@ def compare_models(config: TrainConfig, names: Optional[Sequence[str]] = None) -
     print(format_table(results))
     print(f"comparison written to {base / 'comparison.json'} and {base / 'comparison.png'}")
     return results
+
+
+BOOKKEEPING = {"output_dir", "resume", "progress", "user_settings", "preset_settings", "resolved_for", "amp",
+               "amp_dtype", "channels_last"}  # settings that do not change what a finished run is
+
+
+def continue_model_run(config: TrainConfig) -> dict[str, Any]:
+    """One model of a comparison: skipped when its folder holds it finished, resumed from its ``last.pt``, else run.
+
+    Re-running an interrupted ``--compare-models`` command therefore continues it (as ``benchmark_all.py``
+    does); a folder holding the model trained with other settings is refused.
+    """
+    run_dir = Path(config.output_dir)
+    if (run_dir / "last.pt").exists():
+        saved = load_checkpoint(run_dir / "last.pt")
+        differ = sorted(k for k, v in config.to_dict().items()
+                        if k not in BOOKKEEPING and saved["config"].get(k, v) != v)
+        if differ:
+            raise UserError(f"{run_dir} holds {config.model} trained with other settings ({', '.join(differ)}); "
+                            f"re-run the command that made it, or choose another --output-dir")
+        if saved["epoch"] >= config.epochs:
+            print(f"{config.model}: finished in {run_dir}, not trained again", flush=True)
+            return json.loads((run_dir / "metrics.json").read_text())
+        return run_training(config.replace(resume=True))
+    for name in RUN_FILES:  # stopped before its first checkpoint: what it left holds nothing to resume
+        (run_dir / name).unlink(missing_ok=True)
+    return run_training(config)
 
 
 def format_table(results: Sequence[dict[str, Any]]) -> str:
@@ -217,7 +249,7 @@ def evaluate_checkpoint(path: str, explicit: dict[str, Any], misclassified: Opti
     each titled with its predicted and true class.
     """
     if misclassified:
-        image_format(Path(misclassified))  # an extension that cannot be written is refused before any work
+        picture_path(misclassified)  # a path that cannot take a picture is refused before any work
     checkpoint = load_checkpoint(Path(path))
     saved = TrainConfig.from_dict(checkpoint["config"])
     for key in ARCHITECTURE_SETTINGS:
@@ -243,7 +275,6 @@ def evaluate_checkpoint(path: str, explicit: dict[str, Any], misclassified: Opti
         # a seeded sample, in test-set order: the first mistakes of a class-sorted folder would all be one class
         pick = torch.randperm(len(wrong), generator=generator(config.seed))[:count]
         wrong = wrong[pick.sort().values]
-        Path(misclassified).parent.mkdir(parents=True, exist_ok=True)
         plot_misclassified(data.test_images[wrong], result["predictions"][wrong].tolist(),
                            result["labels"][wrong].tolist(), data.class_names, Path(misclassified),
                            title=f"{config.model}: {len(wrong)} of the misclassified test images, predicted / true")
@@ -266,8 +297,7 @@ def plot_schedules(config: TrainConfig, path: Path, steps_per_epoch: int = 390) 
     are drawn beside it, with their default peak learning rates, for ``config``'s epochs (390 steps
     an epoch: CIFAR-10's 50,000 images at batch 128).
     """
-    path = Path(path)
-    image_format(path)
+    path = picture_path(path)
     given = [k for k in SCHEDULE_SETTINGS if k in config.user_settings or k in config.preset_settings]
     curves = {f"this run ({config.scheduler}, peak lr {config.lr:g})": learning_rates(config, steps_per_epoch)}
     for recipe, name in (("standard", "step decay (standard: Adam)"), ("modern", "warm-up + cosine (modern: AdamW)")):
@@ -276,7 +306,6 @@ def plot_schedules(config: TrainConfig, path: Path, steps_per_epoch: int = 390) 
         resolved = TrainConfig.from_dict(settings).resolved()
         if learning_rates(resolved, steps_per_epoch) != curves[next(iter(curves))]:
             curves[f"default {name}"] = learning_rates(resolved, steps_per_epoch)
-    path.parent.mkdir(parents=True, exist_ok=True)
     plot_lr_schedules(curves, steps_per_epoch, path, title=f"learning rate over {config.epochs} epochs"
                       + (f" ({', '.join('--' + k.replace('_', '-') for k in given)} as given)" if given else ""))
     print(f"learning-rate schedules written to {path}")
@@ -285,8 +314,7 @@ def plot_schedules(config: TrainConfig, path: Path, steps_per_epoch: int = 390) 
 
 def preview_augmentation(config: TrainConfig, path: Path, count: int = 8) -> Path:
     """A PNG: the same training images plain, then under the configured augmentation (and mixing)."""
-    path = Path(path)
-    image_format(path)  # an extension that cannot be written is refused before any data is read
+    path = picture_path(path)  # a path that cannot take a picture is refused before any data is read
     seed_everything(config.seed)
     # The per-image path shows single images; the device path applies the same crop, flip and Cutout to batches.
     data = build_data(config.replace(workers=0, subset=None, batch_size=count, data_mode="memory"))
@@ -306,12 +334,6 @@ def preview_augmentation(config: TrainConfig, path: Path, count: int = 8) -> Pat
         weights = targets.max(1).values
         kind = "mixup/cutmix" if config.mixup and config.cutmix else "mixup" if config.mixup else "cutmix"
         rows.append((f"{kind} on the batch (dominant label weight {weights.mean():.2f})", mixed))
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        blocker = next((p for p in path.parents if p.is_file()), None)
-        reason = f"{blocker} is a file" if blocker else error.strerror or error
-        raise UserError(f"cannot create the folder of {path} ({reason}); choose another path") from None
     save_image_grid(rows, path, data.mean, data.std, columns=count)
     print(f"augmentation preview written to {path}")
     return path

@@ -59,6 +59,8 @@ def _check_writable(run_dir: Path) -> None:
 
 
 def _refuse_other_runs(run_dir: Path) -> None:
+    if (run_dir / "benchmark.json").exists():
+        raise UserError(f"{run_dir} holds a benchmark (benchmark.json), not a run; choose another --output-dir")
     found = [name for name in RUN_FILES if (run_dir / name).exists()]
     if found:
         raise UserError(f"{run_dir} already holds a run ({', '.join(found)}); continue it with --resume, "

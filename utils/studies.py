@@ -40,7 +40,7 @@ from utils.devices import select_device
 from utils.evaluation import evaluate_saved
 from utils.files import atomic_write, write_json
 from utils.errors import RunStopped, UserError
-from utils.run_dir import RUN_FILES
+from utils.run_dir import RUN_FILES, RunLock
 from utils.presets import preset_settings
 from utils.statistics import expected_calibration_error
 
@@ -251,10 +251,17 @@ def plan_signature(plan: BenchmarkPlan) -> dict[str, Any]:
                                             "data_dir", "quick")}}
 
 
-def check_output_dir(plan: BenchmarkPlan) -> None:
-    """Refuse a folder that holds a benchmark of another command; record this one's signature."""
+def check_output_dir(plan: BenchmarkPlan, lock: Optional[RunLock] = None) -> None:
+    """Refuse a folder that holds a training run or a benchmark of another command, or that another
+    benchmark is using (``lock``, held until the study ends); record this one's signature."""
     signature_file = plan.out_dir / "benchmark.json"
     signature = plan_signature(plan)
+    held = [name for name in RUN_FILES if (plan.out_dir / name).exists()]
+    if held:
+        raise UserError(f"{plan.out_dir} holds a training run ({', '.join(held)}), not a benchmark; choose another "
+                        f"--output-dir")
+    if lock is not None and plan.out_dir.is_dir():
+        lock.acquire()  # two benchmarks in one folder would mark each other's runs as failed
     if signature_file.exists():
         try:
             saved = json.loads(signature_file.read_text())
@@ -268,6 +275,8 @@ def check_output_dir(plan: BenchmarkPlan) -> None:
             plan.out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise UserError(f"cannot create --output-dir {plan.out_dir} ({error.strerror or error})") from None
+        if lock is not None:
+            lock.acquire()
         write_json(signature_file, {"command": plan.command, "signature": signature})
 
 
@@ -284,14 +293,23 @@ def load_results(out_dir: Path) -> list[dict[str, Any]]:
 def run_benchmark(plan: BenchmarkPlan, train: Optional[Callable[[TrainConfig], dict[str, Any]]] = None
                   ) -> list[dict[str, Any]]:
     """Run every (experiment, seed) not finished yet; keep ``results.json`` current after each."""
-    from tqdm import tqdm
-
     from utils.experiment import run_training
 
     train = train or run_training
     # Under torchrun every process runs every experiment (each run data-parallel); rank 0 writes the files.
     plan.is_main = distributed.setup(select_device(plan.base.device)).is_main
-    distributed.share_from_main(catch_user_error(check_output_dir, plan) if plan.is_main else None)
+    lock = RunLock(plan.out_dir) if plan.is_main else None
+    try:
+        distributed.share_from_main(catch_user_error(check_output_dir, plan, lock) if plan.is_main else None)
+        return _run_each(plan, train)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run_each(plan: BenchmarkPlan, train: Callable[..., dict[str, Any]]) -> list[dict[str, Any]]:
+    from tqdm import tqdm
+
     results = {(r["study"], r["experiment"], r["seed"]): r for r in load_results(plan.out_dir)}
     todo = [(e, s) for e in plan.experiments for s in plan.seeds]
     bar = tqdm(todo, desc="benchmark", disable=not plan.progress)

@@ -288,12 +288,13 @@ class Trainer:
 
     def checkpoint(self, weights: Optional[dict] = None, weights_source: str = "raw") -> dict[str, Any]:
         return training_checkpoint(self.model, self.recipe, self.state, self.config, self.data.class_names,
-                                   self.placement.world_size, weights, weights_source)
+                                   self.placement.world_size, weights, weights_source, self.data.train_fingerprint)
 
     def restore(self, path: Path) -> str:
         """Continue from ``path`` (``last.pt``); returns a line saying what resumed."""
         self.state, note = restore_training(path, self.model, self.recipe, self.config, self.data.class_names,
-                                            self.placement.world_size, self.steps_per_epoch)
+                                            self.placement.world_size, self.steps_per_epoch,
+                                            self.data.train_fingerprint)
         return note
 
     def bank_time(self) -> None:

@@ -35,8 +35,8 @@ class TrainState:
 
 
 def training_checkpoint(model: nn.Module, recipe, state: TrainState, config: TrainConfig, class_names: list[str],
-                        world_size: int, weights: Optional[dict] = None, weights_source: str = "raw"
-                        ) -> dict[str, Any]:
+                        world_size: int, weights: Optional[dict] = None, weights_source: str = "raw",
+                        data_fingerprint: str = "") -> dict[str, Any]:
     """The checkpoint of a run at ``state``; ``weights`` replaces the model's own (best.pt's EMA weights)."""
     return {
         "model": weights if weights is not None else model.state_dict(),
@@ -53,6 +53,7 @@ def training_checkpoint(model: nn.Module, recipe, state: TrainState, config: Tra
         "history": state.history,
         "totals": asdict(state.totals),
         "class_names": list(class_names),
+        "data_fingerprint": data_fingerprint,
         "rng": capture_rng_state(),
         "data_order": {"seed": config.seed, "epoch": state.epoch, "start_batch": state.step_in_epoch},
         "world_size": world_size,
@@ -61,7 +62,7 @@ def training_checkpoint(model: nn.Module, recipe, state: TrainState, config: Tra
 
 
 def restore_training(path: Path, model: nn.Module, recipe, config: TrainConfig, class_names: list[str],
-                     world_size: int, steps_per_epoch: int) -> tuple[TrainState, str]:
+                     world_size: int, steps_per_epoch: int, data_fingerprint: str = "") -> tuple[TrainState, str]:
     """Load ``path`` into the model and recipe; return the loop's state and a line saying what resumed.
 
     Everything is checked before anything changes (classes, batch size, tensors), so a refused
@@ -69,6 +70,11 @@ def restore_training(path: Path, model: nn.Module, recipe, config: TrainConfig, 
     """
     checkpoint = load_checkpoint(path)
     check_class_names(checkpoint, class_names, path)
+    saved_data = checkpoint.get("data_fingerprint")  # (older checkpoints do not have it)
+    if saved_data and data_fingerprint and saved_data != data_fingerprint:
+        raise UserError(f"cannot resume {path}: it was trained on other training images ({saved_data}; now "
+                        f"{data_fingerprint}): images were added, removed or moved; resume on the data it was "
+                        f"trained on, or start a new run")
     state = TrainState(checkpoint["epoch"], checkpoint["step_in_epoch"], checkpoint["global_step"],
                        checkpoint["best_acc"], list(checkpoint["history"]), EpochTotals(**checkpoint["totals"]))
     notes = [_check_global_batch(checkpoint, state, config, world_size, steps_per_epoch, path)]

@@ -31,6 +31,22 @@ def image_format(path: Path) -> str:
     return suffix
 
 
+def picture_path(path: Path | str) -> Path:
+    """A picture path the user gave, checked before any work: a writable image format, not a folder, and its
+    folder created (every flag that writes a picture opens its path here)."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; give a file name in it, such as {path / 'picture.png'}")
+    image_format(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        blocker = next((p for p in path.parents if p.is_file()), None)
+        reason = f"{blocker} is a file" if blocker else error.strerror or error
+        raise UserError(f"cannot create the folder of {path} ({reason}); choose another path") from None
+    return path
+
+
 def save_figure(fig, path: Path, dpi: int) -> None:
     """Write ``fig`` to exactly ``path`` (atomically: a full disk keeps the previous file) and close it."""
     try:
