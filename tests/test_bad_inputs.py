@@ -281,6 +281,8 @@ def build_cases(tmp: Path, run: Path, folder_run: Path, lock: RunLock) -> dict[s
                                                    "is a folder; give a file name in it"),
         "plot-schedule into a file's folder": Case("main_modern.py", ["--plot-schedule", str(tmp / "a-file" / "s.png")],
                                                    "is a file"),
+        "a batch of one image on a 1x1 map": Case("main.py", ["--batch-size", "1", "--image-size", "8"],
+                                                  "before BatchNorm with a single image in a batch"),
         "preview to an unknown extension": Case("main_modern.py", ["--preview-augmentation", str(tmp / "preview.txt")],
                                                 "cannot write an image as .txt", never_created=tmp / "preview.txt"),
         "preview into a file's folder": Case("main_modern.py", ["--preview-augmentation", str(tmp / "a-file" / "p.png")],
@@ -370,6 +372,7 @@ CASE_NAMES = [
     "preset speed on the memory path keeps its alternating flip", "resume after images were added to train/",
     "benchmark into a folder that holds a run", "run into a benchmark's folder", "benchmark into a folder in use",
     "misclassified pointing at a folder", "plot-schedule pointing at a folder", "plot-schedule into a file's folder",
+    "a batch of one image on a 1x1 map",
 ]
 
 

@@ -217,3 +217,25 @@ def test_any_failure_of_one_run_is_recorded_and_the_study_goes_on(tmp_path, capf
     assert results["cnn"]["status"] == "failed"
     assert results["cnn"]["error"] == "ValueError: Expected more than 1 value per channel when training"
     assert results["resnet_tiny"]["status"] == "done"
+
+
+def test_a_rerun_with_a_setting_that_changes_results_is_another_study(tmp_path, capfd):
+    out = tmp_path / "bench"
+    argv = [*TINY, "--architectures", "--models", "cnn", "--seeds", "1", "--output-dir", str(out)]
+    assert run_main(benchmark_all.main, argv, capfd)[0] == 0
+    changed = [a if a != "64" else "96" for a in argv]  # --synthetic-size 96: other data
+    code, _, err = run_main(benchmark_all.main, changed, capfd)
+    assert code == 2 and "holds a benchmark of another command" in err, err
+    assert run_main(benchmark_all.main, argv, capfd)[0] == 0  # the same command still continues it
+
+
+def test_a_benchmark_folder_from_before_full_signatures_still_continues(tmp_path, capfd):
+    out = tmp_path / "bench"
+    argv = [*TINY, "--architectures", "--models", "cnn", "--seeds", "1", "--output-dir", str(out)]
+    assert run_main(benchmark_all.main, argv, capfd)[0] == 0
+    saved = json.loads((out / "benchmark.json").read_text())
+    for key in ("settings", "changes"):  # as an older version wrote it
+        del saved["signature"][key]
+    (out / "benchmark.json").write_text(json.dumps(saved))
+    code, _, err = run_main(benchmark_all.main, argv, capfd)
+    assert code == 0, err

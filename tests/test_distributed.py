@@ -88,6 +88,16 @@ def test_sync_bn_on_a_cpu_is_one_line(tmp_path):
         "main_modern.py: error: --sync-bn needs CUDA (PyTorch's SyncBatchNorm runs on GPUs only); drop it on a CPU")
 
 
+def test_a_process_with_no_test_images_does_not_hang_the_evaluation(tmp_path):
+    """One test image, two processes: rank 1's share is empty, and it must still meet rank 0 in every collective."""
+    result = run_torchrun(2, ["--dataset", "synthetic", "--synthetic-size", "64", "--image-size", "16", "--epochs", "1",
+                              "--device", "cpu", "--workers", "0", "--batch-size", "8", "--test-subset", "1",
+                              "--no-progress", "--output-dir", str(tmp_path / "run")])
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["test_images"] == 1 and metrics["history"][-1]["test_acc"] in (0.0, 100.0)
+
+
 RESUMABLE = ["--model", "cnn", "--dataset", "synthetic", "--image-size", "32", "--synthetic-size", "1536",
              "--batch-size", "16", "--no-progress", "--cache-dir", "", "--seed", "3", "--epochs", "3", "--device", "cpu"]
 

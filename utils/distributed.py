@@ -115,8 +115,9 @@ def gather_to_all(tensor: torch.Tensor) -> torch.Tensor:
     parts = [None] * dist.get_world_size()
     # As plain lists: pickled tensors do not survive the object collectives of every backend.
     dist.all_gather_object(parts, (tensor.tolist(), str(tensor.dtype).removeprefix("torch.")))
-    return torch.cat([torch.tensor(values, dtype=getattr(torch, dtype)).view(-1, *tensor.shape[1:])
-                      for values, dtype in parts])
+    # A process with nothing to add (no test images in its share) sends []: its part is left out.
+    gathered = [torch.tensor(values, dtype=getattr(torch, dtype)) for values, dtype in parts if values]
+    return torch.cat(gathered) if gathered else tensor
 
 
 def share_state_from_main(state: dict[str, torch.Tensor] | None, template: dict[str, torch.Tensor]
@@ -142,3 +143,10 @@ def is_peer_failure(error: BaseException) -> bool:
 def shutdown() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def broadcast_buffers(model: torch.nn.Module) -> None:
+    """Rank 0's buffers (BatchNorm's running statistics) on every process, as DDP's next forward would make them."""
+    if dist.is_available() and dist.is_initialized():
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)

@@ -112,10 +112,10 @@ def evaluate(model: nn.Module, loader, device: torch.device, precision: Optional
     totals = all_reduce_sum(torch.stack([loss_sum.float(), correct.float(), torch.tensor(float(seen), device=device)]))
     loss_total, correct_total, seen_total = totals.tolist()
     result = {"loss": loss_total / max(1, seen_total), "acc": 100.0 * correct_total / max(1, seen_total)}
-    if keep_predictions:
-        result["predictions"] = gather_to_all(torch.cat(predictions))
-        result["labels"] = gather_to_all(torch.cat(labels_seen))
-        result["probabilities"] = gather_to_all(torch.cat(probabilities))
+    if keep_predictions:  # (a torchrun process may have had no images: it still joins the gathers)
+        result["predictions"] = gather_to_all(torch.cat(predictions) if predictions else torch.empty(0, dtype=torch.long))
+        result["labels"] = gather_to_all(torch.cat(labels_seen) if labels_seen else torch.empty(0, dtype=torch.long))
+        result["probabilities"] = gather_to_all(torch.cat(probabilities) if probabilities else torch.empty(0, 0))
     return result
 
 

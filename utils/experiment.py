@@ -88,6 +88,14 @@ def run_training(config: TrainConfig, after: Optional[AfterTraining] = None) -> 
     try:
         with claimed_run_dir(config, placement) as run_dir:
             return _train(config.replace(output_dir=str(run_dir)), device, run_dir, device_note, placement, after)
+    except ValueError as error:
+        if "Expected more than 1 value per channel" not in str(error):
+            raise
+        # BatchNorm normalizes each channel over the batch and the map: one image on a 1x1 map has nothing to
+        # normalize over (a batch of one, or a last batch of one, at a small --image-size)
+        raise UserError(f"{config.model} reaches a 1x1 feature map before BatchNorm with a single image in a batch "
+                        f"(--batch-size {config.batch_size}, --image-size {config.image_size}): use a --batch-size of "
+                        f"at least 2, or a larger --image-size") from None
     except RuntimeError as error:
         if not (placement.distributed and distributed.is_peer_failure(error)):
             raise

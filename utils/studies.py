@@ -243,12 +243,25 @@ def catch_user_error(function: Callable[..., Any], *args: Any) -> Any:
         return error
 
 
+SIGNATURE_IGNORES = {"output_dir", "progress", "resume", "user_settings", "preset_settings", "resolved_for", "workers"}
+
+
 def plan_signature(plan: BenchmarkPlan) -> dict[str, Any]:
-    """What must match for a re-run to continue a benchmark in the same folder: the studies and the budget."""
+    """What must match for a re-run to continue a benchmark in the same folder: the studies, the budget, and
+    every other setting that changes a result (``--synthetic-size``, ``--data-mode``, ``--device``...)."""
     base = plan.base.to_dict()
-    return {"experiments": [e.key for e in plan.experiments],
-            "budget": {k: base[k] for k in ("epochs", "subset", "test_subset", "batch_size", "image_size", "dataset",
-                                            "data_dir", "quick")}}
+    signature = {"experiments": [e.key for e in plan.experiments],
+                 "budget": {k: base[k] for k in ("epochs", "subset", "test_subset", "batch_size", "image_size",
+                                                 "dataset", "data_dir", "quick")},
+                 "settings": {k: v for k, v in base.items() if k not in SIGNATURE_IGNORES},
+                 "changes": {e.key: e.changes for e in plan.experiments}}
+    return json.loads(json.dumps(signature))  # as it reads back from benchmark.json (tuples become lists)
+
+
+def same_study(saved: dict[str, Any], signature: dict[str, Any]) -> bool:
+    """Does a folder's saved signature match? (One saved before signatures covered every setting has only
+    the studies and the budget, and is compared on those.)"""
+    return all(saved.get(key) == signature[key] for key in signature if key in saved)
 
 
 def check_output_dir(plan: BenchmarkPlan, lock: Optional[RunLock] = None) -> None:
@@ -267,7 +280,7 @@ def check_output_dir(plan: BenchmarkPlan, lock: Optional[RunLock] = None) -> Non
             saved = json.loads(signature_file.read_text())
         except (OSError, ValueError):
             raise UserError(f"{signature_file} is unreadable; choose another --output-dir") from None
-        if saved.get("signature") != signature:
+        if not isinstance(saved.get("signature"), dict) or not same_study(saved["signature"], signature):
             raise UserError(f"{plan.out_dir} holds a benchmark of another command (other studies or budget); "
                             f"re-run that command to continue it, or choose another --output-dir")
     else:

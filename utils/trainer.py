@@ -34,7 +34,7 @@ from utils.augmentation import build_batch_mixer
 from utils.checkpoint import save_checkpoint
 from utils.config import TrainConfig
 from utils.data_loader import DataBundle
-from utils.distributed import Placement
+from utils.distributed import Placement, broadcast_buffers
 from utils.evaluation import evaluate, tta_views
 from utils.modern_trainer import Recipe, build_recipe
 from utils.regularization import dropblock_prob_at, set_dropblock_prob
@@ -184,7 +184,7 @@ def evaluate_epoch(trainer: "Trainer", should_stop: Callable[[], bool]) -> tuple
     number = trainer.state.epoch + 1
     if number % trainer.eval_every != 0 and number != config.epochs:
         return {}, {}
-    weights = {"raw": trainer.wrapped, **({"EMA": recipe.ema.module} if recipe.ema is not None else {})}
+    weights = {"raw": trainer.evaluated(), **({"EMA": recipe.ema.module} if recipe.ema is not None else {})}
     loaders = [trainer.data.test_loader] + ([trainer.data.val_loader] if trainer.data.val_loader is not None else [])
     results = [{name: evaluate(model, loader, trainer.device, recipe.precision, config.channels_last,
                                should_stop=should_stop, tta=config.tta) for name, model in weights.items()}
@@ -200,7 +200,7 @@ def probe_epoch(trainer: "Trainer") -> dict[str, float]:
     if trainer.data.probe_loader is None:
         return {}
     started = time.perf_counter()
-    result = evaluate(trainer.wrapped, trainer.data.probe_loader, trainer.device, trainer.recipe.precision,
+    result = evaluate(trainer.evaluated(), trainer.data.probe_loader, trainer.device, trainer.recipe.precision,
                       trainer.config.channels_last)
     return {"probe_acc": round(result["acc"], 4), "probe_time_s": round(time.perf_counter() - started, 3)}
 
@@ -273,6 +273,15 @@ class Trainer:
         self.guard_every = GUARD_EVERY if self.recipe.precision.skips_nonfinite_steps else 1
         self.state = TrainState()
         self.clock = time.perf_counter()
+
+    def evaluated(self) -> nn.Module:
+        """The model to evaluate: the one the loop runs, except under torchrun, where the DDP wrapper would
+        broadcast buffers at every forward, a collective that a process with no test images never joins; there
+        the module itself, with rank 0's BatchNorm statistics (what the wrapper's next forward would use)."""
+        if not self.placement.distributed:
+            return self.wrapped
+        broadcast_buffers(self.model)
+        return self.model
 
     def facts(self) -> dict[str, Any]:
         """What ``metrics.json`` says about the run besides its history."""
