@@ -29,7 +29,7 @@ from utils.distributed import Placement, share_from_main
 from utils.errors import RunStopped, UserError
 from utils.evaluation import evaluate_saved
 from utils.files import write_json
-from utils.modern_trainer import learning_rates
+from utils.modern_trainer import Precision, learning_rates
 from utils.run_dir import RUN_FILES, claim_run_dir, unique_run_dir
 from utils.seeds import generator, seed_everything
 from utils.trainer import Trainer, train
@@ -271,11 +271,17 @@ def evaluate_checkpoint(path: str, explicit: dict[str, Any], misclassified: Opti
     # Validated like a training run's flags (--test-subset 0, --workers -1... are refused the same way).
     config = saved.replace(**changes, subset=None, quick=False, resume=False).resolved()
     device = select_device(config.device)
+    # The precision the model trained and was evaluated in (bf16 autocast where the run had it), re-resolved
+    # when this device is of another kind than the run's.
+    config, _ = resolve_for_device(config.replace(resume=True), device)
     data = build_data(config, device)
     check_class_names(checkpoint, data.class_names, Path(path))
     model = build_model(config, data.num_classes).to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     started = time.perf_counter()
     result = evaluate_saved(checkpoint, model, data.test_loader, device, f"{path} (model {config.model})",
+                            precision=Precision.from_config(config, device), channels_last=config.channels_last,
                             tta=config.tta)
     seconds = time.perf_counter() - started
     if misclassified:
@@ -287,7 +293,8 @@ def evaluate_checkpoint(path: str, explicit: dict[str, Any], misclassified: Opti
                            result["labels"][wrong].tolist(), data.class_names, Path(misclassified),
                            title=f"{config.model}: {len(wrong)} of the misclassified test images, predicted / true")
         print(f"misclassified test images written to {misclassified}")
-    print(f"{config.model} from {path} ({checkpoint.get('weights_source', 'raw')} weights, epoch {checkpoint['epoch']}): "
+    print(f"{config.model} from {path} ({checkpoint.get('weights_source', 'raw')} weights, epoch {checkpoint['epoch']}"
+          f"{', ' + config.amp_dtype + ' autocast' if config.amp else ''}): "
           f"test acc {result['acc']:.2f}% | test loss {result['loss']:.4f} | {data.test_loader.num_images} images "
           f"in {seconds:.1f}s"
           + (f" | TTA {config.tta}" if config.tta != "none" else ""))
