@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "(its own model and epochs; --subset, --test-subset and --seeds apply)")
     studies.add_argument("--full", action="store_true", help=f"all three studies, {FULL_EPOCHS} epochs each")
     studies.add_argument("--list", action="store_true", help="print the experiments it would run and exit")
+    studies.add_argument("--report", action="store_true", help="write RESULTS.md and the plots from the runs "
+                         "finished so far in --output-dir, and train nothing (a study stopped midway)")
 
     budget = parser.add_argument_group("budget")
     budget.add_argument("--quick", action="store_true",
@@ -126,6 +128,17 @@ def print_plan(plan: BenchmarkPlan) -> None:
         print(f"  {experiment.key:<36} {config.model:<22} {differing_settings(reference, config)}")
 
 
+def report_only(plan: BenchmarkPlan) -> list[dict]:
+    """The finished runs of this study in its folder, as the report's rows (nothing is trained)."""
+    from utils.studies import load_results
+
+    if not (plan.out_dir / "results.json").exists():
+        raise UserError(f"no results.json in {plan.out_dir}: nothing to report (run the study first)")
+    wanted = {(e.study, e.name) for e in plan.experiments}
+    plan.results = [r for r in load_results(plan.out_dir) if (r["study"], r["experiment"]) in wanted]
+    return plan.results
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
@@ -134,7 +147,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.list:
             print_plan(plan)
             return
-        results = run_benchmark(plan)
+        results = report_only(plan) if args.report else run_benchmark(plan)
         if not plan.is_main:  # under torchrun, rank 0 writes the report and speaks
             return
         report = write_report(plan)
