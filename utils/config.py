@@ -29,6 +29,7 @@ import torch
 
 from utils.devices import bf16_supported, cpu_has_native_bf16
 from utils.errors import UserError
+from utils.files import write_json
 
 DATASETS = ("cifar10", "cifar100", "folder", "synthetic")
 AUGMENTATIONS = ("none", "standard", "randaugment", "autoaugment", "trivialaugment")
@@ -138,8 +139,6 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def save(self, path: Path) -> None:
-        from utils.files import write_json  # imported here: config is read before torch is needed
-
         write_json(path, self.to_dict())
 
     def replace(self, **changes: Any) -> "TrainConfig":

@@ -116,8 +116,8 @@ def start_epoch(trainer: "Trainer", epoch: int) -> tuple[StepLog, tqdm]:
     log = StepLog(trainer.steps_per_epoch, state.step_in_epoch, trainer.device, trainer.placement.world_size,
                   state.totals, trainer.guard_every, config.max_nonfinite_steps if fp16 else 1,
                   on_diverged=lambda step, value, count: stop_diverged(trainer, "loss", value, count, step),
-                  on_read=lambda totals: batches.set_postfix(loss=f"{totals.mean_loss():.3f}",
-                                                             acc=f"{totals.accuracy():.1f}") if config.progress else None)
+                  on_read=(lambda totals: batches.set_postfix(loss=f"{totals.mean_loss():.3f}",
+                                                              acc=f"{totals.accuracy():.1f}")) if config.progress else None)
     return log, batches
 
 
