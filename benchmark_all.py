@@ -30,6 +30,7 @@ with exit_at_once_on_ctrl_c("benchmark_all.py"):  # Ctrl-C while torch imports (
     from utils.errors import UserError
     from utils.run_dir import unique_run_dir
     from utils.smoke import SMOKE_MAX_SEEDS, smoke_enabled, smoke_settings
+    from utils.tensorboard_log import require_tensorboard
 
 FULL_EPOCHS = 20  # the description's budget for each study
 
@@ -73,13 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--compile", action="store_const", const=True)
     data.add_argument("--amp-dtype", choices=AMP_DTYPES)
     data.add_argument("--output-dir", help="default runs/benchmark-<timestamp>")
+    data.add_argument("--tensorboard", action="store_const", const=True,
+                      help="every run writes TensorBoard event files into its folder: tensorboard --logdir "
+                      "OUTPUT_DIR shows the study's runs side by side (needs pip install -r requirements-extras.txt)")
     data.add_argument("--no-progress", dest="progress", action="store_false")
     data.add_argument("--verbose", action="store_true", help="show every run's per-epoch lines")
     return parser
 
 
 PASSED_THROUGH = ("data_dir", "dataset", "synthetic_size", "image_size", "cache_dir", "data_mode", "device",
-                  "batch_size", "workers", "compile", "amp_dtype")
+                  "batch_size", "workers", "compile", "amp_dtype", "tensorboard")
 
 
 def plan_from_args(args: argparse.Namespace, argv: Sequence[str]) -> BenchmarkPlan:
@@ -92,6 +96,8 @@ def plan_from_args(args: argparse.Namespace, argv: Sequence[str]) -> BenchmarkPl
         seeds = min(seeds, SMOKE_MAX_SEEDS)
     if seeds < 1:
         raise UserError(f"--seeds must be at least 1 (got {seeds})")
+    if args.tensorboard:
+        require_tensorboard()  # one line now, not one failed run per experiment
     settings = {k: getattr(args, k) for k in PASSED_THROUGH if getattr(args, k) is not None}
     def given(value, default):
         return value if value is not None else default

@@ -4,6 +4,9 @@
     python main_modern.py --model resnet18 --modern-training --epochs 30 --augmentation randaugment --mixup
     python main_modern.py --compare-models cnn resnet_tiny --quick
     python main_modern.py --evaluate runs/resnet18-.../best.pt
+    python main_modern.py --predict runs/resnet18-.../best.pt my_photo.jpg photos/
+    python main_modern.py --export runs/resnet18-.../best.pt
+    python main_modern.py --explain runs/resnet18-.../best.pt gradcam.png
 """
 from __future__ import annotations
 
@@ -20,6 +23,9 @@ with exit_at_once_on_ctrl_c("main_modern.py"):  # Ctrl-C while torch imports (se
     from utils.errors import UserError
     from utils.experiment import (compare_models, evaluate_checkpoint, plot_schedules, preview_augmentation,
                                   run_training)
+    from utils.explain import explain_checkpoint
+    from utils.export import EXPORT_FORMATS, export_checkpoint
+    from utils.predict import predict_images
     from utils.smoke import smoke_settings
 
 
@@ -45,6 +51,22 @@ def main(argv: Sequence[str] | None = None) -> None:
             print_activations()
         elif args.evaluate:
             evaluate_checkpoint(args.evaluate, smoke_settings(explicit_settings(args)), args.misclassified)
+        elif args.predict:
+            if len(args.predict) < 2:
+                raise UserError("--predict takes a checkpoint, then the images or folders to classify")
+            predict_images(args.predict[0], args.predict[1:], 3 if args.top_k is None else args.top_k, args.tta,
+                           args.device or "auto", args.save_predictions)
+        elif args.export:
+            export_checkpoint(args.export, args.export_format or EXPORT_FORMATS, args.export_dir)
+        elif args.explain:
+            explain_checkpoint(*args.explain, 16 if args.explain_count is None else args.explain_count,
+                               args.device or "auto", args.seed or 0)
+        elif args.explain_count is not None:
+            raise UserError("--explain-count goes with --explain CHECKPOINT PNG; give that too")
+        elif args.export_format or args.export_dir:
+            raise UserError("--export-format and --export-dir go with --export CHECKPOINT; give that too")
+        elif args.top_k is not None or args.save_predictions:
+            raise UserError("--top-k and --save-predictions go with --predict CHECKPOINT IMAGE...; give that too")
         elif args.misclassified:
             raise UserError("--misclassified draws the mistakes of --evaluate CHECKPOINT; give that too")
         elif args.plot_schedule:

@@ -9,6 +9,7 @@ contain, and, for the rows that could lose work, that the run folder is byte-for
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import os
 import pickle
@@ -151,6 +152,14 @@ def build_cases(tmp: Path, run: Path, folder_run: Path, lock: RunLock) -> dict[s
     raw_pickle = tmp / "raw.pkl"
     raw_pickle.write_bytes(pickle.dumps({"format": 1, "model": RunsCode(tmp / "marker")}, protocol=4))
 
+    # ---- --config: a recorded run's config.json, broken in each way a file can be
+    recorded = json.loads((run / "config.json").read_text())
+    configs = {name: tmp / f"config-{name}.json" for name in ("not-json", "unknown", "wrong-type", "resnet")}
+    configs["not-json"].write_text("model: cnn\n")
+    configs["unknown"].write_text(json.dumps({**recorded, "colour": "red", "legacy_flag": 1}))
+    configs["wrong-type"].write_text(json.dumps({**recorded, "epochs": "ten"}))
+    configs["resnet"].write_text(json.dumps({**recorded, "model": "resnet_tiny"}))
+
     return {
         # folder discovery
         "empty class folder": Case("main.py", ["--data-dir", str(empty_class)], "train/bird holds no images"),
@@ -281,6 +290,24 @@ def build_cases(tmp: Path, run: Path, folder_run: Path, lock: RunLock) -> dict[s
                                                    "is a folder; give a file name in it"),
         "plot-schedule into a file's folder": Case("main_modern.py", ["--plot-schedule", str(tmp / "a-file" / "s.png")],
                                                    "is a file"),
+        # after training: predict, export, explain
+        "predict a text file": Case("main_modern.py", ["--predict", str(run / "best.pt"), str(tmp / "a-file")],
+                                    "cannot decode image"),
+        "predict a folder without images": Case("main_modern.py", ["--predict", str(run / "best.pt"),
+                                                                   str(only_text / "train" / "notes")], "holds no images"),
+        "predict with a text file as the checkpoint": Case(
+            "main_modern.py", ["--predict", str(text_checkpoint / "last.pt"), str(data)], "is not a readable checkpoint"),
+        "predict to a file that is neither csv nor json": Case(
+            "main_modern.py", ["--predict", str(run / "best.pt"), str(data), "--save-predictions", str(tmp / "p.txt")],
+            "give a .csv or .json file name", never_created=tmp / "p.txt"),
+        "export to an unknown format": Case("main_modern.py", ["--export", str(run / "best.pt"), "--export-format", "tflite"],
+                                            "invalid choice: 'tflite'"),
+        "export into a file's folder": Case("main_modern.py", ["--export", str(run / "best.pt"), "--export-dir",
+                                                               str(tmp / "a-file" / "exports")], "cannot create the export folder"),
+        "explain with no images": Case("main_modern.py", ["--explain", str(run / "best.pt"), str(tmp / "cam.png"),
+                                                          "--explain-count", "0"], "--explain-count must be at least 1"),
+        "explain to an unknown extension": Case("main_modern.py", ["--explain", str(run / "best.pt"), str(tmp / "cam.txt")],
+                                                "cannot write an image as .txt", never_created=tmp / "cam.txt"),
         "a batch of one image on a 1x1 map": Case("main.py", ["--batch-size", "1", "--image-size", "8"],
                                                   "before BatchNorm with a single image in a batch"),
         "preview to an unknown extension": Case("main_modern.py", ["--preview-augmentation", str(tmp / "preview.txt")],
@@ -312,6 +339,19 @@ def build_cases(tmp: Path, run: Path, folder_run: Path, lock: RunLock) -> dict[s
             "main_modern.py", ["--data-mode", "device", "--augmentation", "randaugment"],
             "--data-mode device augments whole batches and cannot run --augmentation randaugment"),
         "cuda without a GPU": Case("main.py", ["--device", "cuda"], "no CUDA GPU"),
+        # --config: a new run from a recorded config.json
+        "config file missing": Case("main_modern.py", ["--config", str(tmp / "none.json")], "no such file"),
+        "config file not JSON": Case("main_modern.py", ["--config", str(configs["not-json"])], "is not a JSON file"),
+        "config file that is a run's metrics.json": Case("main_modern.py", ["--config", str(run / "metrics.json")],
+                                                         "is not a config.json of this project"),
+        "config file with unknown settings": Case("main_modern.py", ["--config", str(configs["unknown"])],
+                                                  "settings this version does not know: colour, legacy_flag"),
+        "config file with a setting of the wrong type": Case("main_modern.py", ["--config", str(configs["wrong-type"])],
+                                                             'epochs is "ten", but it must be a whole number'),
+        "config with resume": Case("main.py", ["--config", str(run / "config.json"), "--resume", "--output-dir",
+                                               str(run)], "give one of them", unchanged=run),
+        "config of another model on main.py": Case("main.py", ["--config", str(configs["resnet"])],
+                                                   "use main_modern.py --config"),
         # divergence
         "diverging learning rate": Case("main.py", ["--optimizer", "sgd", "--lr", "1e30"], "training diverged", exit=3),
     }
@@ -372,7 +412,12 @@ CASE_NAMES = [
     "preset speed on the memory path keeps its alternating flip", "resume after images were added to train/",
     "benchmark into a folder that holds a run", "run into a benchmark's folder", "benchmark into a folder in use",
     "misclassified pointing at a folder", "plot-schedule pointing at a folder", "plot-schedule into a file's folder",
-    "a batch of one image on a 1x1 map",
+    "a batch of one image on a 1x1 map", "config file missing", "config file not JSON",
+    "config file that is a run's metrics.json", "config file with unknown settings",
+    "config file with a setting of the wrong type", "config with resume", "config of another model on main.py",
+    "predict a text file", "predict a folder without images", "predict with a text file as the checkpoint",
+    "predict to a file that is neither csv nor json", "export to an unknown format", "export into a file's folder",
+    "explain with no images", "explain to an unknown extension",
 ]
 
 

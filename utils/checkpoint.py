@@ -35,6 +35,13 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"no checkpoint at {path}")
+    with open(path, "rb") as file:
+        start = file.read(2)
+    # torch.save writes a zip archive (older torch: a pickle, protocol 2+): anything else is another kind of
+    # file (text, an image...), which the unpickler would only report as an odd "unsupported operand".
+    if start != b"PK" and start[:1] != b"\x80":
+        raise UserError(f"{path} is not a readable checkpoint: not a file torch.save writes (a text file, an image "
+                        f"or another kind of file); give the run's best.pt or last.pt")
     try:
         with warnings.catch_warnings():  # torch warns about unusual pickle protocols; our error says it all
             warnings.simplefilter("ignore")

@@ -17,8 +17,11 @@ from utils.config import (AMP_DTYPES, AUGMENTATIONS, CROP_PAD_MODES, DATA_MODES,
 from utils.experiment import resume_config
 from utils.distributed import restarted_by_torchrun
 from utils.errors import OneLineArgumentParser
+from utils.export import EXPORT_FORMATS
 from utils.presets import PRESETS, preset_settings
+from utils.rerun import rerun_from
 from utils.smoke import SMOKE_ENV, smoke_settings
+from utils.tensorboard_log import require_tensorboard
 
 CONFIG_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 
@@ -78,7 +81,11 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--step-size", type=int, help="step scheduler: epochs between decays (default a third of the run)")
     train.add_argument("--gamma", type=float, help="step scheduler: decay factor (default 0.1)")
 
-    run = parser.add_argument_group("run")
+    add_run_arguments(parser.add_argument_group("run"))
+
+
+def add_run_arguments(run: argparse._ArgumentGroup) -> None:
+    """The "run" group: where it runs and writes, resume or rerun, evaluation, what it logs."""
     run.add_argument("--device", choices=DEVICES, help="auto picks CUDA when present (default auto)")
     run.add_argument("--output-dir", help="where the run writes its files (default runs/<model>-<timestamp>)")
     run.add_argument("--resume", action="store_const", const=True,
@@ -95,6 +102,13 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                      "images (one plain view, not counted in the run's times): accuracy against training time")
     run.add_argument("--quick", action="store_const", const=True,
                      help="2 epochs on 2,000 training and 1,000 test images: a first look in about a minute")
+    run.add_argument("--config", metavar="CONFIG_JSON", help="start a new run with the settings of a recorded run's "
+                     "config.json, resolved for this machine as a fresh run; flags given on top win (a new run "
+                     "folder unless --output-dir)")
+    run.add_argument("--tensorboard", action=argparse.BooleanOptionalAction,
+                     help="write TensorBoard event files into RUN_DIR/tensorboard/ while training (per-step loss and "
+                     "learning rate, per-epoch metrics; view with tensorboard --logdir runs); needs pip install -r "
+                     "requirements-extras.txt")
 
 
 def add_modern_arguments(parser: argparse.ArgumentParser) -> None:
@@ -120,6 +134,20 @@ def add_model_arguments(model: argparse._ArgumentGroup) -> None:
     model.add_argument("--evaluate", metavar="CHECKPOINT", help="test accuracy of a saved model, no training")
     model.add_argument("--misclassified", metavar="PNG", help="with --evaluate: also write a grid of misclassified "
                        "test images, each with its predicted and true class")
+    model.add_argument("--predict", nargs="+", metavar=("CHECKPOINT", "IMAGE"),
+                       help="classify image files or folders (any size; decoded, resized and normalized as the run's "
+                       "images were) with a saved model: a top-k table, and a CSV for a folder; --tta and --device apply")
+    model.add_argument("--export", metavar="CHECKPOINT", help="write a saved model as ONNX and torch.export .pt2 files "
+                       "(uint8 RGB in, logits out, normalization inside), each checked against PyTorch on test images")
+    model.add_argument("--export-format", nargs="+", choices=EXPORT_FORMATS, help="with --export: the formats "
+                       "(default both; onnx needs requirements-extras.txt)")
+    model.add_argument("--export-dir", metavar="DIR", help="with --export: where the files go (default: beside the checkpoint)")
+    model.add_argument("--explain", nargs=2, metavar=("CHECKPOINT", "PNG"), help="draw what a saved model looks at "
+                       "on test images of its data: Grad-CAM (convolutional models) or attention rollout (transformers)")
+    model.add_argument("--explain-count", type=int, metavar="N", help="with --explain: test images drawn (default 16)")
+    model.add_argument("--top-k", type=int, metavar="K", help="with --predict: classes shown per image (default 3)")
+    model.add_argument("--save-predictions", metavar="FILE", help="with --predict: write the predictions to FILE "
+                       "(.csv or .json; default for a folder: predictions.csv beside the checkpoint)")
     model.add_argument("--plot-schedule", metavar="PNG", help="draw the learning rate per step of the schedule "
                        "this run would use (every flag counts) beside the standard and modern defaults, and exit")
 
@@ -187,8 +215,10 @@ def explicit_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def config_from_args(args: argparse.Namespace, **fixed: Any) -> TrainConfig:
-    """The resolved config: flags (and ``fixed`` settings) over the saved run when resuming, else the defaults."""
-    given = {**explicit_settings(args), **fixed}
+    """The resolved config: flags (and ``fixed`` settings) over the saved run when resuming, over a recorded run's
+    settings with ``--config`` (``utils/rerun.py``), else over the defaults."""
+    rerun, rerun_given = rerun_from(args.config, args.resume, fixed) if getattr(args, "config", None) else ({}, [])
+    given = {**rerun, **explicit_settings(args), **fixed}
     explicit = smoke_settings(given)  # CIFAR_SMOKE=1: synthetic data, one epoch
     forced = {key: f"smoke mode ({SMOKE_ENV}=1)" for key, value in explicit.items() if given.get(key) != value}
     if restarted_by_torchrun() and explicit.get("output_dir") and (Path(explicit["output_dir"]) / "last.pt").exists():
@@ -198,8 +228,11 @@ def config_from_args(args: argparse.Namespace, **fixed: Any) -> TrainConfig:
     else:
         # A preset's values sit under the flags given: an explicit flag always wins.
         preset = preset_settings(explicit["preset"]) if explicit.get("preset") else {}
-        config = TrainConfig(**{**preset, **explicit}, user_settings=sorted(explicit_settings(args)),
-                             preset_settings=sorted(set(preset) - set(explicit) - {"preset"}))
+        config = TrainConfig(**{**preset, **explicit}, user_settings=sorted({*rerun_given, *explicit_settings(args)}),
+                             preset_settings=sorted(set(preset) - set(explicit) - {"preset"}),
+                             rerun_of=getattr(args, "config", None))
+    if config.tensorboard:
+        require_tensorboard()  # the optional package: one line now, not a traceback once the run has started
     return config.resolved()
 
 

@@ -13,7 +13,8 @@ Each part can still be set on its own, and the resolved config shows what was us
 
 ``config.json`` and every checkpoint store the resolved config, flat, with where its values came
 from recorded apart: ``user_settings`` (the flags given), ``preset_settings`` (what ``--preset``
-gave) and ``resolved_for`` (the device AMP and channels_last were chosen for). Facts of a run that
+gave), ``resolved_for`` (the device AMP and channels_last were chosen for) and ``rerun_of`` (the
+``config.json`` a ``--config`` rerun started from: ``utils/rerun.py``). Facts of a run that
 are not settings (the number of classes, of processes) are in ``metrics.json`` and the checkpoint.
 """
 from __future__ import annotations
@@ -124,10 +125,12 @@ class TrainConfig:
     probe_images: Optional[int] = None  # every epoch: accuracy on this many test images (stratified), untimed
     quick: bool = False
     max_nonfinite_steps: int = 5
+    tensorboard: bool = False  # event files in RUN_DIR/tensorboard/ (utils/tensorboard_log.py; an optional package)
     # ---- where the values came from (see the module's docstring)
     user_settings: list[str] = dataclasses.field(default_factory=list)
     preset_settings: list[str] = dataclasses.field(default_factory=list)
     resolved_for: Optional[str] = None
+    rerun_of: Optional[str] = None  # --config: the config.json this run was started from (utils/rerun.py)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":

@@ -43,19 +43,23 @@ class StepLog:
 
     ``on_diverged(step, mean loss, non-finite steps in a row)`` is called (and must raise) when the
     guard stops the run; ``tolerated`` non-finite steps in a row are allowed first (fp16: 5, else 1).
-    ``on_read(totals)`` is called after each read (the progress bar shows the running loss).
+    ``on_read(totals)`` is called after each read (the progress bar shows the running loss);
+    ``on_steps(rows)`` gets the rows of each read before the guard looks at them (``--tensorboard``
+    writes them): what is logged per step is what this one transfer brought back, never a read of its own.
     """
 
     def __init__(self, steps: int, start: int, device: torch.device, world_size: int = 1,
                  totals: Optional[EpochTotals] = None, guard_every: int = GUARD_EVERY, tolerated: int = 1,
                  on_diverged: Optional[Callable[[int, float, int], None]] = None,
-                 on_read: Optional[Callable[[EpochTotals], None]] = None) -> None:
+                 on_read: Optional[Callable[[EpochTotals], None]] = None,
+                 on_steps: Optional[Callable[[list[tuple[int, float, float, int]]], None]] = None) -> None:
         self.values = torch.zeros(2, max(1, steps), device=device)  # row 0: loss x batch, row 1: correct
         self.counts: dict[int, int] = {}
         self.read_up_to = start
         self.world_size = world_size  # processes whose equal batches are added at each read
         self.totals = totals if totals is not None else EpochTotals()
         self.guard_every, self.tolerated, self.on_diverged, self.on_read = guard_every, tolerated, on_diverged, on_read
+        self.on_steps = on_steps
         self.nonfinite_run = 0
 
     def record(self, step: int, loss: torch.Tensor, correct: torch.Tensor, count: int) -> None:
@@ -77,7 +81,10 @@ class StepLog:
     def fold(self, up_to: int) -> None:
         """Add the steps recorded since the last read into the totals; a non-finite loss calls ``on_diverged``."""
         totals = self.totals
-        for step, loss_sum, correct, count in self.read(up_to):
+        rows = self.read(up_to)
+        if self.on_steps is not None:  # before the guard: a diverging step is logged too, then the run stops
+            self.on_steps(rows)
+        for step, loss_sum, correct, count in rows:
             if math.isfinite(loss_sum):
                 self.nonfinite_run = 0
                 totals.loss_sum += loss_sum

@@ -243,7 +243,9 @@ def catch_user_error(function: Callable[..., Any], *args: Any) -> Any:
         return error
 
 
-SIGNATURE_IGNORES = {"output_dir", "progress", "resume", "user_settings", "preset_settings", "resolved_for", "workers"}
+# Settings that change no result: a study may be continued with them changed (--tensorboard turned on midway).
+SIGNATURE_IGNORES = {"output_dir", "progress", "resume", "user_settings", "preset_settings", "resolved_for", "workers",
+                     "tensorboard", "rerun_of"}
 
 
 def plan_signature(plan: BenchmarkPlan) -> dict[str, Any]:

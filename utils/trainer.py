@@ -14,6 +14,8 @@ The engineering around the loop is in small modules, each with one job:
 - ``utils/stopping.py``: Ctrl-C/SIGTERM finish the step, save ``last.pt`` (mid-epoch) and stop with
   130/143; under torchrun the processes agree on the step to stop at;
 - ``utils/run_record.py``: the history, the metrics, the raw-or-EMA rule, the files and the log line;
+- ``utils/tensorboard_log.py``: ``--tensorboard``'s event files, written from the rows the step log read
+  (no read of its own) and from each epoch's history row;
 - ``utils/training_state.py``: what ``last.pt`` holds and how a run is restored from it. The data order
   and RNG of every epoch are functions of (seed, epoch), so a resumed run continues as an
   uninterrupted one would.
@@ -43,6 +45,7 @@ from utils.run_record import (better_weights, curves_title, default_eval_every, 
 from utils.seeds import epoch_rng_seed, seed_everything
 from utils.step_log import GUARD_EVERY, EpochTotals, StepLog
 from utils.stopping import StopRequested, StopSignals, diverged, stopped_by_signal
+from utils.tensorboard_log import LOG_FOLDER, TensorBoardLog
 from utils.training_state import TrainState, restore_training, training_checkpoint
 from utils.visualization import plot_curves
 
@@ -56,7 +59,9 @@ def train(trainer: "Trainer", max_steps: Optional[int] = None) -> dict[str, Any]
     """
     config, state, recipe, model = trainer.config, trainer.state, trainer.recipe, trainer.model
     scaler = recipe.precision.scaler
-    with StopSignals(trainer.placement.distributed, trainer.device) as signals:
+    # --tensorboard: the writer opens where the run stands (a resume purges what was logged after its checkpoint)
+    tensorboard = trainer.tensorboard.open(state.global_step)
+    with StopSignals(trainer.placement.distributed, trainer.device) as signals, tensorboard:
         for epoch in range(state.epoch, config.epochs):
             log, batches = start_epoch(trainer, epoch)  # data order, RNG, frozen layers, the step log
             for images, labels in batches:
@@ -113,11 +118,14 @@ def start_epoch(trainer: "Trainer", epoch: int) -> tuple[StepLog, tqdm]:
     batches = tqdm(trainer.data.train_loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not config.progress,
                    leave=False, initial=state.step_in_epoch, total=trainer.steps_per_epoch)
     fp16 = trainer.recipe.precision.dtype == torch.float16  # fp16 overflows now and then; fp32/bf16 never should
+    epoch_start = state.global_step - state.step_in_epoch  # --tensorboard numbers each logged step from here
     log = StepLog(trainer.steps_per_epoch, state.step_in_epoch, trainer.device, trainer.placement.world_size,
                   state.totals, trainer.guard_every, config.max_nonfinite_steps if fp16 else 1,
                   on_diverged=lambda step, value, count: stop_diverged(trainer, "loss", value, count, step),
                   on_read=(lambda totals: batches.set_postfix(loss=f"{totals.mean_loss():.3f}",
-                                                              acc=f"{totals.accuracy():.1f}")) if config.progress else None)
+                                                              acc=f"{totals.accuracy():.1f}")) if config.progress else None,
+                  on_steps=((lambda rows: trainer.tensorboard.steps(epoch_start, rows)) if trainer.tensorboard.active
+                            else None))
     return log, batches
 
 
@@ -175,6 +183,7 @@ def end_epoch(trainer: "Trainer", signals: StopSignals) -> None:
     # The epoch's wall time includes its evaluation and file writes (metrics.json is rewritten with it).
     entry["epoch_time_s"] = round(entry["train_time_s"] + time.perf_counter() - started, 3)
     write_metrics(trainer.run_dir, trainer.metrics())
+    trainer.tensorboard.epoch(entry)  # after last.pt: TensorBoard never shows an epoch a resume would train again
     print(epoch_line(entry, trainer.config.epochs, trainer.eval_every, trainer.mixer is not None), flush=True)
 
 
@@ -271,6 +280,11 @@ class Trainer:
             data.train_loader.num_images, self.test_image_count, (2 if config.ema else 1) * views)
         # Without a scaler that skips non-finite steps on the device, check every step (and sync).
         self.guard_every = GUARD_EVERY if self.recipe.precision.skips_nonfinite_steps else 1
+        # --tensorboard (rank 0 writes); a step's learning rate is the schedule's, a pure function of the step
+        scheduler = self.recipe.scheduler
+        self.tensorboard = TensorBoardLog(
+            self.run_dir / LOG_FOLDER if config.tensorboard and placement.is_main else None, config.to_dict(),
+            lambda step: scheduler.base_lrs[0] * scheduler.lr_lambdas[0](step))
         self.state = TrainState()
         self.clock = time.perf_counter()
 
@@ -297,7 +311,8 @@ class Trainer:
 
     def checkpoint(self, weights: Optional[dict] = None, weights_source: str = "raw") -> dict[str, Any]:
         return training_checkpoint(self.model, self.recipe, self.state, self.config, self.data.class_names,
-                                   self.placement.world_size, weights, weights_source, self.data.train_fingerprint)
+                                   self.placement.world_size, weights, weights_source, self.data.train_fingerprint,
+                                   {"mean": list(self.data.mean), "std": list(self.data.std)})
 
     def restore(self, path: Path) -> str:
         """Continue from ``path`` (``last.pt``); returns a line saying what resumed."""

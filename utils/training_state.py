@@ -36,8 +36,12 @@ class TrainState:
 
 def training_checkpoint(model: nn.Module, recipe, state: TrainState, config: TrainConfig, class_names: list[str],
                         world_size: int, weights: Optional[dict] = None, weights_source: str = "raw",
-                        data_fingerprint: str = "") -> dict[str, Any]:
-    """The checkpoint of a run at ``state``; ``weights`` replaces the model's own (best.pt's EMA weights)."""
+                        data_fingerprint: str = "", normalization: Optional[dict] = None) -> dict[str, Any]:
+    """The checkpoint of a run at ``state``; ``weights`` replaces the model's own (best.pt's EMA weights).
+
+    ``normalization`` ({"mean": [...], "std": [...]}) is what a new image needs besides the config:
+    predict, export and explain read it (``utils/inference.py``).
+    """
     return {
         "model": weights if weights is not None else model.state_dict(),
         "weights_source": weights_source,
@@ -53,6 +57,7 @@ def training_checkpoint(model: nn.Module, recipe, state: TrainState, config: Tra
         "history": state.history,
         "totals": asdict(state.totals),
         "class_names": list(class_names),
+        "normalization": normalization,
         "data_fingerprint": data_fingerprint,
         "rng": capture_rng_state(),
         "data_order": {"seed": config.seed, "epoch": state.epoch, "start_batch": state.step_in_epoch},

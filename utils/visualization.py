@@ -162,6 +162,30 @@ def plot_misclassified(images: torch.Tensor, predicted: Sequence[int], labels: S
     save_figure(fig, path, dpi=110)
 
 
+def plot_explanations(images: torch.Tensor, maps: torch.Tensor, predicted: Sequence[int], labels: Sequence[int],
+                      class_names: Sequence[str], path: Path, title: str, columns: int = 8) -> None:
+    """uint8 images (N, 3, H, W) above the same images under their heatmaps (N, H, W) in [0, 1].
+
+    Each image is titled "predicted / true", green when right and red when wrong.
+    """
+    groups = max(1, -(-len(images) // columns))
+    fig, axes = plt.subplots(2 * groups, columns, figsize=(1.5 * columns, 3.1 * groups + 0.5), squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    for index in range(len(images)):
+        row, column = 2 * (index // columns), index % columns
+        picture = images[index].permute(1, 2, 0).cpu().numpy()
+        axes[row][column].imshow(picture)
+        right = predicted[index] == labels[index]
+        axes[row][column].set_title(f"{class_names[predicted[index]]}\n/ {class_names[labels[index]]}", fontsize=7,
+                                    color="tab:green" if right else "tab:red")
+        axes[row + 1][column].imshow(picture)
+        axes[row + 1][column].imshow(maps[index].numpy(), cmap="jet", alpha=0.45, vmin=0, vmax=1)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=110)
+
+
 def plot_lr_schedules(schedules: dict[str, Sequence[float]], steps_per_epoch: int, path: Path, title: str = "") -> None:
     """Learning rate against epoch (fractional, per optimizer step), one line per named schedule."""
     fig, axis = plt.subplots(figsize=(7, 4))
