@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import math
 
 import pytest
@@ -239,3 +240,64 @@ def test_a_benchmark_folder_from_before_full_signatures_still_continues(tmp_path
     (out / "benchmark.json").write_text(json.dumps(saved))
     code, _, err = run_main(benchmark_all.main, argv, capfd)
     assert code == 0, err
+
+
+# ------------------------------------------------------------------------------------ a full disk
+def _fail_writing(monkeypatch, name: str, times: int = 1) -> None:
+    """The next ``times`` atomic writes of ``name`` fail as a full disk fails them: a half-written temporary."""
+    import errno
+
+    from utils import files
+
+    real = files.atomic_write
+    left = {"n": times}
+
+    def atomic_write(path, write):
+        if Path(path).name == name and left["n"] > 0:
+            left["n"] -= 1
+
+            def half(temporary):
+                temporary.write_bytes(b"{\"comm")
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real(path, half)
+        return real(path, write)
+
+    monkeypatch.setattr(files, "atomic_write", atomic_write)
+    import utils.studies
+    monkeypatch.setattr(utils.studies, "atomic_write", atomic_write)
+
+
+def test_a_full_disk_while_benchmark_json_is_written_is_one_line_and_the_folder_stays_usable(tmp_path, capfd,
+                                                                                             monkeypatch):
+    out = tmp_path / "bench"
+    argv = [*TINY, "--architectures", "--models", "cnn", "--seeds", "1", "--output-dir", str(out)]
+    _fail_writing(monkeypatch, "benchmark.json")
+    code, _, err = run_main(benchmark_all.main, argv, capfd)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "No space left on device" in err, err
+    assert not (out / "benchmark.json").exists() and not list(out.glob("*.tmp"))  # nothing half-written
+    code, _, err = run_main(benchmark_all.main, argv, capfd)  # space freed: the same command starts the study
+    assert code == 0, err
+    assert json.loads((out / "results.json").read_text())["results"][0]["status"] == "done"
+
+
+def test_a_full_disk_while_calibration_pt_is_written_leaves_no_truncated_file(tmp_path, capfd, monkeypatch):
+    out = tmp_path / "bench"
+    argv = [*TINY, "--architectures", "--models", "cnn", "--seeds", "1", "--output-dir", str(out)]
+    _fail_writing(monkeypatch, "calibration.pt")
+    code, _, err = run_main(benchmark_all.main, argv, capfd)
+    assert "Traceback" not in err and "No space left on device" in err, err
+    assert not list(out.rglob("calibration.pt")) and not list(out.rglob("*.tmp"))
+    code, _, err = run_main(benchmark_all.main, argv, capfd)  # space freed: the run is redone and recorded
+    assert code == 0, err
+    assert json.loads((out / "results.json").read_text())["results"][0]["status"] == "done"
+    assert list(out.rglob("calibration.pt"))
+
+
+def test_a_benchmark_into_an_empty_folder_the_user_made_runs(tmp_path, capfd):
+    """The folder exists but holds no benchmark.json yet: the study locks it once (not twice, against itself)."""
+    out = tmp_path / "bench"
+    out.mkdir()
+    code, _, err = run_main(benchmark_all.main, [*TINY, "--architectures", "--models", "cnn", "--seeds", "1",
+                                                 "--output-dir", str(out)], capfd)
+    assert code == 0, err
+    assert not (out / "run.lock").exists()

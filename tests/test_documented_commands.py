@@ -15,6 +15,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
+from torchvision.io import write_jpeg
 
 import benchmark_all
 import main as main_script
@@ -57,6 +59,14 @@ def _prepare_placeholder_runs(argv: list[str], workdir: Path, capfd) -> list[str
         checkpoint = Path(argv[argv.index("--evaluate") + 1])
         if not PLACEHOLDER_RUN.search(str(checkpoint)) and not checkpoint.exists():
             _train_smoke_run(checkpoint.parent, "cnn", capfd)
+    if "--predict" in argv:  # the user's own pictures: a photo-sized JPEG for each file, one in each folder
+        for name in argv[argv.index("--predict") + 2:]:
+            if name.startswith("-"):
+                break
+            path = workdir / name
+            path = path / "photo.jpg" if not Path(name).suffix else path
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_jpeg((torch.rand(3, 480, 640) * 255).to(torch.uint8), str(path))
     filled = []
     for arg in argv:
         match = PLACEHOLDER_RUN.search(arg)
@@ -82,7 +92,12 @@ def _promised_files(script: str, argv: list[str], workdir: Path) -> list[Path]:
     for flag in ("--preview-augmentation", "--plot-schedule", "--misclassified"):  # a picture at the path given
         if flag in argv:
             return [workdir / value(flag)]
-    if any(flag in argv for flag in ("--list-models", "--list-activations", "--evaluate")):
+    if "--explain" in argv:  # --explain CHECKPOINT PNG
+        return [workdir / argv[argv.index("--explain") + 2]]
+    if "--export" in argv:  # best.pt → best.onnx and best.pt2 beside it
+        checkpoint = Path(value("--export"))
+        return [checkpoint.with_suffix(".onnx"), checkpoint.with_suffix(".pt2")]
+    if any(flag in argv for flag in ("--list-models", "--list-activations", "--evaluate", "--predict")):
         return []
     if "--compare-models" in argv:
         out = value("--output-dir")
@@ -126,5 +141,6 @@ def test_documented_command_runs_in_smoke_mode(doc, command, workdir, monkeypatc
     assert code == 0, f"{doc}: {command}\n{err[-2000:]}"
     for path in _promised_files(script, argv, tmp_path):
         assert path.is_file() and path.stat().st_size > 0, f"{doc}: {command} did not write {path}"
-    if any(flag in argv for flag in ("--list-models", "--list-activations", "--list", "--evaluate")):
+    if any(flag in argv for flag in ("--list-models", "--list-activations", "--list", "--evaluate", "--predict",
+                                     "--export")):
         assert stdout.strip(), f"{doc}: {command} printed nothing"

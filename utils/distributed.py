@@ -70,10 +70,24 @@ def setup(device: torch.device) -> Placement:
         use_cuda = device.type == "cuda"
         if use_cuda:
             torch.cuda.set_device(placement.local_rank)
-        dist.init_process_group("nccl" if use_cuda else "gloo", timeout=TIMEOUT)
+        dist.init_process_group("nccl" if use_cuda else "gloo", store=restart_store(), rank=placement.rank,
+                                world_size=placement.world_size, timeout=TIMEOUT)
         if not placement.is_main:
             sys.stdout = open(os.devnull, "w")  # only rank 0 prints; errors still reach stderr
     return placement
+
+
+def restart_store() -> dist.Store:
+    """torchrun's key-value store, under a prefix of its own for each ``--max-restarts`` attempt.
+
+    The processes of a group find each other through the store: each writes its address under a
+    fixed key and reads the others'. torchrun keeps one store for the whole job, so after a restart
+    the keys of the dead processes are still there, and a restarted process that reads a peer's key
+    before the peer rewrites it gets a dead address (gloo: "connectFullMesh failed ... Connection
+    refused"). A prefix per attempt gives each attempt fresh keys.
+    """
+    store, _, _ = next(dist.rendezvous("env://", timeout=TIMEOUT))
+    return dist.PrefixStore(f"attempt-{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
 
 
 def device_for(placement: Placement, device: torch.device) -> torch.device:

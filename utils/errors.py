@@ -49,7 +49,8 @@ def exit_on_user_error(program: str = "") -> Iterator[None]:
         print(f"{prefix}error: {_one_line(error)}", file=sys.stderr)
         sys.exit(2)
     except RunStopped as stop:
-        print(f"{prefix}stopped: {_one_line(stop)}", file=sys.stderr)
+        if not stop.quiet:
+            print(f"{prefix}stopped: {_one_line(stop)}", file=sys.stderr)
         sys.exit(stop.exit_code)
     except KeyboardInterrupt:  # Ctrl-C outside training, or twice: nothing to save, stop quietly
         print(f"{prefix}interrupted", file=sys.stderr)
@@ -87,6 +88,7 @@ def _one_line(error: Exception) -> str:
 class RunStopped(Exception):
     """A run that stopped on purpose (signal, diverged loss): a one-line message and an exit status."""
 
-    def __init__(self, message: str, exit_code: int) -> None:
+    def __init__(self, message: str, exit_code: int, quiet: bool = False) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+        self.quiet = quiet  # a torchrun process other than rank 0, whose rank 0 says the same line

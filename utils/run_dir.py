@@ -75,7 +75,7 @@ class RunLock:
         self._file = None
 
     def acquire(self) -> None:
-        if fcntl is None:
+        if fcntl is None or self._file is not None:  # (held already: a second flock would block on our own lock)
             return
         for _ in range(10):
             handle = open(self.path, "a+")

@@ -58,12 +58,19 @@ class StopSignals:
         return not self.distributed and self.received is not None
 
 
-def stopped_by_signal(signum: Optional[int], epoch: int, step_in_epoch: int, saved: Path, run_dir: Path) -> RunStopped:
-    """The error that ends a run stopped by a signal, saying where it stopped and how to continue."""
+def stopped_by_signal(signum: Optional[int], epoch: int, step_in_epoch: int, saved: Path, run_dir: Path,
+                      world_size: int = 1, is_main: bool = True) -> RunStopped:
+    """The error that ends a run stopped by a signal, saying where it stopped and how to continue.
+
+    Under torchrun every process stops at the same step with the same message: only rank 0 says it
+    (the others stop quietly), and the way to continue is the same torchrun command with --resume.
+    """
     signum = signum or signal.SIGTERM  # a torchrun process stopping because another one was signalled
     where = f"after epoch {epoch}" if step_in_epoch == 0 else f"at epoch {epoch + 1}, step {step_in_epoch}"
-    return RunStopped(f"{signal.Signals(signum).name} received: stopped {where}; saved {saved}; "
-                      f"continue with --resume --output-dir {run_dir}", 128 + signum)
+    again = (f"run the same torchrun command (--nproc_per_node {world_size}) with --resume --output-dir {run_dir}"
+             if world_size > 1 else f"continue with --resume --output-dir {run_dir}")
+    return RunStopped(f"{signal.Signals(signum).name} received: stopped {where}; saved {saved}; {again}",
+                      128 + signum, quiet=not is_main)
 
 
 def diverged(what: str, value: float, where: str, lr: float, last: Path) -> RunStopped:

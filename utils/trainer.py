@@ -238,7 +238,8 @@ def stop_on_signal(trainer: "Trainer", signum: Optional[int]) -> None:
     path = trainer.run_dir / "last.pt"
     if trainer.placement.is_main:
         save_checkpoint(trainer.checkpoint(), path)  # mid-epoch: resume skips the batches already seen
-    raise stopped_by_signal(signum, trainer.state.epoch, trainer.state.step_in_epoch, path, trainer.run_dir)
+    raise stopped_by_signal(signum, trainer.state.epoch, trainer.state.step_in_epoch, path, trainer.run_dir,
+                            trainer.placement.world_size, trainer.placement.is_main)
 
 
 def stop_diverged(trainer: "Trainer", what: str, value: float, count: int, step: Optional[int] = None) -> None:
