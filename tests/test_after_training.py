@@ -55,7 +55,7 @@ def test_predict_gives_a_test_image_the_class_the_run_evaluation_gave_it(folder_
     assert "top 2" in out and rows[0]["predicted"] in out
 
 
-def test_predict_on_a_folder_skips_stray_files_and_writes_a_csv_beside_the_checkpoint(folder_run, tmp_path):
+def test_predict_on_a_folder_skips_stray_files_and_writes_a_csv_beside_the_checkpoint(folder_run, tmp_path, capfd):
     data, run = folder_run
     photos = tmp_path / "photos"
     (photos / "nested").mkdir(parents=True)
@@ -65,6 +65,7 @@ def test_predict_on_a_folder_skips_stray_files_and_writes_a_csv_beside_the_check
     write_jpeg(big, str(photos / "nested" / "photo.jpg"))
     (photos / "notes.txt").write_text("not an image")
     (photos / ".hidden.jpg").write_bytes(b"junk")
+    (photos / "broken.jpg").write_bytes(b"not a jpeg")  # one broken photo is skipped, with a note
     before = set(run.glob("predictions*.csv"))
     rows = predict_images(str(run / "best.pt"), [str(photos)], device="cpu")
     written = set(run.glob("predictions*.csv")) - before
@@ -72,6 +73,7 @@ def test_predict_on_a_folder_skips_stray_files_and_writes_a_csv_beside_the_check
     table = list(csv.reader(written.pop().open()))
     assert table[0][:3] == ["file", "predicted", "probability"] and len(table) == 2
     assert abs(sum(map(float, table[1][3:])) - 1) < 1e-3
+    assert "skipped 1 file(s) that could not be decoded" in capfd.readouterr().out
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -208,4 +210,4 @@ def test_explain_writes_the_picture_and_refuses_a_bad_count(folder_run, tmp_path
     assert code == 0 and (tmp_path / "cam.png").stat().st_size > 1000 and "Grad-CAM" in out, err
     code, _, err = run_main(main_modern.main, ["--explain", str(run / "best.pt"), str(tmp_path / "c.png"),
                                                "--explain-count", "0"], capfd)
-    assert code == 2 and "--explain-count must be at least 1" in err
+    assert code == 2 and "--explain-count must be between 1 and 64" in err

@@ -305,7 +305,7 @@ def build_cases(tmp: Path, run: Path, folder_run: Path, lock: RunLock) -> dict[s
         "export into a file's folder": Case("main_modern.py", ["--export", str(run / "best.pt"), "--export-dir",
                                                                str(tmp / "a-file" / "exports")], "cannot create the export folder"),
         "explain with no images": Case("main_modern.py", ["--explain", str(run / "best.pt"), str(tmp / "cam.png"),
-                                                          "--explain-count", "0"], "--explain-count must be at least 1"),
+                                                          "--explain-count", "0"], "--explain-count must be between 1 and 64"),
         "explain to an unknown extension": Case("main_modern.py", ["--explain", str(run / "best.pt"), str(tmp / "cam.txt")],
                                                 "cannot write an image as .txt", never_created=tmp / "cam.txt"),
         "a batch of one image on a 1x1 map": Case("main.py", ["--batch-size", "1", "--image-size", "8"],
@@ -433,6 +433,10 @@ def test_bad_input(name, cases, tmp_path, capfd):
     before = folder_digest(case.unchanged) if case.unchanged else None
     code, _, err = run_main(SCRIPTS[case.script], _argv(case, tmp_path, name), capfd)
     lines = err.strip().splitlines()
+    if os.environ.get("BAD_INPUT_TABLE"):  # BAD_INPUT_TABLE=FILE: each case's row (command, exit, stderr's last line)
+        with open(os.environ["BAD_INPUT_TABLE"], "a") as table:
+            shown = " ".join(a if len(a) < 40 else "…/" + Path(a).name for a in case.argv)
+            table.write(f"| {name} | `{case.script} {shown}` | {code} | {lines[-1] if lines else ''} |\n")
     assert code == case.exit, f"exit {code}, stderr {err!r}"
     assert len(lines) == 1 and "Traceback" not in err, err
     assert case.expected in err, err

@@ -29,6 +29,8 @@ from utils.errors import UserError
 from utils.inference import TrainedModel, load_trained_model, test_sample
 from utils.visualization import picture_path, plot_explanations
 
+MAX_EXPLAINED = 64  # images in one picture (8 per row)
+
 
 def grad_cam(model: nn.Module, images: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
     """Grad-CAM heatmaps (N, H, W) in [0, 1] of normalized ``images`` for ``classes`` (N,)."""
@@ -102,8 +104,9 @@ def heatmaps(model: nn.Module, images: torch.Tensor, classes: torch.Tensor) -> t
 
 def explain_checkpoint(checkpoint: str, path: str, count: int = 16, device: str = "auto", seed: int = 0) -> Path:
     """Write a grid of ``count`` test images with what the model in ``checkpoint`` looks at to ``path``."""
-    if count < 1:
-        raise UserError(f"--explain-count must be at least 1 (got {count})")
+    if not 1 <= count <= MAX_EXPLAINED:
+        raise UserError(f"--explain-count must be between 1 and {MAX_EXPLAINED} (got {count}): one picture, "
+                        f"{MAX_EXPLAINED // 8} rows of 8 at most")
     picture = picture_path(path)
     trained = load_trained_model(checkpoint, device)
     images, labels = test_sample(trained, count, seed)

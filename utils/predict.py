@@ -28,17 +28,17 @@ from utils.inference import load_trained_model
 SHOWN_ROWS = 20  # rows of the printed table; a folder's full list goes to the file
 
 
-def image_files(inputs: Sequence[str]) -> tuple[list[Path], bool]:
-    """The image files named by ``inputs`` (files, or folders searched recursively), and whether a folder was given.
+def image_files(inputs: Sequence[str]) -> tuple[list[Path], list[Path]]:
+    """The image files named by ``inputs`` (files, or folders searched recursively), and the folders given.
 
     A file given by name must be an image (its decoding says so otherwise); in a folder, files without
     an image extension and hidden ones are passed over, as stray files in a photo folder are.
     """
-    files, any_folder = [], False
+    files, folders = [], []
     for name in inputs:
         path = Path(name)
         if path.is_dir():
-            any_folder = True
+            folders.append(path)
             found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
                            and not any(part.startswith(".") for part in p.relative_to(path).parts))
             if not found:
@@ -48,7 +48,26 @@ def image_files(inputs: Sequence[str]) -> tuple[list[Path], bool]:
             files.append(path)
         else:
             raise UserError(f"no such image or folder: {path}")
-    return files, any_folder
+    return files, folders
+
+
+def decode_all(files: Sequence[Path], folders: Sequence[Path], image_size: int) -> tuple[list[Path], torch.Tensor]:
+    """Decode and resize every file; a file found in a folder that cannot be decoded is skipped with a note
+    (one broken photo should not cost the rest), a file named on the command line is an error."""
+    kept, images, skipped = [], [], []
+    for path in files:
+        try:
+            images.append(decode_resized(path, image_size))
+            kept.append(path)
+        except UserError:
+            if not any(folder in path.parents for folder in folders):
+                raise
+            skipped.append(path)
+    if skipped:
+        print(f"note: skipped {len(skipped)} file(s) that could not be decoded, e.g. {skipped[0]}")
+    if not kept:
+        raise UserError(f"none of the {len(files)} image file(s) could be decoded, e.g. {skipped[0]}")
+    return kept, torch.stack(images)
 
 
 def predict_images(checkpoint: str, inputs: Sequence[str], top_k: int = 3, tta: Optional[str] = None,
@@ -60,15 +79,15 @@ def predict_images(checkpoint: str, inputs: Sequence[str], top_k: int = 3, tta: 
     if top_k < 1:
         raise UserError(f"--top-k must be at least 1 (got {top_k})")
     trained = load_trained_model(checkpoint, device)
-    files, any_folder = image_files(inputs)
+    files, folders = image_files(inputs)
     tta = tta or trained.config.tta
-    images = torch.stack([decode_resized(path, trained.image_size) for path in files])
+    files, images = decode_all(files, folders, trained.image_size)
     probabilities = trained.probabilities(images, tta)
     rows = prediction_rows(files, probabilities, trained.class_names, min(top_k, len(trained.class_names)))
     print(f"{trained.description} from {checkpoint}: {len(files)} image(s) at {trained.image_size}×{trained.image_size}"
           + (f", test-time views {tta}" if tta != "none" else ""))
     print(format_predictions(rows))
-    if save or any_folder:
+    if save or folders:
         path = predictions_path(save, Path(checkpoint).parent)
         write_predictions(rows, probabilities, trained.class_names, path)
         print(f"predictions of {len(rows)} image(s) written to {path}")
