@@ -98,8 +98,8 @@ def _to_image(maps: torch.Tensor, size) -> torch.Tensor:
 def heatmaps(model: nn.Module, images: torch.Tensor, classes: torch.Tensor) -> tuple[torch.Tensor, str]:
     """The model's explanation maps for ``classes`` and the method's name."""
     if isinstance(model, VisionTransformer):
-        return attention_rollout(model, images), "attention rollout"
-    return grad_cam(model, images, classes), "Grad-CAM (last convolutional stage)"
+        return attention_rollout(model, images), "attention rollout (what the class token reads)"
+    return grad_cam(model, images, classes), "Grad-CAM of the predicted class (last convolutional stage)"
 
 
 def explain_checkpoint(checkpoint: str, path: str, count: int = 16, device: str = "auto", seed: int = 0) -> Path:
@@ -117,7 +117,7 @@ def explain_checkpoint(checkpoint: str, path: str, count: int = 16, device: str 
     maps, method = heatmaps(model, inputs, predicted.to(trained.device))
     right = int((predicted == labels).sum())
     plot_explanations(images, maps.cpu(), predicted.tolist(), labels.tolist(), trained.class_names, picture,
-                      title=f"{trained.config.model}: {method} of the predicted class ({right}/{len(labels)} right)")
+                      title=f"{trained.config.model}: {method}, {right}/{len(labels)} right")
     print(f"{method} of {len(images)} test images by {trained.description} written to {picture}")
     return picture
 
