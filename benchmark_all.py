@@ -73,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--eval-every", type=int, help="default 1: a test point every epoch for the curves")
     data.add_argument("--compile", action="store_const", const=True)
     data.add_argument("--amp-dtype", choices=AMP_DTYPES)
+    data.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
+                      help="mixed precision for every run (default: the recipe's: bf16 for the modern recipe on a "
+                      "CUDA GPU or a CPU with native bf16, fp32 for the standard one); --amp puts the standard recipe's "
+                      "studies on the CPU's bf16 fast path")
     data.add_argument("--output-dir", help="default runs/benchmark-<timestamp>")
     data.add_argument("--tensorboard", action="store_const", const=True,
                       help="every run writes TensorBoard event files into its folder: tensorboard --logdir "
@@ -83,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 PASSED_THROUGH = ("data_dir", "dataset", "synthetic_size", "image_size", "cache_dir", "data_mode", "device",
-                  "batch_size", "workers", "compile", "amp_dtype", "tensorboard")
+                  "batch_size", "workers", "compile", "amp_dtype", "amp", "tensorboard")
 
 
 def plan_from_args(args: argparse.Namespace, argv: Sequence[str]) -> BenchmarkPlan:
