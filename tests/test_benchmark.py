@@ -301,3 +301,22 @@ def test_a_benchmark_into_an_empty_folder_the_user_made_runs(tmp_path, capfd):
                                                  "--output-dir", str(out)], capfd)
     assert code == 0, err
     assert not (out / "run.lock").exists()
+
+
+def test_the_activations_study_reports_each_activation_against_relu_paired_by_seed(tmp_path):
+    from utils.config import TrainConfig
+    from utils.studies import BenchmarkPlan, build_experiments, pair_table, summarize
+
+    experiments = build_experiments(["activations"], None, "cnn")
+    results = []
+    for seed, (relu, gelu) in enumerate([(50.0, 51.0), (52.0, 53.5), (48.0, 49.0)]):  # gelu +1, +1.5, +1
+        for name, acc in (("relu", relu), ("gelu", gelu)):
+            results.append({"study": "activations", "experiment": name, "seed": seed, "status": "done",
+                            "final_test_acc": acc, "best_test_acc": acc, "train_time_s": 10.0, "ece": 0.1,
+                            "params": 1, "gflops": 0.1, "test_acc_curve": [acc]})
+    plan = BenchmarkPlan(TrainConfig(model="cnn"), experiments, [0, 1, 2], tmp_path)
+    lines = pair_table(plan, summarize(results, experiments), "activations")
+    gelu = next(line for line in lines if line.startswith("| relu -> gelu |"))
+    assert "+1.17 [+0.45, +1.88] (3 seeds)" in gelu  # mean 7/6, t(2) = 4.303, sd 0.289: ± 0.717
+    assert sum(line.startswith("| relu -> ") for line in lines) == 10
+    assert next(line for line in lines if line.startswith("| relu -> elu |")).count("not run") == 1

@@ -389,11 +389,25 @@ def _pm(value: Optional[tuple[float, Optional[float]]], digits: int = 2) -> str:
     return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
+ACTIVATION_BASELINE = "relu"  # the activations study compares each activation with the default one, seed by seed
+
+
+def study_pairs(plan: BenchmarkPlan, study: str) -> list[tuple[str, str, str, str, str]]:
+    """(label, baseline, treatment, baseline figure, treatment figure) of each comparison a study reports."""
+    if study == "techniques":
+        return TECHNIQUE_PAIRS
+    if study == "record":
+        return RECORD_PAIRS
+    names = [e.name for e in plan.experiments if e.study == study and e.name != ACTIVATION_BASELINE]
+    return [(f"{ACTIVATION_BASELINE} -> {name}", ACTIVATION_BASELINE, name, RAW, RAW) for name in names]
+
+
 def pair_table(plan: BenchmarkPlan, summary: dict[str, dict[str, Any]], study: str) -> list[str]:
-    """Each treatment against its baseline (techniques: the description's table; record: the preset's ingredients)."""
+    """Each treatment against its baseline (techniques: the description's table; record: the preset's
+    ingredients; activations: each against ReLU)."""
     from utils.statistics import paired_interval, welch_interval
 
-    pairs = TECHNIQUE_PAIRS if study == "techniques" else RECORD_PAIRS
+    pairs = study_pairs(plan, study)
     lines = ["| change | baseline final acc % | with it % | difference, paired [95% CI] | Welch [95% CI] "
              "| train time ratio | ECE baseline → with it | flags that differ |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -468,7 +482,7 @@ def write_report(plan: BenchmarkPlan) -> Path:
                   "| params (M) | GFLOPs | train time (s) | img/s | peak memory (MiB) | ECE | seeds |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         lines += [_study_row(summary[key]) for key in keys]
-        if study in ("techniques", "record"):
+        if study in ("techniques", "record", "activations"):
             lines += ["", "Each change against its baseline (same model, data, budget and seeds); the difference "
                       "is in percentage points of final test accuracy. Both arms ran with the same seeds (the same "
                       "initialization, data order and augmentation draws), so the first interval is paired: "
