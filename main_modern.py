@@ -24,7 +24,8 @@ with exit_at_once_on_ctrl_c("main_modern.py"):  # Ctrl-C while torch imports (se
     from utils.experiment import (compare_models, evaluate_checkpoint, plot_schedules, preview_augmentation,
                                   run_training)
     from utils.explain import explain_checkpoint
-    from utils.export import EXPORT_FORMATS, export_checkpoint
+    from utils.config import EXPORT_FORMATS
+    from utils.export import export_checkpoint
     from utils.predict import predict_images
     from utils.smoke import smoke_settings
 
@@ -42,9 +43,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Flags that only mean something with one mode, and that mode: given without it, they would be ignored.
+COMPANIONS = {"misclassified": "evaluate", "top_k": "predict", "save_predictions": "predict",
+              "export_format": "export", "export_dir": "export", "explain_count": "explain"}
+MODE_USAGE = {"evaluate": "--evaluate CHECKPOINT", "predict": "--predict CHECKPOINT IMAGE...",
+              "export": "--export CHECKPOINT", "explain": "--explain CHECKPOINT PNG"}
+
+
+def check_companions(args: argparse.Namespace) -> None:
+    for flag, mode in COMPANIONS.items():
+        if getattr(args, flag) is not None and not getattr(args, mode):
+            raise UserError(f"--{flag.replace('_', '-')} goes with {MODE_USAGE[mode]}; give that too")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     with exit_on_user_error("main_modern.py"):
+        check_companions(args)
         if args.list_models:
             print_models()
         elif args.list_activations:
@@ -61,14 +76,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         elif args.explain:
             explain_checkpoint(*args.explain, 16 if args.explain_count is None else args.explain_count,
                                args.device or "auto", args.seed or 0)
-        elif args.explain_count is not None:
-            raise UserError("--explain-count goes with --explain CHECKPOINT PNG; give that too")
-        elif args.export_format or args.export_dir:
-            raise UserError("--export-format and --export-dir go with --export CHECKPOINT; give that too")
-        elif args.top_k is not None or args.save_predictions:
-            raise UserError("--top-k and --save-predictions go with --predict CHECKPOINT IMAGE...; give that too")
-        elif args.misclassified:
-            raise UserError("--misclassified draws the mistakes of --evaluate CHECKPOINT; give that too")
         elif args.plot_schedule:
             plot_schedules(config_from_args(args), args.plot_schedule)
         elif args.preview_augmentation:

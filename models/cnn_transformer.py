@@ -16,6 +16,8 @@ Shapes: (N, 3, H, W) → tokens (N, 1 + HW/p², D) → class token (N, D) → lo
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -36,12 +38,21 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
 
+    def heads_of(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries, keys and values: (N, T, D) → 3 × (N, heads, T, D/heads)."""
+        n, t, d = x.shape
+        return tuple(self.qkv(x).view(n, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, t, d = x.shape
-        # (N, T, 3D) → 3 × (N, heads, T, D/heads)
-        q, k, v = self.qkv(x).view(n, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = self.heads_of(x)
         out = F.scaled_dot_product_attention(q, k, v)  # softmax(QKᵀ/√d)·V, fused where possible
         return self.proj(out.transpose(1, 2).reshape(n, t, d))
+
+    def attention_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """softmax(QKᵀ/√d) (N, heads, T, T), the weights the fused kernel applies without forming them."""
+        q, k, _ = self.heads_of(x)
+        return (q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])).softmax(-1)
 
 
 class TransformerBlock(nn.Module):

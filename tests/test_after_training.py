@@ -79,16 +79,25 @@ def test_predict_on_a_folder_skips_stray_files_and_writes_a_csv_beside_the_check
 @pytest.mark.parametrize("argv, message", [
     (["{run}/best.pt", "{tmp}/notes.txt"], "cannot decode image"),
     (["{run}/best.pt", "{tmp}/empty"], "holds no images"),
-    (["{tmp}/notes.txt", "{tmp}/empty"], "is not a readable checkpoint"),
+    (["{tmp}/notes.txt", "{data}/test"], "is not a readable checkpoint"),
+    (["{run}", "{data}/test"], "is a folder, not a checkpoint; give"),
     (["{run}/best.pt", "{tmp}/missing.jpg"], "no such image or folder"),
 ])
 def test_predict_bad_input_is_one_line(folder_run, tmp_path, capfd, argv, message):
-    _, run = folder_run
+    data, run = folder_run
     (tmp_path / "notes.txt").write_text("text")
     (tmp_path / "empty").mkdir()
-    argv = [a.format(run=run, tmp=tmp_path) for a in argv]
+    argv = [a.format(run=run, tmp=tmp_path, data=data) for a in argv]
     code, _, err = run_main(main_modern.main, ["--predict", *argv, "--device", "cpu"], capfd)
     assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
+
+
+def test_companion_flags_without_their_mode_are_refused(folder_run, capfd):
+    _, run = folder_run
+    code, _, err = run_main(main_modern.main, ["--evaluate", str(run / "best.pt"), "--top-k", "5"], capfd)
+    assert code == 2 and "--top-k goes with --predict CHECKPOINT IMAGE..." in err, err
+    code, _, err = run_main(main_modern.main, ["--export", str(run / "best.pt"), "--explain-count", "3"], capfd)
+    assert code == 2 and "--explain-count goes with --explain" in err, err
 
 
 def test_export_onnx_and_pt2_match_pytorch_on_test_images(folder_run, tmp_path):
@@ -99,6 +108,8 @@ def test_export_onnx_and_pt2_match_pytorch_on_test_images(folder_run, tmp_path):
         assert Path(results[fmt]["path"]).is_file() and results[fmt]["images"] == 12  # the whole test split
         assert results[fmt]["top1_agree"] == 12 and results[fmt]["max_logit_difference"] < 1e-3
     # the exported program takes uint8 images as a decoder gives them, at any batch size
+    again = export_checkpoint(str(run / "best.pt"), formats=["pt2"], out_dir=str(tmp_path), check_images=4)
+    assert Path(again["pt2"]["path"]).name == "best-2.pt2"  # a second export never replaces the first
     loaded = torch.export.load(results["pt2"]["path"]).module()
     images = torch.randint(0, 256, (5, 3, 16, 16), dtype=torch.uint8)
     trained = load_trained_model(run / "best.pt", "cpu")

@@ -239,7 +239,7 @@ def build_cases(tmp: Path, run: Path, folder_run: Path, lock: RunLock) -> dict[s
                                                  never_created=tmp / "marker"),
         "evaluate a raw pickle that runs code": Case("main_modern.py", ["--evaluate", str(raw_pickle)],
                                                      "refusing to load", never_created=tmp / "marker"),
-        "evaluate a folder": Case("main_modern.py", ["--evaluate", str(folder_run)], "no checkpoint at"),
+        "evaluate a folder": Case("main_modern.py", ["--evaluate", str(folder_run)], "is a folder, not a checkpoint; give"),
         "evaluate with a test subset larger than the test set": Case(
             "main_modern.py", ["--evaluate", str(folder_best), "--test-subset", "1000"], "--test-subset 1000 is larger"),
         # every flag validated once, in every mode

@@ -33,6 +33,9 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> None:
 def load_checkpoint(path: Path) -> dict[str, Any]:
     """Load a checkpoint written by :func:`save_checkpoint`; refuse anything else with one line."""
     path = Path(path)
+    if path.is_dir():
+        hint = f"give {path / 'best.pt'}" if (path / "best.pt").exists() else "give a checkpoint file (best.pt or last.pt)"
+        raise UserError(f"{path} is a folder, not a checkpoint; {hint}")
     if not path.is_file():
         raise UserError(f"no checkpoint at {path}")
     with open(path, "rb") as file:

@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from models.activations import describe_activation, list_activations
-from utils.config import (AMP_DTYPES, AUGMENTATIONS, CROP_PAD_MODES, DATA_MODES, DATASETS, DEVICES, OPTIMIZERS,
-                          SCHEDULERS, TTA_MODES, TrainConfig)
+from utils.config import (AMP_DTYPES, AUGMENTATIONS, CROP_PAD_MODES, DATA_MODES, DATASETS, DEVICES, EXPORT_FORMATS,
+                          OPTIMIZERS, SCHEDULERS, TTA_MODES, TrainConfig)
 from utils.experiment import resume_config
 from utils.distributed import restarted_by_torchrun
 from utils.errors import OneLineArgumentParser
-from utils.export import EXPORT_FORMATS
 from utils.presets import PRESETS, preset_settings
 from utils.rerun import rerun_from
 from utils.smoke import SMOKE_ENV, smoke_settings

@@ -41,6 +41,7 @@ AMP_DTYPES = ("auto", "bf16", "fp16")
 RECIPES = ("standard", "modern")
 DATA_MODES = ("auto", "memory", "device", "stream")
 TTA_MODES = ("none", "flip", "flip-translate", "weighted")  # utils/evaluation.py
+EXPORT_FORMATS = ("onnx", "pt2")  # utils/export.py
 CROP_PAD_MODES = ("zeros", "reflect")
 # Augmentations the device-resident path does on whole batches; the others are per-image policies.
 BATCHED_AUGMENTATIONS = ("none", "standard")

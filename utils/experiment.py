@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 import torch
 from torch import nn
 
-from models import count_parameters
+from models import count_parameters, create_model
 from utils.augmentation import build_batch_mixer
 from utils.checkpoint import check_class_names, load_checkpoint
 from utils.config import RESUME_MUST_MATCH, RESUME_NEEDS_OUTPUT_DIR, TrainConfig, resolve_for_device
@@ -29,7 +29,6 @@ from utils.distributed import Placement, share_from_main
 from utils.errors import RunStopped, UserError
 from utils.evaluation import evaluate_saved
 from utils.files import write_json
-from utils.inference import build_model
 from utils.modern_trainer import Precision, learning_rates
 from utils.run_dir import RUN_FILES, claim_run_dir, unique_run_dir
 from utils.seeds import generator, seed_everything
@@ -59,6 +58,12 @@ def resume_config(explicit: dict[str, Any], forced_by: dict[str, str] | None = N
                      else f"this run asks for {key}={explicit[key]}")
             raise UserError(f"cannot resume {last}: it was trained with {key}={getattr(saved, key)}, {asked}")
     return saved.replace(**explicit, user_settings=sorted(set(saved.user_settings) | set(explicit) - {"resume"}))
+
+
+def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
+    return create_model(config.model, num_classes=num_classes, image_size=config.image_size,
+                        activation=config.activation, drop_path_rate=config.drop_path,
+                        dropblock_prob=config.dropblock, dropblock_size=config.dropblock_size)
 
 
 AfterTraining = Callable[[nn.Module, DataBundle, torch.device, Path], None]

@@ -50,15 +50,12 @@ def attention_maps(model: VisionTransformer, images: torch.Tensor) -> list[torch
     """Each block's attention weights (N, heads, T, T) on normalized ``images``.
 
     The blocks use ``F.scaled_dot_product_attention``, whose fused kernels never form the weights; a
-    hook on each attention module takes its input and computes softmax(QKᵀ/√d) from the same projections.
+    hook on each attention module takes its input and asks the module for them (``Attention.attention_weights``).
     """
     maps = []
 
     def record(module: nn.Module, inputs: tuple[torch.Tensor]) -> None:
-        x = inputs[0]  # the block's normalized tokens (N, T, D)
-        n, t, d = x.shape
-        q, k, _ = module.qkv(x).view(n, t, 3, module.heads, d // module.heads).permute(2, 0, 3, 1, 4)
-        maps.append((q @ k.transpose(-2, -1) / math.sqrt(d // module.heads)).softmax(-1))
+        maps.append(module.attention_weights(inputs[0]))  # the block's normalized tokens (N, T, D)
 
     hooks = [block.attention.register_forward_pre_hook(record) for block in model.blocks]
     try:
@@ -98,7 +95,8 @@ def _to_image(maps: torch.Tensor, size) -> torch.Tensor:
 def heatmaps(model: nn.Module, images: torch.Tensor, classes: torch.Tensor) -> tuple[torch.Tensor, str]:
     """The model's explanation maps for ``classes`` and the method's name."""
     if isinstance(model, VisionTransformer):
-        return attention_rollout(model, images), "attention rollout (what the class token reads)"
+        reads = "what the class token reads" if model.pool == "cls" else "what the mean of the tokens reads"
+        return attention_rollout(model, images), f"attention rollout ({reads})"
     return grad_cam(model, images, classes), "Grad-CAM of the predicted class (last convolutional stage)"
 
 
@@ -110,6 +108,8 @@ def explain_checkpoint(checkpoint: str, path: str, count: int = 16, device: str 
     picture = picture_path(path)
     trained = load_trained_model(checkpoint, device)
     images, labels = test_sample(trained, count, seed)
+    if len(images) < count:
+        print(f"note: the run's test set holds {len(images)} images; all of them are drawn")
     model = _fp32(trained)
     inputs = trained.normalized(images)
     with torch.no_grad():

@@ -26,11 +26,11 @@ from typing import Callable, Optional, Sequence
 import torch
 from torch import nn
 
+from utils.config import EXPORT_FORMATS
 from utils.errors import UserError
-from utils.files import atomic_write
+from utils.files import atomic_write, unused_stem
 from utils.inference import TrainedModel, load_trained_model, test_sample
 
-EXPORT_FORMATS = ("onnx", "pt2")
 CHECK_IMAGES = 256
 EXTRAS_HINT = "pip install -r requirements-extras.txt"
 
@@ -53,7 +53,8 @@ def export_checkpoint(checkpoint: str, formats: Sequence[str] = EXPORT_FORMATS, 
                       check_images: int = CHECK_IMAGES) -> dict[str, dict]:
     """Export the model of ``checkpoint`` to each of ``formats``; check each against PyTorch; return what was found.
 
-    Files are named after the checkpoint (``best.pt`` → ``best.onnx``, ``best.pt2``), beside it or in ``out_dir``.
+    Files are named after the checkpoint (``best.pt`` → ``best.onnx``, ``best.pt2``; ``best-2.*`` when those
+    exist), beside it or in ``out_dir``.
     """
     unknown = [f for f in formats if f not in EXPORT_FORMATS]
     if unknown:
@@ -71,9 +72,12 @@ def export_checkpoint(checkpoint: str, formats: Sequence[str] = EXPORT_FORMATS, 
     size = trained.image_size
     print(f"exporting {trained.description} from {checkpoint}: input uint8 RGB (N, 3, {size}, {size}), "
           f"normalization inside; output logits (N, {len(trained.class_names)}); checked on {len(images)} {where}")
+    if trained.config.tta != "none":
+        print(f"note: the exported model is one plain view; the run's own accuracy averaged --tta {trained.config.tta}")
+    stem = unused_stem(folder, Path(checkpoint).stem, [f".{fmt}" for fmt in formats])  # never over an earlier export
     results = {}
     for fmt in formats:
-        path = folder / f"{Path(checkpoint).stem}.{fmt}"
+        path = folder / f"{stem}.{fmt}"
         run = EXPORTERS[fmt](module, images[:2], path, trained)
         results[fmt] = compare_with_pytorch(module, run, images) | {"path": str(path), "bytes": path.stat().st_size}
         r = results[fmt]

@@ -6,7 +6,6 @@ a new image needs to be classified exactly as the run's own test images were: de
 resized to the run's ``--image-size``, scaled to ``(x / 255 - mean) / std``, and run in the precision
 the model was trained and evaluated in.
 
-- :func:`build_model`: the registry model a config describes (the run builds its model here too);
 - :func:`load_trained_model`: a checkpoint → :class:`TrainedModel` (evaluation mode, on a device);
 - :meth:`TrainedModel.probabilities`: uint8 images → class probabilities, test-time views included;
 - :func:`test_sample`: a stratified sample of the run's own test images (export checks, explain grids).
@@ -20,7 +19,6 @@ from typing import Optional
 import torch
 from torch import nn
 
-from models import create_model
 from utils.batch_augment import normalize
 from utils.checkpoint import load_checkpoint
 from utils.config import TrainConfig, resolve_for_device
@@ -30,13 +28,8 @@ from utils.data_sources import load_splits
 from utils.devices import select_device
 from utils.errors import UserError
 from utils.evaluation import predict
+from utils.experiment import build_model
 from utils.modern_trainer import Precision
-
-
-def build_model(config: TrainConfig, num_classes: int) -> nn.Module:
-    return create_model(config.model, num_classes=num_classes, image_size=config.image_size,
-                        activation=config.activation, drop_path_rate=config.drop_path,
-                        dropblock_prob=config.dropblock, dropblock_size=config.dropblock_size)
 
 
 @dataclass
@@ -89,8 +82,9 @@ def load_trained_model(path: Path | str, device_name: str = "auto", checkpoint: 
     path = Path(path)
     checkpoint = checkpoint if checkpoint is not None else load_checkpoint(path)
     device = select_device(device_name)
-    config, _ = resolve_for_device(TrainConfig.from_dict(checkpoint["config"]).replace(resume=True, device=device_name),
-                                   device)
+    # resume=True: the run's precision is re-resolved only if this device is of another kind than the run's
+    saved = TrainConfig.from_dict(checkpoint["config"]).replace(resume=True, device=device_name)
+    config, _ = resolve_for_device(saved, device)
     class_names = list(checkpoint.get("class_names") or [])
     mean, std = normalization_of(checkpoint, config, path)
     model = build_model(config, len(class_names)).to(device)
@@ -126,7 +120,7 @@ def test_sample(trained: TrainedModel, count: int, seed: int = 0) -> tuple[torch
     The test folder is listed class by class, so "the first N" would be one class; a seeded stratified
     sample holds every class in proportion.
     """
-    config = trained.config.replace(subset=None, quick=False)
+    config = trained.config.replace(subset=None, quick=False, download=False)  # never a download to check an export
     _, test, _ = load_splits(config)
     pick = stratified_subset(test.labels, min(count, len(test.labels)), seed)
     return test.images[pick], test.labels[pick]

@@ -78,8 +78,9 @@ def predict_images(checkpoint: str, inputs: Sequence[str], top_k: int = 3, tta: 
     """
     if top_k < 1:
         raise UserError(f"--top-k must be at least 1 (got {top_k})")
+    files, folders = image_files(inputs)  # what the user typed is checked before any work
+    target = predictions_path(save, Path(checkpoint).parent) if save or folders else None
     trained = load_trained_model(checkpoint, device)
-    files, folders = image_files(inputs)
     tta = tta or trained.config.tta
     files, images = decode_all(files, folders, trained.image_size)
     probabilities = trained.probabilities(images, tta)
@@ -87,10 +88,9 @@ def predict_images(checkpoint: str, inputs: Sequence[str], top_k: int = 3, tta: 
     print(f"{trained.description} from {checkpoint}: {len(files)} image(s) at {trained.image_size}×{trained.image_size}"
           + (f", test-time views {tta}" if tta != "none" else ""))
     print(format_predictions(rows))
-    if save or folders:
-        path = predictions_path(save, Path(checkpoint).parent)
-        write_predictions(rows, probabilities, trained.class_names, path)
-        print(f"predictions of {len(rows)} image(s) written to {path}")
+    if target is not None:
+        write_predictions(rows, probabilities, trained.class_names, target)
+        print(f"predictions of {len(rows)} image(s) written to {target}")
     return rows
 
 
@@ -121,10 +121,10 @@ def predictions_path(save: Optional[str], run_dir: Path) -> Path:
     if save is None:
         return run_dir / f"{unused_stem(run_dir, 'predictions', ['.csv'])}.csv"
     path = Path(save)
-    if path.suffix.lower() not in (".csv", ".json"):
-        raise UserError(f"--save-predictions {save}: give a .csv or .json file name")
     if path.is_dir():
         raise UserError(f"--save-predictions {save} is a folder; give a file name in it, such as {path / 'predictions.csv'}")
+    if path.suffix.lower() not in (".csv", ".json"):
+        raise UserError(f"--save-predictions {save}: give a .csv or .json file name")
     return path
 
 
@@ -148,4 +148,5 @@ def write_predictions(rows: Sequence[dict[str, Any]], probabilities: torch.Tenso
     except OSError as error:
         raise UserError(f"cannot create the folder of {path} ({error.strerror or error.__class__.__name__}); "
                         f"choose another --save-predictions") from None
-    atomic_write(path, lambda temporary: temporary.write_text(text))
+    # UTF-8 whatever the platform's default (file names in any script); newline="" keeps the CSV's own line ends
+    atomic_write(path, lambda temporary: temporary.write_text(text, encoding="utf-8", newline=""))
