@@ -111,7 +111,7 @@ def plan_from_args(args: argparse.Namespace, argv: Sequence[str]) -> BenchmarkPl
                   test_subset=given(args.test_subset, QUICK_TEST_SUBSET if args.quick else None))
     base = TrainConfig(**smoke_settings({**settings, **budget}), eval_every=given(args.eval_every, 1), progress=False,
                        quick=args.quick)
-    experiments = build_experiments(studies, args.models, args.model)
+    experiments = build_experiments(studies, args.models, args.model, precision_pinned=args.amp is not None)
     out_dir = Path(args.output_dir) if args.output_dir else None
     plan = BenchmarkPlan(base, experiments, list(range(seeds)), out_dir or Path("runs") / "benchmark-(new)",
                          command="python benchmark_all.py " + " ".join(map(shlex.quote, argv)),

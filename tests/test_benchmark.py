@@ -320,3 +320,39 @@ def test_the_activations_study_reports_each_activation_against_relu_paired_by_se
     assert "+1.17 [+0.45, +1.88] (3 seeds)" in gelu  # mean 7/6, t(2) = 4.303, sd 0.289: ± 0.717
     assert sum(line.startswith("| relu -> ") for line in lines) == 10
     assert next(line for line in lines if line.startswith("| relu -> elu |")).count("not run") == 1
+
+
+def test_a_pinned_precision_leaves_out_the_amp_arm_of_the_techniques_study(capfd):
+    from utils.studies import build_experiments
+
+    names = [e.name for e in build_experiments(["techniques"], None, "cnn")]
+    assert "amp" in names
+    pinned = [e.name for e in build_experiments(["techniques"], None, "cnn", precision_pinned=True)]
+    assert pinned == [name for name in names if name != "amp"]
+    code, out, err = run_main(benchmark_all.main, [*TINY, "--techniques", "--no-amp", "--list"], capfd)
+    assert code == 0, err
+    assert "techniques/amp " not in out and "techniques/mixup" in out
+
+
+def test_a_study_runs_seed_by_seed_so_a_stopped_one_holds_every_arm_at_its_seeds(tmp_path, capfd, monkeypatch):
+    out = tmp_path / "bench"
+    argv = [*TINY, "--architectures", "--models", "cnn", "resnet_tiny", "--seeds", "2", "--output-dir", str(out)]
+    calls = []
+
+    def stopped_at_the_third(config, **kw):
+        if len(calls) == 2:
+            raise RunStopped("SIGINT received: stopped", 130)
+        calls.append((config.model, config.seed))
+        return run_training(config, **kw)
+
+    monkeypatch.setattr("utils.experiment.run_training", stopped_at_the_third)
+    assert run_main(benchmark_all.main, argv, capfd)[0] == 130
+    assert calls == [("cnn", 0), ("resnet_tiny", 0)]  # both arms at seed 0: one paired difference
+    calls.clear()
+    monkeypatch.setattr("utils.experiment.run_training", lambda config, **kw: calls.append((config.model, config.seed))
+                        or run_training(config, **kw))
+    assert run_main(benchmark_all.main, argv, capfd)[0] == 0
+    assert calls == [("cnn", 1), ("resnet_tiny", 1)]
+    results = json.loads((out / "results.json").read_text())["results"]
+    assert sorted((r["experiment"], r["seed"]) for r in results if r["status"] == "done") == [
+        ("cnn", 0), ("cnn", 1), ("resnet_tiny", 0), ("resnet_tiny", 1)]

@@ -13,8 +13,12 @@ from utils.config import TrainConfig
 from utils.data_loader import DataBundle
 from utils.evaluation import predict, tta_views, view_weights
 from utils.config import resolve_amp
-from utils.modern_trainer import Lookahead, build_optimizer, lookahead_decay_at, piecewise_linear_factor
+from utils.cli import epoch_count
+from utils.modern_trainer import (Lookahead, build_optimizer, learning_rates, lookahead_decay_at,
+                                   piecewise_linear_factor)
 from utils.trainer import freeze_whitening_bias
+
+from tests.conftest import SYNTHETIC, train_and_read_metrics
 
 
 def test_the_whitening_sample_of_a_class_sorted_set_holds_every_class_in_proportion():
@@ -124,3 +128,16 @@ def test_the_modern_recipe_runs_bf16_on_cpus_that_have_it(monkeypatch, native, a
     assert (config.amp, config.amp_dtype, config.channels_last) == want
     standard = resolve_amp(TrainConfig().resolved(), torch.device("cpu"))
     assert not standard.amp  # the standard recipe (level 1) stays fp32
+
+
+def test_a_fractional_epoch_count_ends_the_last_epoch_part_way(tmp_path, capfd):
+    import main_modern
+
+    # 128 images in batches of 32: 4 steps an epoch; 1.5 epochs = 6 steps, the second epoch stopped after 2
+    argv = [*SYNTHETIC, "--model", "cnn", "--batch-size", "32", "--epochs", "1.5", "--scheduler", "linear"]
+    _, metrics = train_and_read_metrics(main_modern.main, argv, tmp_path / "run", capfd)
+    assert [h["epoch"] for h in metrics["history"]] == [1, 2]
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=False)["global_step"] == 6
+    config = TrainConfig(epochs=1.5, scheduler="linear", recipe="modern").resolved()
+    assert config.epochs_started == 2 and len(learning_rates(config, 4)) == 6
+    assert epoch_count("10") == 10 and isinstance(epoch_count("10"), int) and epoch_count("9.9") == 9.9

@@ -39,6 +39,12 @@ def new_parser(prog: str, description: str) -> OneLineArgumentParser:
     return OneLineArgumentParser(prog=prog, description=description, formatter_class=RealDefaultsHelpFormatter)
 
 
+def epoch_count(text: str) -> float:
+    """``--epochs``: a whole number stays an int (``10``, not ``10.0``, in config.json and the logs)."""
+    value = float(text)
+    return int(value) if value.is_integer() else value
+
+
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags main.py and main_modern.py share (SPEC: 'Flags shared by main.py and main_modern.py')."""
     data = parser.add_argument_group("data")
@@ -66,7 +72,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                       "stream for a folder that would take over half the available RAM (default auto)")
 
     train = parser.add_argument_group("training")
-    train.add_argument("--epochs", type=int, help="default 10")
+    train.add_argument("--epochs", type=epoch_count, help="default 10; a fraction (9.9) ends the last epoch part-way")
     train.add_argument("--batch-size", type=int, help="default 128")
     train.add_argument("--lr", type=float, help="peak learning rate (default: 1e-3 Adam, 2e-3 AdamW, 0.1 SGD)")
     train.add_argument("--seed", type=int, help="seed of initialization, data order and augmentation (default 42)")

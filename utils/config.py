@@ -71,7 +71,7 @@ class TrainConfig:
     preset: Optional[str] = None  # a named config of utils/presets.py (e.g. speed) under the flags given
     activation: Optional[str] = None  # None: the model's own default (relu for CNNs, gelu for transformers)
     # ---- training
-    epochs: int = 10
+    epochs: float = 10  # a fraction ends the last epoch part-way (--epochs 9.9: the record recipe's)
     batch_size: int = 128
     lr: Optional[float] = None
     seed: int = 42
@@ -160,6 +160,15 @@ class TrainConfig:
     @property
     def mixing(self) -> bool:
         return self.mixup is not None or self.cutmix is not None
+
+    @property
+    def epochs_started(self) -> int:
+        """Epochs the loop begins: 10 for ``--epochs 9.9``, whose tenth stops at 90% of its steps."""
+        return math.ceil(self.epochs - 1e-9)
+
+    def total_steps(self, steps_per_epoch: int) -> int:
+        """Optimizer steps of the whole run: the schedule and Lookahead count to this, the loop stops at it."""
+        return max(1, round(self.epochs * steps_per_epoch))
 
 
 # ------------------------------------------------------------------------------------ resolving

@@ -123,7 +123,7 @@ def step_decay_factor(step: int, steps_per_epoch: int, step_size: int, gamma: fl
 def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int
                     ) -> torch.optim.lr_scheduler.LambdaLR:
     """A LambdaLR stepped once per optimizer step."""
-    total = config.epochs * steps_per_epoch
+    total = config.total_steps(steps_per_epoch)
     warmup = round(config.warmup_epochs * steps_per_epoch)
     if config.scheduler == "cosine":
         def factor(step: int) -> float:
@@ -144,7 +144,7 @@ def learning_rates(config: TrainConfig, steps_per_epoch: int) -> list[float]:
     """The learning rate of every optimizer step of a run of ``config`` (resolved), from :func:`build_scheduler`."""
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=config.lr)
     factor = build_scheduler(optimizer, config, steps_per_epoch).lr_lambdas[0]
-    return [config.lr * factor(step) for step in range(config.epochs * steps_per_epoch)]
+    return [config.lr * factor(step) for step in range(config.total_steps(steps_per_epoch))]
 
 
 # ------------------------------------------------------------------------------------ precision

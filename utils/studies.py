@@ -119,8 +119,14 @@ class BenchmarkPlan:
     is_main: bool = True  # under torchrun: is this rank 0, the process that writes the files
 
 
-def build_experiments(studies: Sequence[str], models: Optional[Sequence[str]], model: str) -> list[Experiment]:
-    """The experiments of each study asked, in a stable order."""
+def build_experiments(studies: Sequence[str], models: Optional[Sequence[str]], model: str,
+                      precision_pinned: bool = False) -> list[Experiment]:
+    """The experiments of each study asked, in a stable order.
+
+    ``precision_pinned`` (``--amp``/``--no-amp`` given for every run): the techniques study leaves out its
+    AMP arm, which would either repeat the baseline or contradict the flag (on a CPU without native bf16,
+    autocast to bf16 is emulated and many times slower).
+    """
     twice = sorted({name for name in models or () if list(models).count(name) > 1})
     if twice:
         raise UserError(f"--models names {', '.join(twice)} more than once; name each model once")
@@ -129,7 +135,8 @@ def build_experiments(studies: Sequence[str], models: Optional[Sequence[str]], m
         if study == "architectures":
             experiments += [Experiment(study, name, {"model": name}) for name in (models or list_models())]
         elif study == "techniques":
-            experiments += [Experiment(study, name, {"model": model, **changes}) for name, changes in TECHNIQUES.items()]
+            experiments += [Experiment(study, name, {"model": model, **changes}) for name, changes in TECHNIQUES.items()
+                            if not (precision_pinned and "amp" in changes)]
         elif study == "record":
             experiments += [Experiment(study, name, {**preset_settings("speed"), **changes})
                             for name, changes in RECORD_RECIPE.items()]
@@ -326,7 +333,9 @@ def _run_each(plan: BenchmarkPlan, train: Callable[..., dict[str, Any]]) -> list
     from tqdm import tqdm
 
     results = {(r["study"], r["experiment"], r["seed"]): r for r in load_results(plan.out_dir)}
-    todo = [(e, s) for e in plan.experiments for s in plan.seeds]
+    # Seed by seed, every arm at each: a study stopped part-way holds every arm at the seeds it finished,
+    # so each comparison is paired over those seeds (not some arms at five seeds and others at none).
+    todo = [(e, s) for s in plan.seeds for e in plan.experiments]
     bar = tqdm(todo, desc="benchmark", disable=not plan.progress)
     for experiment, seed in bar:
         key = (experiment.study, experiment.name, seed)
@@ -342,7 +351,7 @@ def _run_each(plan: BenchmarkPlan, train: Callable[..., dict[str, Any]]) -> list
         if record["status"] == "failed":
             tqdm.write(f"{experiment.key} seed {seed} failed: {record['error']}")
     bar.close()
-    order = {(e.study, e.name, s): i for i, (e, s) in enumerate(todo)}
+    order = {(e.study, e.name, s): i for i, (e, s) in enumerate((e, s) for e in plan.experiments for s in plan.seeds)}
     plan.results = sorted((r for k, r in results.items() if k in order), key=lambda r: order[
         (r["study"], r["experiment"], r["seed"])])
     return plan.results

@@ -62,7 +62,7 @@ def train(trainer: "Trainer", max_steps: Optional[int] = None) -> dict[str, Any]
     # --tensorboard: the writer opens where the run stands (a resume purges what was logged after its checkpoint)
     tensorboard = trainer.tensorboard.open(state.global_step)
     with StopSignals(trainer.placement.distributed, trainer.device) as signals, tensorboard:
-        for epoch in range(state.epoch, config.epochs):
+        for epoch in range(state.epoch, config.epochs_started):
             log, batches = start_epoch(trainer, epoch)  # data order, RNG, frozen layers, the step log
             for images, labels in batches:
                 images, targets, labels = prepare_batch(trainer, images, labels)  # MixUp/CutMix, DropBlock
@@ -96,6 +96,8 @@ def train(trainer: "Trainer", max_steps: Optional[int] = None) -> dict[str, Any]
                     stop_on_signal(trainer, signals.received)
                 if state.global_step == max_steps:
                     return trainer.metrics()
+                if state.global_step == trainer.total_steps:
+                    break  # a fractional --epochs: the last epoch ends part-way
             batches.close()
             log.fold(state.step_in_epoch)
             trainer.bank_time()
@@ -191,7 +193,7 @@ def evaluate_epoch(trainer: "Trainer", should_stop: Callable[[], bool]) -> tuple
     """Raw and EMA weights on the test (and validation) images, when this epoch is due; else nothing."""
     config, recipe = trainer.config, trainer.recipe
     number = trainer.state.epoch + 1
-    if number % trainer.eval_every != 0 and number != config.epochs:
+    if number % trainer.eval_every != 0 and number != config.epochs_started:
         return {}, {}
     weights = {"raw": trainer.evaluated(), **({"EMA": recipe.ema.module} if recipe.ema is not None else {})}
     loaders = [trainer.data.test_loader] + ([trainer.data.val_loader] if trainer.data.val_loader is not None else [])
@@ -261,7 +263,7 @@ class Trainer:
         self.model, self.data, self.config, self.run_dir, self.device = model, data, config, Path(run_dir), device
         self.placement = placement
         self.steps_per_epoch = data.train_loader.steps_per_epoch
-        self.total_steps = self.steps_per_epoch * config.epochs
+        self.total_steps = config.total_steps(self.steps_per_epoch)
         self.recipe: Recipe = build_recipe(model, config, self.steps_per_epoch, device)
         self.mixer = build_batch_mixer(config, data.num_classes)
         # The model the loop runs: wrapped for torchrun (gradients averaged over processes in the
