@@ -316,3 +316,33 @@ def plot_time_to_accuracy(runs: dict[str, list[dict]], path: Path, title: str) -
     axis.legend(fontsize=8)
     fig.tight_layout()
     save_figure(fig, path, dpi=110)
+
+
+def plot_differences_by_budget(rows: Sequence[str], claimed: Sequence[float],
+                               budgets: Sequence[tuple[str, Sequence[Optional[tuple[float, float, float]]]]],
+                               path: Path, title: str = "") -> None:
+    """One row per technique: each budget's difference (dot) and 95% interval (bar), the claim (x), zero (line).
+
+    ``budgets``: (name, per row (mean, low, high) or None); a row whose interval crosses from one budget to the
+    next side of zero is the picture of "it costs in short runs and pays in long ones".
+    """
+    fig, axis = plt.subplots(figsize=(8, 0.55 * len(rows) + 1.6))
+    spread = 0.5 / max(1, len(budgets))
+    for b, (name, points) in enumerate(budgets):
+        offset = (b - (len(budgets) - 1) / 2) * spread
+        for i, point in enumerate(points):
+            if point is None:
+                continue
+            mean, low, high = point
+            axis.errorbar(mean, i + offset, xerr=[[mean - low], [high - mean]], fmt="o", capsize=3, color=f"C{b}",
+                          label=name if i == next(k for k, p in enumerate(points) if p is not None) else None)
+    axis.scatter(claimed, range(len(rows)), marker="x", color="black", zorder=3, label="claimed (description)")
+    axis.axvline(0, color="grey", linewidth=1)
+    axis.set_yticks(range(len(rows)), rows, fontsize=8)
+    axis.invert_yaxis()
+    axis.set_xlabel("difference in final test accuracy (points), paired 95% interval")
+    axis.set_title(title or "each technique against its baseline, by budget", fontsize=10)
+    axis.grid(axis="x", alpha=0.3)
+    axis.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=len(budgets) + 1)  # off the data
+    fig.tight_layout()
+    save_figure(fig, path, dpi=110)

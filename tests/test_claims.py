@@ -1,0 +1,77 @@
+"""The description's claims against measured intervals: verdicts, the table, the docs script."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from utils.claims import CLAIMS, Claim, Difference, claims_table, technique_differences, verdict
+from utils.errors import UserError
+
+from tests.conftest import load_benchmark, run_main
+
+
+@pytest.mark.parametrize("low, high, want", [(0.2, 1.8, "confirmed at this budget"), (-1.0, 0.5, "not resolved"),
+                                              (-2.0, -0.3, "reversed at this budget")])
+def test_a_verdict_follows_where_the_interval_lies_against_the_claim(low, high, want):
+    assert verdict(Claim("+1", 1.0), Difference((low + high) / 2, low, high, 5)) == want
+    flipped = {"confirmed at this budget": "reversed at this budget", "reversed at this budget":
+               "confirmed at this budget"}.get(want, want)
+    assert verdict(Claim("-1", -1.0), Difference((low + high) / 2, low, high, 5)) == flipped
+
+
+def test_a_claim_of_no_change_holds_while_the_interval_holds_zero():
+    same = Claim("same accuracy", 0.0)
+    assert verdict(same, Difference(0.1, -0.5, 0.7, 5)) == "confirmed at this budget"
+    assert verdict(same, Difference(1.0, 0.4, 1.6, 5)) == "reversed at this budget"
+    assert verdict(same, None) == "not measured"
+    assert verdict(same, Difference(1.0, None, None, 1)) == "not resolved (one seed)"
+
+
+def write_study(folder, accuracies):
+    """A techniques study's results.json: {experiment: [accuracy per seed]}, EMA weights 1 point above."""
+    results = [{"study": "techniques", "experiment": name, "seed": seed, "status": "done", "final_test_acc": acc,
+                "final_ema_test_acc": acc + 1.0} for name, per_seed in accuracies.items()
+               for seed, acc in enumerate(per_seed)]
+    results.append({"study": "techniques", "experiment": "mixup", "seed": 0, "status": "failed", "error": "x"})
+    folder.mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps({"command": "", "results": results}))
+    return folder
+
+
+def test_the_differences_are_paired_over_the_seeds_both_arms_finished(tmp_path):
+    study = write_study(tmp_path / "short", {"standard": [50.0, 52.0, 48.0], "cosine": [51.0, 53.5],
+                                             "ema": [50.0, 52.0, 48.0]})
+    differences = technique_differences(study)
+    cosine = differences["step LR -> warm-up + cosine"]
+    assert (cosine.mean, cosine.seeds) == (1.25, 2)  # seed 2 has no cosine run: not paired
+    assert cosine.low == pytest.approx(1.25 - 12.706 * 0.25, abs=1e-9)  # sd of (1, 1.5) / sqrt(2) = 0.25
+    ema = differences["EMA off -> on (EMA weights)"]  # the EMA arm is judged by its averaged weights
+    assert (ema.mean, ema.low, ema.high) == (1.0, 1.0, 1.0)
+    assert "no MixUp -> MixUp" not in differences  # its one run failed
+
+
+def test_the_table_has_a_column_and_a_verdict_per_budget_and_every_claim(tmp_path):
+    short = technique_differences(write_study(tmp_path / "s", {"standard": [50.0, 52.0, 48.0],
+                                                               "mixup": [48.0, 50.5, 46.0]}))
+    lines = claims_table([("short", short), ("long", {})])
+    assert lines[0].count("measured, ") == 2 and lines[0].count("verdict, ") == 2
+    assert len(lines) == 2 + len(CLAIMS)
+    mixup = next(line for line in lines if line.startswith("| no MixUp → MixUp |"))
+    assert "reversed at this budget | not measured |" in mixup and "92% → 93.5%, +1.5" in mixup
+
+
+def test_the_docs_script_prints_the_table_and_draws_the_budgets(tmp_path, capfd):
+    script = load_benchmark("techniques_table")
+    short = write_study(tmp_path / "short", {"standard": [50.0, 52.0, 48.0], "randaugment": [47.0, 49.5, 45.0]})
+    long = write_study(tmp_path / "long", {"standard": [70.0, 71.0, 69.0], "randaugment": [71.5, 72.6, 70.4]})
+    png = tmp_path / "by_budget.png"
+    code, out, err = run_main(script.main, [f"short={short}", f"long={long}", "--plot", str(png)], capfd)
+    assert code == 0, err
+    row = next(line for line in out.splitlines() if line.startswith("| standard augmentation → RandAugment |"))
+    assert "reversed at this budget | confirmed at this budget |" in row  # the crossing
+    assert png.stat().st_size > 0
+    with pytest.raises(UserError, match="NAME=FOLDER"):
+        script.main([str(short)])
+    with pytest.raises(UserError, match="results.json"):
+        script.main([f"short={tmp_path / 'nowhere'}"])
