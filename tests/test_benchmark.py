@@ -320,6 +320,9 @@ def test_the_activations_study_reports_each_activation_against_relu_paired_by_se
     assert "+1.17 [+0.45, +1.88] (3 seeds)" in gelu  # mean 7/6, t(2) = 4.303, sd 0.289: ± 0.717
     assert sum(line.startswith("| relu -> ") for line in lines) == 10
     assert next(line for line in lines if line.startswith("| relu -> elu |")).count("not run") == 1
+    # the one comparison with intervals: paired ±0.72, Welch's (seeds' spread 2.0 and 2.25, 3 each) far wider
+    assert lines[-1].startswith("Half-width of the 95% intervals over the 1 comparisons with one: paired by seed "
+                                "±0.72 points")
 
 
 def test_a_pinned_precision_leaves_out_the_amp_arm_of_the_techniques_study(capfd):

@@ -24,6 +24,7 @@ import os
 import platform
 import resource
 import time
+from statistics import median
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -421,14 +422,17 @@ def pair_table(plan: BenchmarkPlan, summary: dict[str, dict[str, Any]], study: s
              "| train time ratio | ECE baseline → with it | flags that differ |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     changes = {e.name: e.changes for e in plan.experiments if e.study == study}
+    halves: list[tuple[float, float]] = []  # (paired, Welch) half-widths: what pairing by seed bought
     for label, base_name, treat_name, base_figure, treat_figure in pairs:
         base, treat = summary.get(f"{study}/{base_name}"), summary.get(f"{study}/{treat_name}")
         if not base or not treat or not base[base_figure + "_values"] or not treat[treat_figure + "_values"]:
             lines.append(f"| {label} | n/a | n/a | not run | | | | |")
             continue
-        difference, low, high = welch_interval(treat[treat_figure + "_values"], base[base_figure + "_values"])
-        welch = f"[{low:+.2f}, {high:+.2f}]" if low is not None else "(one seed: no interval)"
+        difference, welch_low, welch_high = welch_interval(treat[treat_figure + "_values"], base[base_figure + "_values"])
+        welch = f"[{welch_low:+.2f}, {welch_high:+.2f}]" if welch_low is not None else "(one seed: no interval)"
         mean, low, high, pairs_found = paired_interval(treat[treat_figure + "_by_seed"], base[base_figure + "_by_seed"])
+        if low is not None and welch_low is not None:
+            halves.append(((high - low) / 2, (welch_high - welch_low) / 2))
         paired = (f"{mean:+.2f} [{low:+.2f}, {high:+.2f}] ({pairs_found} seeds)" if low is not None else
                   f"{mean:+.2f} (one seed: no interval)" if mean is not None else "(no common seed)")
         ratio = (f"{treat['train_time_s'][0] / base['train_time_s'][0]:.2f}x"
@@ -438,6 +442,11 @@ def pair_table(plan: BenchmarkPlan, summary: dict[str, dict[str, Any]], study: s
                                    plan.base.replace(**changes[treat_name]).resolved())
         lines.append(f"| {label} | {_pm(base[base_figure])} | {_pm(treat[treat_figure])} | {paired} | "
                      f"{difference:+.2f} {welch} | {ratio} | {ece} | `{flags}` |")
+    if halves:
+        paired_halves, welch_halves = sorted(h[0] for h in halves), sorted(h[1] for h in halves)
+        lines += ["", f"Half-width of the 95% intervals over the {len(halves)} comparisons with one: paired by seed "
+                  f"±{median(paired_halves):.2f} points (median; widest ±{paired_halves[-1]:.2f}), Welch's "
+                  f"±{median(welch_halves):.2f} (median; widest ±{welch_halves[-1]:.2f})."]
     return lines
 
 
