@@ -20,8 +20,10 @@ JSON and markdown under ``benchmarks/results/``.
     python benchmarks/speed.py --models speednet resnet_tiny --precisions fp32 bf16 bf16-compile --modes device
 
 ``--precisions``: each model once per precision, side by side in one process (fp32 contiguous;
-bf16 autocast with channels_last; the same under ``torch.compile``, whose compilation falls in the
-warm-up steps and is reported apart as ``first_steps_s``), with each one's speed over fp32's.
+bf16 autocast with channels_last; either under ``torch.compile``, whose compilation falls in the
+warm-up steps and is reported apart as ``first_steps_s``), with each one's speed over fp32's. On a CPU
+without native bf16 (AVX2 only) bf16 autocast is emulated and about ten times slower than fp32
+(``results/cpu-without-bf16-2026-12-01.md``): compare ``fp32 fp32-compile`` there.
 """
 from __future__ import annotations
 
@@ -49,6 +51,7 @@ from utils.trainer import Trainer, train  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PRECISIONS = {"fp32": dict(amp=False, channels_last=False, compile=False),
+              "fp32-compile": dict(amp=False, channels_last=False, compile=True),  # CPUs without native bf16
               "bf16": dict(amp=True, amp_dtype="bf16", channels_last=True, compile=False),
               "bf16-compile": dict(amp=True, amp_dtype="bf16", channels_last=True, compile=True)}
 

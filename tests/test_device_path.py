@@ -22,7 +22,7 @@ from utils.run_record import default_eval_every
 from utils.step_log import StepLog
 from utils.trainer import Trainer, train
 
-from tests.conftest import SYNTHETIC, run_main, train_and_read_metrics
+from tests.conftest import SYNTHETIC, load_benchmark, run_main, train_and_read_metrics
 
 MEAN, STD = (0.49, 0.48, 0.45), (0.25, 0.24, 0.26)
 
@@ -206,8 +206,6 @@ def test_eval_every_evaluates_those_epochs_and_the_last(tmp_path, capfd):
 
 
 def test_the_speed_benchmark_runs_and_reports_both_paths(tmp_path):
-    from tests.conftest import load_benchmark
-
     speed = load_benchmark("speed")
     rows = speed.main(["--models", "cnn", "--steps", "2", "--warmup", "1", "--batch-size", "16", "--workers", "0",
                        "--no-progress", "--results-dir", str(tmp_path), "--output", "smoke"])
@@ -235,3 +233,13 @@ def test_the_speed_benchmark_refuses_bad_input_in_one_line(tmp_path, argv, messa
     done = subprocess.run([sys.executable, "benchmarks/speed.py", *argv, "--results-dir", str(tmp_path)],
                           capture_output=True, text=True)
     assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_the_speed_benchmark_compares_precisions_side_by_side(tmp_path):
+    speed = load_benchmark("speed")
+    rows = speed.main(["--models", "cnn", "--precisions", "fp32", "fp32-compile", "--modes", "device", "--steps", "1",
+                       "--warmup", "1", "--batch-size", "16", "--no-progress", "--results-dir", str(tmp_path),
+                       "--output", "precisions"])
+    assert [row["precision"] for row in rows] == ["fp32", "fp32-compile"]
+    assert rows[0]["speedup_vs_fp32"] == 1.0 and rows[1]["speedup_vs_fp32"] > 0
+    assert "| cnn | device | fp32-compile |" in (tmp_path / "precisions.md").read_text()
