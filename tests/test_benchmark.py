@@ -359,3 +359,14 @@ def test_a_study_runs_seed_by_seed_so_a_stopped_one_holds_every_arm_at_its_seeds
     results = json.loads((out / "results.json").read_text())["results"]
     assert sorted((r["experiment"], r["seed"]) for r in results if r["status"] == "done") == [
         ("cnn", 0), ("cnn", 1), ("resnet_tiny", 0), ("resnet_tiny", 1)]
+
+
+def test_the_ranking_line_counts_the_seeds_that_agree_with_the_means():
+    from utils.studies import ranking_line
+
+    rows = [{"experiment": name, "final_test_acc_by_seed": dict(enumerate(accs))}
+            for name, accs in (("a", [60.0, 61.0, 58.0]), ("b", [59.0, 62.0, 57.0]), ("c", [50.0, 51.0, 59.0, 70.0]))]
+    line = ranking_line(rows)
+    assert "over the 3 seeds every arm finished: a > b > c" in line  # c's seed 3 has no partner
+    assert "a is first on 1 of 3 seeds; a and b are the top two on 2 of 3." in line
+    assert ranking_line(rows[:1]).startswith("Ranking: needs two arms")

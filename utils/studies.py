@@ -450,6 +450,27 @@ def pair_table(plan: BenchmarkPlan, summary: dict[str, dict[str, Any]], study: s
     return lines
 
 
+def ranking_line(rows: Sequence[dict[str, Any]]) -> str:
+    """How stable the ranking of the top arms is over the seeds every arm finished.
+
+    A ranking by means can rest on one lucky seed; seed by seed, the top arm of the means should come
+    first, and the top two should be the top two, on most seeds before a study's ranking is quoted.
+    """
+    seeds = sorted(set.intersection(*(set(row["final_test_acc_by_seed"]) for row in rows))) if rows else []
+    if len(rows) < 2 or len(seeds) < 2:
+        return "Ranking: needs two arms and two seeds that every arm finished."
+    by_mean = sorted(rows, key=lambda row: -sum(row["final_test_acc_by_seed"][s] for s in seeds))
+    names = [row["experiment"] for row in by_mean]
+    firsts = tops = 0
+    for seed in seeds:
+        order = [row["experiment"] for row in sorted(rows, key=lambda row: -row["final_test_acc_by_seed"][seed])]
+        firsts += order[0] == names[0]
+        tops += set(order[:2]) == set(names[:2])
+    return (f"Ranking by the mean over the {len(seeds)} seeds every arm finished: {' > '.join(names)}. "
+            f"{names[0]} is first on {firsts} of {len(seeds)} seeds; {names[0]} and {names[1]} are the top two on "
+            f"{tops} of {len(seeds)}.")
+
+
 def _study_row(row: dict[str, Any]) -> str:
     failed = f" ({len(row['failed'])} failed: {row['failed'][0]})" if row["failed"] else ""
     if not row["params"]:
@@ -500,6 +521,7 @@ def write_report(plan: BenchmarkPlan) -> Path:
                   "| params (M) | GFLOPs | train time (s) | img/s | peak memory (MiB) | ECE | seeds |",
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         lines += [_study_row(summary[key]) for key in keys]
+        lines += ["", ranking_line([summary[key] for key in keys])]
         if study in ("techniques", "record", "activations"):
             lines += ["", "Each change against its baseline (same model, data, budget and seeds); the difference "
                       "is in percentage points of final test accuracy. Both arms ran with the same seeds (the same "
