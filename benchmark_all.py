@@ -23,7 +23,7 @@ from utils.errors import exit_at_once_on_ctrl_c, exit_on_user_error
 with exit_at_once_on_ctrl_c("benchmark_all.py"):  # Ctrl-C while torch imports (seconds) is one line too
     from utils.studies import (STUDIES, BenchmarkPlan, build_experiments, differing_settings, experiment_config,
                                  run_benchmark, write_report)
-    from utils.cli import new_parser
+    from utils.cli import epoch_count, new_parser
     from utils.config import AMP_DTYPES, DATA_MODES, DATASETS, DEVICES, QUICK_SUBSET, QUICK_TEST_SUBSET, TrainConfig
     from utils.data_order import take_subset
     from utils.data_sources import load_splits
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     budget = parser.add_argument_group("budget")
     budget.add_argument("--quick", action="store_true",
                         help=f"2 epochs on {QUICK_SUBSET} training and {QUICK_TEST_SUBSET} test images, 1 seed")
-    budget.add_argument("--epochs", type=int, help=f"epochs per run (default {FULL_EPOCHS}, 2 with --quick)")
+    budget.add_argument("--epochs", type=epoch_count, help=f"epochs per run (default {FULL_EPOCHS}, 2 with --quick)")
     budget.add_argument("--seeds", type=int, help="seeds per experiment (default 3, 1 with --quick)")
     budget.add_argument("--models", nargs="+", metavar="NAME", help="models of --architectures (default: every registry model)")
     budget.add_argument("--model", default="resnet18", help="model of --techniques and --activations")

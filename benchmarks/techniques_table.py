@@ -8,7 +8,8 @@
 Each ``NAME=FOLDER`` is a techniques study (finished or stopped part-way: a comparison uses the seeds
 both of its arms finished) and becomes a column: the paired difference with its 95% interval, and a
 verdict (``utils/claims.py``: confirmed / reversed at this budget / not resolved). It prints the
-Markdown table README embeds and, with ``--plot``, draws every budget's intervals beside the claims.
+Markdown table (README's "Expected improvements" is this table) and, with ``--plot``, draws every
+budget's intervals beside the claims.
 A GPU run of the same study (``benchmarks/gpu_suite.py``) is one more column: ``full=FOLDER``.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.claims import CLAIMS, claims_table, technique_differences  # noqa: E402
+from utils.claims import CLAIMS, claims_table, display_label, interval_points, technique_differences  # noqa: E402
 from utils.errors import OneLineArgumentParser, UserError, exit_on_user_error  # noqa: E402
 from utils.visualization import picture_path, plot_differences_by_budget  # noqa: E402
 
@@ -43,11 +44,9 @@ def main(argv: list[str] | None = None) -> None:
     measured = [(name, technique_differences(folder)) for name, folder in budgets]
     print("\n".join(claims_table(measured)))
     if out is not None:
-        rows = [label.replace(" -> ", " → ") for label in CLAIMS]
-        points = [(name, [None if d.get(label) is None or d[label].low is None else
-                          (d[label].mean, d[label].low, d[label].high) for label in CLAIMS])
-                  for name, d in measured]
-        plot_differences_by_budget(rows, [claim.points for claim in CLAIMS.values()], points, out)
+        plot_differences_by_budget([display_label(label) for label in CLAIMS],
+                                   [claim.points for claim in CLAIMS.values()],
+                                   [(name, interval_points(differences)) for name, differences in measured], out)
         print(f"written to {args.plot}")
 
 

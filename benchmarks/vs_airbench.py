@@ -42,6 +42,7 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
+from utils.cli import epoch_count  # noqa: E402
 from utils.config import TrainConfig  # noqa: E402
 from utils.errors import OneLineArgumentParser, exit_on_user_error  # noqa: E402
 from utils.data_sources import load_splits  # noqa: E402
@@ -160,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = OneLineArgumentParser(prog="vs_airbench.py", description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", required=True, help="CIFAR-10 as an image folder (train/ and test/)")
     parser.add_argument("--seeds", type=int, default=10, help="timed runs of each side (default 10)")
-    parser.add_argument("--epochs", type=int, help="the preset's epochs (default: the preset's)")
+    parser.add_argument("--epochs", type=epoch_count, help="the preset's epochs (default: the preset's; 9.9 is "
+                        "airbench94's)")
     parser.add_argument("--compile", action="store_true", help="torch.compile the preset's model")
     parser.add_argument("--output", help="basename of the JSON/markdown files (default vs-airbench-<date>)")
     parser.add_argument("--results-dir", default=str(RESULTS))

@@ -321,8 +321,8 @@ def test_the_activations_study_reports_each_activation_against_relu_paired_by_se
     assert sum(line.startswith("| relu -> ") for line in lines) == 10
     assert next(line for line in lines if line.startswith("| relu -> elu |")).count("not run") == 1
     # the one comparison with intervals: paired ±0.72, Welch's (seeds' spread 2.0 and 2.25, 3 each) far wider
-    assert lines[-1].startswith("Half-width of the 95% intervals over the 1 comparisons with one: paired by seed "
-                                "±0.72 points")
+    assert lines[-1].startswith("Half-width of the 95% intervals (1 of the comparisons above have both): "
+                                "paired by seed ±0.72 points")
 
 
 def test_a_pinned_precision_leaves_out_the_amp_arm_of_the_techniques_study(capfd):
@@ -366,7 +366,8 @@ def test_the_ranking_line_counts_the_seeds_that_agree_with_the_means():
 
     rows = [{"experiment": name, "final_test_acc_by_seed": dict(enumerate(accs))}
             for name, accs in (("a", [60.0, 61.0, 58.0]), ("b", [59.0, 62.0, 57.0]), ("c", [50.0, 51.0, 59.0, 70.0]))]
-    line = ranking_line(rows)
-    assert "over the 3 seeds every arm finished: a > b > c" in line  # c's seed 3 has no partner
+    line = ranking_line(rows + [{"experiment": "d", "final_test_acc_by_seed": {}}])
+    assert "over the 3 seeds every arm finished: a > b > c (no finished seed: d)." in line  # c's seed 3: unpaired
     assert "a is first on 1 of 3 seeds; a and b are the top two on 2 of 3." in line
+    assert ranking_line(rows[:2]).endswith("a is first on 2 of 3 seeds.")  # two arms: no "top two" to count
     assert ranking_line(rows[:1]).startswith("Ranking: needs two arms")

@@ -11,27 +11,38 @@ from utils.errors import UserError
 from tests.conftest import load_benchmark, run_main
 
 
-@pytest.mark.parametrize("low, high, want", [(0.2, 1.8, "confirmed at this budget"), (-1.0, 0.5, "not resolved"),
-                                              (-2.0, -0.3, "reversed at this budget")])
+@pytest.mark.parametrize("low, high, want", [
+    (0.2, 1.8, "confirmed at this budget, the claimed size included"),
+    (0.1, 0.6, "confirmed at this budget, smaller than claimed"),
+    (1.2, 2.0, "confirmed at this budget, larger than claimed"),
+    (-1.0, 0.5, "not resolved"),
+    (-2.0, -0.3, "reversed at this budget")])
 def test_a_verdict_follows_where_the_interval_lies_against_the_claim(low, high, want):
     assert verdict(Claim("+1", 1.0), Difference((low + high) / 2, low, high, 5)) == want
-    flipped = {"confirmed at this budget": "reversed at this budget", "reversed at this budget":
-               "confirmed at this budget"}.get(want, want)
-    assert verdict(Claim("-1", -1.0), Difference((low + high) / 2, low, high, 5)) == flipped
+    mirrored = verdict(Claim("-1", -1.0), Difference(-(low + high) / 2, -high, -low, 5))
+    assert mirrored == want  # the same picture, the claim and the interval both on the other side of zero
 
 
-def test_a_claim_of_no_change_holds_while_the_interval_holds_zero():
+def test_a_claim_of_no_change_needs_the_whole_interval_near_zero():
     same = Claim("same accuracy", 0.0)
-    assert verdict(same, Difference(0.1, -0.5, 0.7, 5)) == "confirmed at this budget"
+    assert verdict(same, Difference(0.1, -0.3, 0.45, 5)) == "confirmed at this budget"
+    assert verdict(same, Difference(0.1, -4.0, 4.2, 2)) == "not resolved"  # holds zero, and hides a lot
     assert verdict(same, Difference(1.0, 0.4, 1.6, 5)) == "reversed at this budget"
     assert verdict(same, None) == "not measured"
     assert verdict(same, Difference(1.0, None, None, 1)) == "not resolved (one seed)"
 
 
+def test_every_claim_names_a_comparison_the_techniques_study_makes():
+    from utils.studies import TECHNIQUE_PAIRS
+
+    assert list(CLAIMS) == [label for label, *_ in TECHNIQUE_PAIRS]
+
+
 def write_study(folder, accuracies):
     """A techniques study's results.json: {experiment: [accuracy per seed]}, EMA weights 1 point above."""
     results = [{"study": "techniques", "experiment": name, "seed": seed, "status": "done", "final_test_acc": acc,
-                "final_ema_test_acc": acc + 1.0} for name, per_seed in accuracies.items()
+                "final_ema_test_acc": acc + 1.0, "best_test_acc": acc, "params": 1, "gflops": 0.1,
+                "test_acc_curve": [acc]} for name, per_seed in accuracies.items()
                for seed, acc in enumerate(per_seed)]
     results.append({"study": "techniques", "experiment": "mixup", "seed": 0, "status": "failed", "error": "x"})
     folder.mkdir(parents=True)
@@ -69,7 +80,7 @@ def test_the_docs_script_prints_the_table_and_draws_the_budgets(tmp_path, capfd)
     code, out, err = run_main(script.main, [f"short={short}", f"long={long}", "--plot", str(png)], capfd)
     assert code == 0, err
     row = next(line for line in out.splitlines() if line.startswith("| standard augmentation → RandAugment |"))
-    assert "reversed at this budget | confirmed at this budget |" in row  # the crossing
+    assert "reversed at this budget | confirmed at this budget, smaller than claimed |" in row  # the crossing
     assert png.stat().st_size > 0
     with pytest.raises(UserError, match="NAME=FOLDER"):
         script.main([str(short)])

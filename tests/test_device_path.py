@@ -235,6 +235,7 @@ def test_the_speed_benchmark_refuses_bad_input_in_one_line(tmp_path, argv, messa
     assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
+@pytest.mark.slow  # torch.compile on the CPU: a C++ toolchain and tens of seconds
 def test_the_speed_benchmark_compares_precisions_side_by_side(tmp_path):
     speed = load_benchmark("speed")
     rows = speed.main(["--models", "cnn", "--precisions", "fp32", "fp32-compile", "--modes", "device", "--steps", "1",
@@ -242,4 +243,5 @@ def test_the_speed_benchmark_compares_precisions_side_by_side(tmp_path):
                        "--output", "precisions"])
     assert [row["precision"] for row in rows] == ["fp32", "fp32-compile"]
     assert rows[0]["speedup_vs_fp32"] == 1.0 and rows[1]["speedup_vs_fp32"] > 0
+    assert rows[1]["first_steps_s"] > rows[0]["first_steps_s"] + 1.0  # the compilation fell in the warm-up
     assert "| cnn | device | fp32-compile |" in (tmp_path / "precisions.md").read_text()

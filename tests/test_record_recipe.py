@@ -1,6 +1,8 @@
 """The speed records' ingredients, each a named option: checked against the library or a hand reference."""
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 import pytest
 import torch
@@ -10,13 +12,14 @@ from torchvision.transforms.v2 import functional as TF
 from models import create_model
 from utils.batch_augment import crop_with_padding
 from utils.config import TrainConfig
-from utils.data_loader import DataBundle
+from utils.data_loader import DataBundle, build_data
 from utils.evaluation import predict, tta_views, view_weights
 from utils.config import resolve_amp
 from utils.cli import epoch_count
 from utils.modern_trainer import (Lookahead, build_optimizer, learning_rates, lookahead_decay_at,
                                    piecewise_linear_factor)
-from utils.trainer import freeze_whitening_bias
+from utils.experiment import build_model
+from utils.trainer import Trainer, freeze_whitening_bias, train
 
 from tests.conftest import SYNTHETIC, train_and_read_metrics
 
@@ -137,7 +140,23 @@ def test_a_fractional_epoch_count_ends_the_last_epoch_part_way(tmp_path, capfd):
     argv = [*SYNTHETIC, "--model", "cnn", "--batch-size", "32", "--epochs", "1.5", "--scheduler", "linear"]
     _, metrics = train_and_read_metrics(main_modern.main, argv, tmp_path / "run", capfd)
     assert [h["epoch"] for h in metrics["history"]] == [1, 2]
+    assert metrics["history"][-1]["test_acc"] is not None  # the partial last epoch is the evaluated one
     assert torch.load(tmp_path / "run" / "last.pt", weights_only=False)["global_step"] == 6
     config = TrainConfig(epochs=1.5, scheduler="linear", recipe="modern").resolved()
-    assert config.epochs_started == 2 and len(learning_rates(config, 4)) == 6
+    assert config.last_epoch == 2 and len(learning_rates(config, 4)) == 6
+    # 1.1 epochs of 4 steps would round to 4: the second epoch, once begun, trains at least one step
+    assert TrainConfig(epochs=1.1).total_steps(4) == 5 and TrainConfig(epochs=9.9).total_steps(97) == 960
     assert epoch_count("10") == 10 and isinstance(epoch_count("10"), int) and epoch_count("9.9") == 9.9
+    with pytest.raises(argparse.ArgumentTypeError, match="finite"):
+        epoch_count("inf")
+
+
+def test_a_run_stopped_on_its_last_step_trains_no_further_when_continued(tmp_path):
+    config = TrainConfig(dataset="synthetic", image_size=16, synthetic_size=128, batch_size=32, epochs=1.5,
+                         workers=0, progress=False, cache_dir="", output_dir=str(tmp_path)).resolved()
+    data = build_data(config)
+    trainer = Trainer(build_model(config, data.num_classes), data, config, tmp_path, torch.device("cpu"))
+    train(trainer, max_steps=6)  # returns mid-epoch, as a run stopped on its final step is saved
+    assert (trainer.state.epoch, trainer.state.step_in_epoch, trainer.state.global_step) == (1, 2, 6)
+    train(trainer)  # what a resume does: the rest of the epoch holds no step of this run
+    assert trainer.state.global_step == 6 and [h["epoch"] for h in trainer.state.history] == [1, 2]

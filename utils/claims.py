@@ -3,9 +3,12 @@
 The product description promised a table of improvements (standard → modern recipe +2 points,
 AdamW +1, ...), made for full runs on a GPU. A claim is *confirmed at a budget* when the measured
 paired 95% interval of the difference lies entirely on the claim's side of zero, *reversed* when it
-lies entirely on the other side, and *not resolved* when it contains zero. The verdict is about the
-direction, at the budget the study ran: a regularizer that costs accuracy in 5 epochs can pay in 50,
-and the point of measuring two budgets is to see where it crosses.
+lies entirely on the other side, and *not resolved* when it contains zero; a confirmed claim also
+says whether the claimed size lies inside the interval. A claim of no change ("same accuracy") is
+confirmed only when the whole interval lies within ±:data:`SAME_MARGIN` points: an interval that
+merely contains zero could hide a large effect. The verdict holds at the budget the study ran: a
+regularizer that costs accuracy in 5 epochs can pay in 50, and the point of measuring two budgets is
+to see where it crosses.
 
 - :data:`CLAIMS`: each row of ``studies.TECHNIQUE_PAIRS`` with what the description claimed;
 - :func:`verdict`: the verdict on one interval;
@@ -15,14 +18,13 @@ and the point of measuring two budgets is to see where it crosses.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
 from utils.errors import UserError
 from utils.statistics import paired_interval
-from utils.studies import TECHNIQUE_PAIRS
+from utils.studies import TECHNIQUE_PAIRS, TECHNIQUES, Experiment, load_results, summarize
 
 
 @dataclass(frozen=True)
@@ -53,42 +55,56 @@ class Difference:
     seeds: int
 
 
+SAME_MARGIN = 0.5  # points: how close to zero a whole interval must be to confirm "same accuracy"
+
+
 def verdict(claim: Claim, difference: Optional[Difference]) -> str:
     """Confirmed / reversed / not resolved at this budget (see the module docstring)."""
     if difference is None:
         return "not measured"
-    if difference.low is None:
+    low, high = difference.low, difference.high
+    if low is None:
         return "not resolved (one seed)"
-    if claim.points == 0:  # a claim of no change holds when the interval holds zero
-        return "confirmed at this budget" if difference.low <= 0 <= difference.high else "reversed at this budget"
+    if claim.points == 0:
+        if -SAME_MARGIN <= low and high <= SAME_MARGIN:
+            return "confirmed at this budget"
+        return "not resolved" if low <= 0 <= high else "reversed at this budget"
     sign = 1 if claim.points > 0 else -1
-    if sign * difference.low > 0 and sign * difference.high > 0:
-        return "confirmed at this budget"
-    if sign * difference.low < 0 and sign * difference.high < 0:
+    if sign * low < 0 and sign * high < 0:
         return "reversed at this budget"
-    return "not resolved"
+    if sign * low <= 0 or sign * high <= 0:
+        return "not resolved"
+    if low <= claim.points <= high:
+        return "confirmed at this budget, the claimed size included"
+    smaller = sign * high < sign * claim.points
+    return f"confirmed at this budget, {'smaller' if smaller else 'larger'} than claimed"
 
 
 def technique_differences(folder: Path) -> dict[str, Difference]:
     """Each TECHNIQUE_PAIRS row's paired difference over the seeds both arms finished, from ``results.json``."""
-    path = Path(folder) / "results.json"
-    try:
-        results = json.loads(path.read_text())["results"]
-    except (OSError, ValueError, KeyError):
-        raise UserError(f"{path}: not a study's results.json (give the folder benchmark_all.py wrote)") from None
-    by_arm: dict[tuple[str, str], dict[int, float]] = {}
-    for r in results:
-        if r.get("study") == "techniques" and r.get("status") == "done":
-            for figure in ("final_test_acc", "final_ema_test_acc"):
-                if r.get(figure) is not None:
-                    by_arm.setdefault((r["experiment"], figure), {})[r["seed"]] = r[figure]
+    if not (Path(folder) / "results.json").is_file():
+        raise UserError(f"{folder} holds no results.json: give the folder of a techniques study "
+                        f"(benchmark_all.py --techniques --output-dir FOLDER)")
+    experiments = [Experiment("techniques", name, changes) for name, changes in TECHNIQUES.items()]
+    summary = summarize(load_results(Path(folder)), experiments)
     differences = {}
     for label, base, treat, base_figure, treat_figure in TECHNIQUE_PAIRS:
-        mean, low, high, seeds = paired_interval(by_arm.get((treat, treat_figure), {}),
-                                                 by_arm.get((base, base_figure), {}))
+        mean, low, high, seeds = paired_interval(summary[f"techniques/{treat}"][treat_figure + "_by_seed"],
+                                                 summary[f"techniques/{base}"][base_figure + "_by_seed"])
         if mean is not None:
             differences[label] = Difference(mean, low, high, seeds)
     return differences
+
+
+def display_label(label: str) -> str:
+    """A TECHNIQUE_PAIRS label as the docs print it (an arrow, not ``->``)."""
+    return label.replace(" -> ", " → ")
+
+
+def interval_points(measured: dict[str, Difference]) -> list[Optional[tuple[float, float, float]]]:
+    """(mean, low, high) per row of CLAIMS, None where there is no interval: what the budgets picture draws."""
+    return [None if measured.get(label) is None or measured[label].low is None else
+            (measured[label].mean, measured[label].low, measured[label].high) for label in CLAIMS]
 
 
 def _cell(difference: Optional[Difference]) -> str:
@@ -108,6 +124,6 @@ def claims_table(budgets: Sequence[tuple[str, dict[str, Difference]]]) -> list[s
     for label, claim in CLAIMS.items():
         cells = [_cell(measured.get(label)) for _, measured in budgets]
         verdicts = [verdict(claim, measured.get(label)) for _, measured in budgets]
-        lines.append(f"| {label.replace(' -> ', ' → ')} | {claim.text} | " + " | ".join(cells) + " | "
+        lines.append(f"| {display_label(label)} | {claim.text} | " + " | ".join(cells) + " | "
                      + " | ".join(verdicts) + " |")
     return lines

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,8 @@ def new_parser(prog: str, description: str) -> OneLineArgumentParser:
 def epoch_count(text: str) -> float:
     """``--epochs``: a whole number stays an int (``10``, not ``10.0``, in config.json and the logs)."""
     value = float(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"--epochs must be a finite number (got {text})")
     return int(value) if value.is_integer() else value
 
 

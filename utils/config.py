@@ -162,13 +162,17 @@ class TrainConfig:
         return self.mixup is not None or self.cutmix is not None
 
     @property
-    def epochs_started(self) -> int:
-        """Epochs the loop begins: 10 for ``--epochs 9.9``, whose tenth stops at 90% of its steps."""
-        return math.ceil(self.epochs - 1e-9)
+    def last_epoch(self) -> int:
+        """The number of the run's last epoch: 10 for ``--epochs 10`` and for ``--epochs 9.9``."""
+        return math.ceil(self.epochs)
 
     def total_steps(self, steps_per_epoch: int) -> int:
-        """Optimizer steps of the whole run: the schedule and Lookahead count to this, the loop stops at it."""
-        return max(1, round(self.epochs * steps_per_epoch))
+        """Optimizer steps of the whole run: the schedule and Lookahead count to this, the loop stops at it.
+
+        A fractional last epoch takes its share of the steps (9.9 epochs of 97 steps: 960), and at least
+        one, so that every epoch the loop begins trains.
+        """
+        return max((self.last_epoch - 1) * steps_per_epoch + 1, round(self.epochs * steps_per_epoch))
 
 
 # ------------------------------------------------------------------------------------ resolving

@@ -23,8 +23,8 @@ import json
 import os
 import platform
 import resource
+import statistics
 import time
-from statistics import median
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
@@ -227,7 +227,7 @@ def run_one(plan: BenchmarkPlan, experiment: Experiment, seed: int,
     history = metrics["history"]
     last = history[-1]
     memory, memory_kind = peak_memory_mib(device)
-    seen = metrics["train_images"] * len(history)
+    seen = metrics["train_images"] * min(len(history), config.epochs)  # a fractional last epoch: its share
     calibration = {k: extras.pop(k) for k in ("calibration_probabilities", "calibration_labels")}
     if plan.is_main:
         atomic_write(run_dir / "calibration.pt", lambda temporary: torch.save(calibration, temporary))
@@ -425,6 +425,9 @@ def pair_table(plan: BenchmarkPlan, summary: dict[str, dict[str, Any]], study: s
     halves: list[tuple[float, float]] = []  # (paired, Welch) half-widths: what pairing by seed bought
     for label, base_name, treat_name, base_figure, treat_figure in pairs:
         base, treat = summary.get(f"{study}/{base_name}"), summary.get(f"{study}/{treat_name}")
+        if treat_name not in changes:  # left out of this plan (the AMP arm under --amp/--no-amp)
+            lines.append(f"| {label} | n/a | n/a | left out: --amp/--no-amp pins every run's precision | | | | |")
+            continue
         if not base or not treat or not base[base_figure + "_values"] or not treat[treat_figure + "_values"]:
             lines.append(f"| {label} | n/a | n/a | not run | | | | |")
             continue
@@ -443,32 +446,37 @@ def pair_table(plan: BenchmarkPlan, summary: dict[str, dict[str, Any]], study: s
         lines.append(f"| {label} | {_pm(base[base_figure])} | {_pm(treat[treat_figure])} | {paired} | "
                      f"{difference:+.2f} {welch} | {ratio} | {ece} | `{flags}` |")
     if halves:
-        paired_halves, welch_halves = sorted(h[0] for h in halves), sorted(h[1] for h in halves)
-        lines += ["", f"Half-width of the 95% intervals over the {len(halves)} comparisons with one: paired by seed "
-                  f"±{median(paired_halves):.2f} points (median; widest ±{paired_halves[-1]:.2f}), Welch's "
-                  f"±{median(welch_halves):.2f} (median; widest ±{welch_halves[-1]:.2f})."]
+        paired_halves, welch_halves = [h[0] for h in halves], [h[1] for h in halves]
+        lines += ["", f"Half-width of the 95% intervals ({len(halves)} of the comparisons above have both): "
+                  f"paired by seed ±{statistics.median(paired_halves):.2f} points (median; widest ±{max(paired_halves):.2f}), "
+                  f"Welch's ±{statistics.median(welch_halves):.2f} (median; widest ±{max(welch_halves):.2f})."]
     return lines
 
 
 def ranking_line(rows: Sequence[dict[str, Any]]) -> str:
-    """How stable the ranking of the top arms is over the seeds every arm finished.
+    """How stable the ranking of the arms' final test accuracy (raw weights) is over the seeds they share.
 
     A ranking by means can rest on one lucky seed; seed by seed, the top arm of the means should come
     first, and the top two should be the top two, on most seeds before a study's ranking is quoted.
+    Arms with no finished seed are named and left out.
     """
-    seeds = sorted(set.intersection(*(set(row["final_test_acc_by_seed"]) for row in rows))) if rows else []
-    if len(rows) < 2 or len(seeds) < 2:
-        return "Ranking: needs two arms and two seeds that every arm finished."
-    by_mean = sorted(rows, key=lambda row: -sum(row["final_test_acc_by_seed"][s] for s in seeds))
+    ranked = [row for row in rows if row["final_test_acc_by_seed"]]
+    missing = [row["experiment"] for row in rows if not row["final_test_acc_by_seed"]]
+    left_out = f" (no finished seed: {', '.join(missing)})" if missing else ""
+    seeds = sorted(set.intersection(*(set(row["final_test_acc_by_seed"]) for row in ranked))) if ranked else []
+    if len(ranked) < 2 or len(seeds) < 2:
+        return f"Ranking: needs two arms and two seeds that every arm finished{left_out}."
+    by_mean = sorted(ranked, key=lambda row: -sum(row["final_test_acc_by_seed"][s] for s in seeds))
     names = [row["experiment"] for row in by_mean]
     firsts = tops = 0
     for seed in seeds:
-        order = [row["experiment"] for row in sorted(rows, key=lambda row: -row["final_test_acc_by_seed"][seed])]
+        order = [row["experiment"] for row in sorted(ranked, key=lambda row: -row["final_test_acc_by_seed"][seed])]
         firsts += order[0] == names[0]
         tops += set(order[:2]) == set(names[:2])
-    return (f"Ranking by the mean over the {len(seeds)} seeds every arm finished: {' > '.join(names)}. "
-            f"{names[0]} is first on {firsts} of {len(seeds)} seeds; {names[0]} and {names[1]} are the top two on "
-            f"{tops} of {len(seeds)}.")
+    top_two = (f"; {names[0]} and {names[1]} are the top two on {tops} of {len(seeds)}" if len(names) > 2 else "")
+    return (f"Ranking by the mean final test accuracy (raw weights) over the {len(seeds)} seeds every arm "
+            f"finished: {' > '.join(names)}{left_out}. {names[0]} is first on {firsts} of {len(seeds)} seeds"
+            f"{top_two}.")
 
 
 def _study_row(row: dict[str, Any]) -> str:

@@ -62,9 +62,11 @@ def train(trainer: "Trainer", max_steps: Optional[int] = None) -> dict[str, Any]
     # --tensorboard: the writer opens where the run stands (a resume purges what was logged after its checkpoint)
     tensorboard = trainer.tensorboard.open(state.global_step)
     with StopSignals(trainer.placement.distributed, trainer.device) as signals, tensorboard:
-        for epoch in range(state.epoch, config.epochs_started):
+        for epoch in range(state.epoch, config.last_epoch):
             log, batches = start_epoch(trainer, epoch)  # data order, RNG, frozen layers, the step log
             for images, labels in batches:
+                if state.global_step >= trainer.total_steps:
+                    break  # a fractional --epochs: the last epoch ends part-way (a resumed run too)
                 images, targets, labels = prepare_batch(trainer, images, labels)  # MixUp/CutMix, DropBlock
                 state.totals.lr = recipe.optimizer.param_groups[0]["lr"]  # the LR this step uses
                 # 1. forward under autocast (a no-op context in fp32), and the loss
@@ -96,8 +98,6 @@ def train(trainer: "Trainer", max_steps: Optional[int] = None) -> dict[str, Any]
                     stop_on_signal(trainer, signals.received)
                 if state.global_step == max_steps:
                     return trainer.metrics()
-                if state.global_step == trainer.total_steps:
-                    break  # a fractional --epochs: the last epoch ends part-way
             batches.close()
             log.fold(state.step_in_epoch)
             trainer.bank_time()
@@ -193,7 +193,7 @@ def evaluate_epoch(trainer: "Trainer", should_stop: Callable[[], bool]) -> tuple
     """Raw and EMA weights on the test (and validation) images, when this epoch is due; else nothing."""
     config, recipe = trainer.config, trainer.recipe
     number = trainer.state.epoch + 1
-    if number % trainer.eval_every != 0 and number != config.epochs_started:
+    if number % trainer.eval_every != 0 and number != config.last_epoch:
         return {}, {}
     weights = {"raw": trainer.evaluated(), **({"EMA": recipe.ema.module} if recipe.ema is not None else {})}
     loaders = [trainer.data.test_loader] + ([trainer.data.val_loader] if trainer.data.val_loader is not None else [])

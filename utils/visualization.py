@@ -330,12 +330,14 @@ def plot_differences_by_budget(rows: Sequence[str], claimed: Sequence[float],
     spread = 0.5 / max(1, len(budgets))
     for b, (name, points) in enumerate(budgets):
         offset = (b - (len(budgets) - 1) / 2) * spread
+        labelled = False  # the budget's name in the legend once, on its first drawn row
         for i, point in enumerate(points):
             if point is None:
                 continue
             mean, low, high = point
             axis.errorbar(mean, i + offset, xerr=[[mean - low], [high - mean]], fmt="o", capsize=3, color=f"C{b}",
-                          label=name if i == next(k for k, p in enumerate(points) if p is not None) else None)
+                          label=None if labelled else name)
+            labelled = True
     axis.scatter(claimed, range(len(rows)), marker="x", color="black", zorder=3, label="claimed (description)")
     axis.axvline(0, color="grey", linewidth=1)
     axis.set_yticks(range(len(rows)), rows, fontsize=8)
