@@ -42,9 +42,12 @@ def new_parser(prog: str, description: str) -> OneLineArgumentParser:
 
 def epoch_count(text: str) -> float:
     """``--epochs``: a whole number stays an int (``10``, not ``10.0``, in config.json and the logs)."""
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number such as 10 or 9.9 (got '{text}')") from None
     if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"--epochs must be a finite number (got {text})")
+        raise argparse.ArgumentTypeError(f"must be a finite number (got {text})")
     return int(value) if value.is_integer() else value
 
 
