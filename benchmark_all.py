@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--seeds", type=int, help="seeds per experiment (default 3, 1 with --quick)")
     budget.add_argument("--models", nargs="+", metavar="NAME", help="models of --architectures (default: every registry model)")
     budget.add_argument("--model", default="resnet18", help="model of --techniques and --activations")
+    budget.add_argument("--only", nargs="+", metavar="NAME",
+                        help="run only these experiments of the study (names as --list shows them); the "
+                             "baseline each is compared against comes along")
     budget.add_argument("--subset", type=int, help="training images (stratified)")
     budget.add_argument("--test-subset", type=int, help="test images (stratified)")
 
@@ -111,11 +114,12 @@ def plan_from_args(args: argparse.Namespace, argv: Sequence[str]) -> BenchmarkPl
                   test_subset=given(args.test_subset, QUICK_TEST_SUBSET if args.quick else None))
     base = TrainConfig(**smoke_settings({**settings, **budget}), eval_every=given(args.eval_every, 1), progress=False,
                        quick=args.quick)
-    experiments = build_experiments(studies, args.models, args.model, precision_pinned=args.amp is not None)
+    experiments = build_experiments(studies, args.models, args.model, precision_pinned=args.amp is not None,
+                                    only=args.only)
     out_dir = Path(args.output_dir) if args.output_dir else None
     plan = BenchmarkPlan(base, experiments, list(range(seeds)), out_dir or Path("runs") / "benchmark-(new)",
                          command="python benchmark_all.py " + " ".join(map(shlex.quote, argv)),
-                         verbose=args.verbose, progress=args.progress)
+                         verbose=args.verbose, progress=args.progress, only=args.only)
     for experiment in experiments:  # every setting checked before hours are spent on the first run
         experiment_config(plan, experiment, 0)
     if not args.list:  # missing data or a subset larger than it: one error now, not one per run later

@@ -337,6 +337,24 @@ def test_a_pinned_precision_leaves_out_the_amp_arm_of_the_techniques_study(capfd
     assert "techniques/amp " not in out and "techniques/mixup" in out
 
 
+def test_only_runs_the_named_arms_with_their_baseline_and_the_table_says_what_was_left_out(tmp_path, capfd):
+    from utils.config import TrainConfig
+    from utils.studies import BenchmarkPlan, build_experiments, pair_table, summarize
+
+    experiments = build_experiments(["techniques"], None, "cnn", only=["mixup", "randaugment"])
+    assert [e.name for e in experiments] == ["standard", "randaugment", "mixup"]  # the baseline came along
+    assert [e.name for e in build_experiments(["activations"], None, "cnn", only=["gelu"])] == ["gelu", "relu"]
+    results = [{"study": "techniques", "experiment": name, "seed": 0, "status": "done", "final_test_acc": acc,
+                "best_test_acc": acc, "train_time_s": 10.0, "ece": 0.1, "params": 1, "gflops": 0.1, "test_acc_curve": [acc]}
+               for name, acc in (("standard", 50.0), ("randaugment", 49.0), ("mixup", 48.0))]
+    plan = BenchmarkPlan(TrainConfig(model="cnn"), experiments, [0], tmp_path, only=["mixup", "randaugment"])
+    lines = pair_table(plan, summarize(results, experiments), "techniques")
+    assert next(line for line in lines if line.startswith("| no MixUp -> MixUp |")).count("-2.00") == 2
+    assert "left out: --only" in next(line for line in lines if line.startswith("| Adam -> AdamW |"))
+    code, _, err = run_main(benchmark_all.main, [*TINY, "--techniques", "--only", "mixupp", "--list"], capfd)
+    assert code == 2 and "no experiment named mixupp" in err and "mixup" in err.splitlines()[-1]
+
+
 def test_a_study_runs_seed_by_seed_so_a_stopped_one_holds_every_arm_at_its_seeds(tmp_path, capfd, monkeypatch):
     out = tmp_path / "bench"
     argv = [*TINY, "--architectures", "--models", "cnn", "resnet_tiny", "--seeds", "2", "--output-dir", str(out)]

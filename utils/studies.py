@@ -118,11 +118,13 @@ class BenchmarkPlan:
     progress: bool = True
     results: list[dict[str, Any]] = field(default_factory=list)
     is_main: bool = True  # under torchrun: is this rank 0, the process that writes the files
+    only: Optional[list[str]] = None  # --only: the experiments asked (their baselines come along)
 
 
 def build_experiments(studies: Sequence[str], models: Optional[Sequence[str]], model: str,
-                      precision_pinned: bool = False) -> list[Experiment]:
-    """The experiments of each study asked, in a stable order.
+                      precision_pinned: bool = False, only: Optional[Sequence[str]] = None) -> list[Experiment]:
+    """The experiments of each study asked, in a stable order (only those named in ``only``, if given,
+    and their baselines: :func:`keep_only`).
 
     ``precision_pinned`` (``--amp``/``--no-amp`` given for every run): the techniques study leaves out its
     AMP arm, which would either repeat the baseline or contradict the flag (on a CPU without native bf16,
@@ -146,7 +148,27 @@ def build_experiments(studies: Sequence[str], models: Optional[Sequence[str]], m
                             for name in list_activations()]
         else:
             raise UserError(f"unknown study '{study}': choose from {', '.join(STUDIES)}")
-    return experiments
+    return experiments if only is None else keep_only(experiments, only)
+
+
+def keep_only(experiments: list[Experiment], only: Sequence[str]) -> list[Experiment]:
+    """The experiments named in ``only`` (``--only``), with the baselines they are compared against.
+
+    A longer budget is often affordable for a few arms only (the regularizers of the techniques study,
+    say); a treatment without its baseline would leave its row of the table empty, so the baseline comes
+    along unasked.
+    """
+    known = {e.name for e in experiments}
+    unknown = [name for name in only if name not in known]
+    if unknown:
+        raise UserError(f"--only: no experiment named {', '.join(unknown)} in this study; choose from "
+                        f"{', '.join(sorted(known))}")
+    wanted = set(only)
+    for study in {e.study for e in experiments}:
+        for _, base, treat, _, _ in _pairs_of(study, [e.name for e in experiments if e.study == study]):
+            if treat in wanted:
+                wanted.add(base)
+    return [e for e in experiments if e.name in wanted]
 
 
 def experiment_config(plan: BenchmarkPlan, experiment: Experiment, seed: int) -> TrainConfig:
@@ -404,12 +426,18 @@ ACTIVATION_BASELINE = "relu"  # the activations study compares each activation w
 
 def study_pairs(plan: BenchmarkPlan, study: str) -> list[tuple[str, str, str, str, str]]:
     """(label, baseline, treatment, baseline figure, treatment figure) of each comparison a study reports."""
+    return _pairs_of(study, [e.name for e in plan.experiments if e.study == study])
+
+
+def _pairs_of(study: str, names: Sequence[str]) -> list[tuple[str, str, str, str, str]]:
     if study == "techniques":
         return TECHNIQUE_PAIRS
     if study == "record":
         return RECORD_PAIRS
-    names = [e.name for e in plan.experiments if e.study == study and e.name != ACTIVATION_BASELINE]
-    return [(f"{ACTIVATION_BASELINE} -> {name}", ACTIVATION_BASELINE, name, RAW, RAW) for name in names]
+    if study == "activations":
+        return [(f"{ACTIVATION_BASELINE} -> {name}", ACTIVATION_BASELINE, name, RAW, RAW)
+                for name in names if name != ACTIVATION_BASELINE]
+    return []  # architectures: a ranking, no baseline
 
 
 def pair_table(plan: BenchmarkPlan, summary: dict[str, dict[str, Any]], study: str) -> list[str]:
@@ -425,8 +453,10 @@ def pair_table(plan: BenchmarkPlan, summary: dict[str, dict[str, Any]], study: s
     halves: list[tuple[float, float]] = []  # (paired, Welch) half-widths: what pairing by seed bought
     for label, base_name, treat_name, base_figure, treat_figure in pairs:
         base, treat = summary.get(f"{study}/{base_name}"), summary.get(f"{study}/{treat_name}")
-        if treat_name not in changes:  # left out of this plan (the AMP arm under --amp/--no-amp)
-            lines.append(f"| {label} | n/a | n/a | left out: --amp/--no-amp pins every run's precision | | | | |")
+        if treat_name not in changes:  # left out of this plan: by --only, or the AMP arm under --amp/--no-amp
+            why = ("--only" if plan.only is not None and treat_name not in plan.only else
+                   "--amp/--no-amp pins every run's precision")
+            lines.append(f"| {label} | n/a | n/a | left out: {why} | | | | |")
             continue
         if not base or not treat or not base[base_figure + "_values"] or not treat[treat_figure + "_values"]:
             lines.append(f"| {label} | n/a | n/a | not run | | | | |")
