@@ -1,8 +1,9 @@
-"""Comparisons of architectures, techniques and activations, with seeds, error bars and intervals (level 7).
+"""Comparisons of architectures, techniques, activations and regularizers, with seeds, error bars and intervals (level 7).
 
     python benchmark_all.py --quick --architectures --models cnn resnet_tiny --seeds 2 --data-dir DATA
     python benchmark_all.py --techniques --model resnet18 --epochs 20 --data-dir DATA
     python benchmark_all.py --activations --model cnn --quick --data-dir DATA
+    python benchmark_all.py --regularization --model resnet_tiny --subset 10000 --epochs 5 --data-dir DATA
     python benchmark_all.py --record --subset 10000 --test-subset 5000 --data-dir DATA   # the speed preset's parts
     python benchmark_all.py --full --list        # the experiments it would run, and exit
 
@@ -33,19 +34,24 @@ with exit_at_once_on_ctrl_c("benchmark_all.py"):  # Ctrl-C while torch imports (
     from utils.tensorboard_log import require_tensorboard
 
 FULL_EPOCHS = 20  # the description's budget for each study
+FULL_STUDIES = ("architectures", "techniques", "activations")  # the description's --full
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = new_parser("benchmark_all.py", "Compare architectures, techniques and activations over several seeds.")
+    parser = new_parser("benchmark_all.py", "Compare architectures, techniques, activations and regularizers over several seeds.")
     studies = parser.add_argument_group("studies")
     studies.add_argument("--architectures", action="store_true", help="every model of --models, same recipe and budget")
     studies.add_argument("--techniques", action="store_true",
                          help="the ablation table: each technique against its baseline on --model")
     studies.add_argument("--activations", action="store_true", help="every activation on --model")
+    studies.add_argument("--regularization", action="store_true",
+                         help="Cutout, random erasing, CutMix, DropBlock and stochastic depth, each against "
+                              "--model without it (a resnet or efficientnet model)")
     studies.add_argument("--record", action="store_true",
                          help="the speed preset's ingredients: the preset against it without each one "
                          "(its own model and epochs; --subset, --test-subset and --seeds apply)")
-    studies.add_argument("--full", action="store_true", help=f"all three studies, {FULL_EPOCHS} epochs each")
+    studies.add_argument("--full", action="store_true", help=f"the description's three studies (architectures, techniques, activations), "
+                              f"{FULL_EPOCHS} epochs each")
     studies.add_argument("--list", action="store_true", help="print the experiments it would run and exit")
     studies.add_argument("--report", action="store_true", help="write RESULTS.md and the plots from the runs "
                          "finished so far in --output-dir, and train nothing (a study stopped midway)")
@@ -56,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--epochs", type=epoch_count, help=f"epochs per run (default {FULL_EPOCHS}, 2 with --quick)")
     budget.add_argument("--seeds", type=int, help="seeds per experiment (default 3, 1 with --quick)")
     budget.add_argument("--models", nargs="+", metavar="NAME", help="models of --architectures (default: every registry model)")
-    budget.add_argument("--model", default="resnet18", help="model of --techniques and --activations")
+    budget.add_argument("--model", default="resnet18", help="model of --techniques, --activations and --regularization")
     budget.add_argument("--only", nargs="+", metavar="NAME",
                         help="run only these experiments of the study (names as --list shows them); the "
                              "baseline each is compared against comes along")
@@ -94,10 +100,10 @@ PASSED_THROUGH = ("data_dir", "dataset", "synthetic_size", "image_size", "cache_
 
 
 def plan_from_args(args: argparse.Namespace, argv: Sequence[str]) -> BenchmarkPlan:
-    studies = [s for s in STUDIES if getattr(args, s) or (args.full and s != "record")]
+    studies = [s for s in STUDIES if getattr(args, s) or (args.full and s in FULL_STUDIES)]
     if not studies:
-        raise UserError("choose a study: --architectures, --techniques, --activations, --record, or --full for "
-                        "the first three")
+        raise UserError("choose a study: --architectures, --techniques, --activations, --regularization, --record, "
+                        "or --full for the first three")
     seeds = args.seeds if args.seeds is not None else (1 if args.quick else 3)
     if smoke_enabled():  # CIFAR_SMOKE=1: synthetic data, one epoch, one seed (utils/smoke.py)
         seeds = min(seeds, SMOKE_MAX_SEEDS)

@@ -355,6 +355,26 @@ def test_only_runs_the_named_arms_with_their_baseline_and_the_table_says_what_wa
     assert code == 2 and "no experiment named mixupp" in err and "mixup" in err.splitlines()[-1]
 
 
+def test_the_regularization_study_sets_one_regularizer_per_arm_on_a_residual_model(tmp_path, capfd):
+    from utils.config import TrainConfig
+    from utils.studies import BenchmarkPlan, build_experiments, experiment_config
+
+    code, out, err = run_main(benchmark_all.main, [*TINY, "--regularization", "--model", "resnet_tiny", "--list"], capfd)
+    assert code == 0, err
+    assert [line.split()[0] for line in out.splitlines()[1:]] == [
+        "regularization/baseline", "regularization/cutout", "regularization/random_erasing", "regularization/cutmix",
+        "regularization/dropblock", "regularization/drop_path"]
+    experiments = build_experiments(["regularization"], None, "resnet_tiny")
+    plan = BenchmarkPlan(TrainConfig(dataset="synthetic"), experiments, [0], tmp_path)
+    configs = {e.name: experiment_config(plan, e, 0) for e in experiments}
+    assert configs["baseline"].cutout is None and configs["baseline"].dropblock == 0 and configs["baseline"].drop_path == 0
+    assert (configs["cutout"].cutout, configs["dropblock"].dropblock, configs["drop_path"].drop_path) == (16, 0.1, 0.1)
+    assert (configs["cutmix"].cutmix, configs["random_erasing"].random_erasing) == (1.0, 0.25)
+    # on a model without residual blocks two arms would silently train the baseline: refused in one line
+    code, _, err = run_main(benchmark_all.main, [*TINY, "--regularization", "--model", "cnn", "--list"], capfd)
+    assert code == 2 and "resnet or efficientnet" in err and "Traceback" not in err
+
+
 def test_a_study_runs_seed_by_seed_so_a_stopped_one_holds_every_arm_at_its_seeds(tmp_path, capfd, monkeypatch):
     out = tmp_path / "bench"
     argv = [*TINY, "--architectures", "--models", "cnn", "resnet_tiny", "--seeds", "2", "--output-dir", str(out)]

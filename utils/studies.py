@@ -5,7 +5,9 @@ A *study* is a list of experiments, each a few settings over a common base confi
 - ``architectures``: every model asked, the same recipe and budget;
 - ``techniques``: the description's ablation table, each technique against its baseline on the same
   model, data and budget (the pairs in :data:`TECHNIQUE_PAIRS`);
-- ``activations``: every activation of the registry on one model.
+- ``activations``: every activation of the registry on one model;
+- ``regularization``: level 4's augmentations and appendix A's in-network regularizers, each alone
+  against the same model without it (the pairs in :data:`REGULARIZATION_PAIRS`).
 
 Every (experiment, seed) is one ordinary training run (``utils.experiment.run_training``, what
 ``main_modern.py`` calls) in its own folder, so it checkpoints and resumes like any run. The
@@ -32,7 +34,7 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from models import list_models
+from models import list_models, model_family
 from models.activations import list_activations
 from utils.checkpoint import load_checkpoint
 from utils.config import TrainConfig
@@ -45,7 +47,7 @@ from utils.run_dir import RUN_FILES, RunLock
 from utils.presets import preset_settings
 from utils.statistics import expected_calibration_error
 
-STUDIES = ("architectures", "techniques", "activations", "record")
+STUDIES = ("architectures", "techniques", "activations", "regularization", "record")
 
 RAW, EMA = "final_test_acc", "final_ema_test_acc"
 # The description's ablation table: (row, baseline experiment, treatment experiment, the baseline's
@@ -77,6 +79,25 @@ TECHNIQUES = {
     "mixup": {"mixup": 0.8},
     "combined": {"recipe": "modern", "augmentation": "randaugment", "mixup": 0.8},
 }
+# Level 4's augmentations and appendix A's regularizers, each alone over the base recipe (RandAugment and
+# MixUp are in the techniques study). DropBlock and stochastic depth live in residual blocks, which only
+# the resnet and efficientnet families have both of; on another model those arms would train the baseline.
+REGULARIZERS = {
+    "baseline": {},
+    "cutout": {"cutout": 0},  # 0: the default side, 16 px at 32 px
+    "random_erasing": {"random_erasing": 0.25},
+    "cutmix": {"cutmix": 1.0},
+    "dropblock": {"dropblock": 0.1},
+    "drop_path": {"drop_path": 0.1},
+}
+REGULARIZATION_FAMILIES = ("resnet", "efficientnet")
+REGULARIZATION_PAIRS = [
+    ("no Cutout -> Cutout (16 px)", "baseline", "cutout", RAW, RAW),
+    ("no random erasing -> random erasing (p 0.25)", "baseline", "random_erasing", RAW, RAW),
+    ("no CutMix -> CutMix (alpha 1)", "baseline", "cutmix", RAW, RAW),
+    ("no DropBlock -> DropBlock (0.1)", "baseline", "dropblock", RAW, RAW),
+    ("no stochastic depth -> stochastic depth (0.1)", "baseline", "drop_path", RAW, RAW),
+]
 # The record recipe's ingredients (``--preset speed``, utils/presets.py), each taken out in turn: the
 # preset against the preset without one of them (the earlier preset's choice in its place).
 RECORD_RECIPE = {
@@ -143,6 +164,12 @@ def build_experiments(studies: Sequence[str], models: Optional[Sequence[str]], m
         elif study == "record":
             experiments += [Experiment(study, name, {**preset_settings("speed"), **changes})
                             for name, changes in RECORD_RECIPE.items()]
+        elif study == "regularization":
+            if model_family(model) not in REGULARIZATION_FAMILIES:
+                raise UserError(f"--regularization needs a model with residual blocks (DropBlock and stochastic "
+                                f"depth live there): a resnet or efficientnet model, not {model} "
+                                f"(--model resnet_tiny is the small one)")
+            experiments += [Experiment(study, name, {"model": model, **changes}) for name, changes in REGULARIZERS.items()]
         elif study == "activations":
             experiments += [Experiment(study, name, {"model": model, "activation": name})
                             for name in list_activations()]
@@ -434,6 +461,8 @@ def _pairs_of(study: str, names: Sequence[str]) -> list[tuple[str, str, str, str
         return TECHNIQUE_PAIRS
     if study == "record":
         return RECORD_PAIRS
+    if study == "regularization":
+        return REGULARIZATION_PAIRS
     if study == "activations":
         return [(f"{ACTIVATION_BASELINE} -> {name}", ACTIVATION_BASELINE, name, RAW, RAW)
                 for name in names if name != ACTIVATION_BASELINE]
@@ -560,7 +589,7 @@ def write_report(plan: BenchmarkPlan) -> Path:
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         lines += [_study_row(summary[key]) for key in keys]
         lines += ["", ranking_line([summary[key] for key in keys])]
-        if study in ("techniques", "record", "activations"):
+        if study_pairs(plan, study):  # every study but architectures (a ranking, no baseline)
             lines += ["", "Each change against its baseline (same model, data, budget and seeds); the difference "
                       "is in percentage points of final test accuracy. Both arms ran with the same seeds (the same "
                       "initialization, data order and augmentation draws), so the first interval is paired: "
