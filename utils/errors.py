@@ -41,7 +41,8 @@ class OneLineArgumentParser(argparse.ArgumentParser):
 def exit_on_user_error(program: str = "") -> Iterator[None]:
     """Turn a :class:`UserError` into one line on stderr and ``SystemExit(2)``; a :class:`RunStopped`
     into one line and its own exit status (130 for SIGINT, 143 for SIGTERM, 3 for a diverged loss);
-    a bare Ctrl-C (outside training, or a second one) into ``interrupted`` and 130."""
+    a bare Ctrl-C (outside training, or a second one) into ``interrupted`` and 130; output piped into a
+    reader that stopped reading (``| head``) into a quiet exit, 141."""
     prefix = f"{program}: " if program else ""
     try:
         yield
@@ -55,6 +56,9 @@ def exit_on_user_error(program: str = "") -> Iterator[None]:
     except KeyboardInterrupt:  # Ctrl-C outside training, or twice: nothing to save, stop quietly
         print(f"{prefix}interrupted", file=sys.stderr)
         sys.exit(130)
+    except BrokenPipeError:  # the reader left (``--list | head``): stop quietly, as a shell tool does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush has nowhere to fail
+        sys.exit(141)  # 128 + SIGPIPE
 
 
 @contextlib.contextmanager
