@@ -144,13 +144,16 @@ def test_an_interrupted_benchmark_resumes_without_redoing_finished_runs(tmp_path
 
     def interrupted_on_the_second(config, **kw):
         if config.model == "resnet_tiny":
-            raise RunStopped("SIGINT received: stopped", 130)
+            raise RunStopped("SIGINT received: stopped", 130, advice="continue with --resume --output-dir RUN")
         trained.append(config.model)
         return run_training(config, **kw)
 
     monkeypatch.setattr("utils.experiment.run_training", interrupted_on_the_second)
     code, _, err = run_main(benchmark_all.main, argv, capfd)
     assert code == 130 and trained == ["cnn"], err
+    # the way to continue is the study's command, not the one run's --resume
+    assert "architectures/resnet_tiny seed 0: SIGINT received: stopped; run the same command again" in err
+    assert "--resume" not in err
 
     # as a kill -9 before the run's first checkpoint leaves it: a config.json and nothing to resume
     (out / "architectures" / "resnet_tiny" / "seed-0").mkdir(parents=True)

@@ -92,7 +92,8 @@ def _one_line(error: Exception) -> str:
 class RunStopped(Exception):
     """A run that stopped on purpose (signal, diverged loss): a one-line message and an exit status."""
 
-    def __init__(self, message: str, exit_code: int, quiet: bool = False) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, exit_code: int, quiet: bool = False, advice: str = "") -> None:
+        super().__init__(f"{message}; {advice}" if advice else message)
+        self.what, self.advice = message, advice  # what happened; how to continue (a caller may know better)
         self.exit_code = exit_code
         self.quiet = quiet  # a torchrun process other than rank 0, whose rank 0 says the same line

@@ -69,8 +69,8 @@ def stopped_by_signal(signum: Optional[int], epoch: int, step_in_epoch: int, sav
     where = f"after epoch {epoch}" if step_in_epoch == 0 else f"at epoch {epoch + 1}, step {step_in_epoch}"
     again = (f"run the same torchrun command (--nproc_per_node {world_size}) with --resume --output-dir {run_dir}"
              if world_size > 1 else f"continue with --resume --output-dir {run_dir}")
-    return RunStopped(f"{signal.Signals(signum).name} received: stopped {where}; saved {saved}; {again}",
-                      128 + signum, quiet=not is_main)
+    return RunStopped(f"{signal.Signals(signum).name} received: stopped {where}; saved {saved}", 128 + signum,
+                      quiet=not is_main, advice=again)
 
 
 def diverged(what: str, value: float, where: str, lr: float, last: Path) -> RunStopped:

@@ -269,8 +269,10 @@ def run_one(plan: BenchmarkPlan, experiment: Experiment, seed: int,
         with contextlib.redirect_stdout(output) if not plan.verbose else contextlib.nullcontext():
             metrics = train(config, after=measure_final)
     except Exception as error:  # any failure of one run is recorded, and the study goes on to the next
-        if isinstance(error, RunStopped) and error.exit_code in (130, 143):
-            raise  # the user stopped the benchmark: stop here, the run resumes next time
+        if isinstance(error, RunStopped) and error.exit_code in (130, 143):  # the user stopped the benchmark
+            raise RunStopped(f"{experiment.key} seed {seed}: {error.what}", error.exit_code, error.quiet,
+                             advice="run the same command again to continue the study (finished runs are "
+                                    "skipped, this one resumes)") from None
         message = str(error) if isinstance(error, (UserError, RunStopped)) else f"{type(error).__name__}: {error}"
         return {**record, "status": "failed", "error": " ".join(message.split())[:300], "resumed": resume}
     history = metrics["history"]
