@@ -22,8 +22,8 @@ from typing import Sequence
 from utils.errors import exit_at_once_on_ctrl_c, exit_on_user_error
 
 with exit_at_once_on_ctrl_c("benchmark_all.py"):  # Ctrl-C while torch imports (seconds) is one line too
-    from utils.studies import (STUDIES, BenchmarkPlan, build_experiments, differing_settings, experiment_config,
-                                 run_benchmark, write_report)
+    from utils.studies import (FULL_STUDIES, STUDIES, BenchmarkPlan, build_experiments, differing_settings,
+                               experiment_config, keep_only, run_benchmark, write_report)
     from utils.cli import epoch_count, new_parser
     from utils.config import AMP_DTYPES, DATA_MODES, DATASETS, DEVICES, QUICK_SUBSET, QUICK_TEST_SUBSET, TrainConfig
     from utils.data_order import take_subset
@@ -34,7 +34,6 @@ with exit_at_once_on_ctrl_c("benchmark_all.py"):  # Ctrl-C while torch imports (
     from utils.tensorboard_log import require_tensorboard
 
 FULL_EPOCHS = 20  # the description's budget for each study
-FULL_STUDIES = ("architectures", "techniques", "activations")  # the description's --full
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,8 +119,9 @@ def plan_from_args(args: argparse.Namespace, argv: Sequence[str]) -> BenchmarkPl
                   test_subset=given(args.test_subset, QUICK_TEST_SUBSET if args.quick else None))
     base = TrainConfig(**smoke_settings({**settings, **budget}), eval_every=given(args.eval_every, 1), progress=False,
                        quick=args.quick)
-    experiments = build_experiments(studies, args.models, args.model, precision_pinned=args.amp is not None,
-                                    only=args.only)
+    experiments = build_experiments(studies, args.models, args.model, precision_pinned=args.amp is not None)
+    if args.only:
+        experiments = keep_only(experiments, args.only)
     out_dir = Path(args.output_dir) if args.output_dir else None
     plan = BenchmarkPlan(base, experiments, list(range(seeds)), out_dir or Path("runs") / "benchmark-(new)",
                          command="python benchmark_all.py " + " ".join(map(shlex.quote, argv)),

@@ -342,11 +342,11 @@ def test_a_pinned_precision_leaves_out_the_amp_arm_of_the_techniques_study(capfd
 
 def test_only_runs_the_named_arms_with_their_baseline_and_the_table_says_what_was_left_out(tmp_path, capfd):
     from utils.config import TrainConfig
-    from utils.studies import BenchmarkPlan, build_experiments, pair_table, summarize
+    from utils.studies import BenchmarkPlan, build_experiments, keep_only, pair_table, summarize
 
-    experiments = build_experiments(["techniques"], None, "cnn", only=["mixup", "randaugment"])
+    experiments = keep_only(build_experiments(["techniques"], None, "cnn"), ["mixup", "randaugment"])
     assert [e.name for e in experiments] == ["standard", "randaugment", "mixup"]  # the baseline came along
-    assert [e.name for e in build_experiments(["activations"], None, "cnn", only=["gelu"])] == ["gelu", "relu"]
+    assert [e.name for e in keep_only(build_experiments(["activations"], None, "cnn"), ["gelu"])] == ["gelu", "relu"]
     results = [{"study": "techniques", "experiment": name, "seed": 0, "status": "done", "final_test_acc": acc,
                 "best_test_acc": acc, "train_time_s": 10.0, "ece": 0.1, "params": 1, "gflops": 0.1, "test_acc_curve": [acc]}
                for name, acc in (("standard", 50.0), ("randaugment", 49.0), ("mixup", 48.0))]
@@ -355,7 +355,13 @@ def test_only_runs_the_named_arms_with_their_baseline_and_the_table_says_what_wa
     assert next(line for line in lines if line.startswith("| no MixUp -> MixUp |")).count("-2.00") == 2
     assert "left out: --only" in next(line for line in lines if line.startswith("| Adam -> AdamW |"))
     code, _, err = run_main(benchmark_all.main, [*TINY, "--techniques", "--only", "mixupp", "--list"], capfd)
-    assert code == 2 and "no experiment named mixupp" in err and "mixup" in err.splitlines()[-1]
+    assert code == 2 and "no experiment named mixupp" in err
+    code, _, err = run_main(benchmark_all.main, [*TINY, "--techniques", "--no-amp", "--only", "amp", "--list"], capfd)
+    assert code == 2 and "pins every run's precision" in err
+    # the record study compares each ablation against the preset: the preset comes along, not the others
+    code, out, err = run_main(benchmark_all.main, [*TINY, "--record", "--only", "zero_padding", "--list"], capfd)
+    assert code == 0, err
+    assert [line.split()[0] for line in out.splitlines()[1:]] == ["record/preset", "record/zero_padding"]
 
 
 def test_the_regularization_study_sets_one_regularizer_per_arm_on_a_residual_model(tmp_path, capfd):
@@ -370,7 +376,9 @@ def test_the_regularization_study_sets_one_regularizer_per_arm_on_a_residual_mod
     experiments = build_experiments(["regularization"], None, "resnet_tiny")
     plan = BenchmarkPlan(TrainConfig(dataset="synthetic"), experiments, [0], tmp_path)
     configs = {e.name: experiment_config(plan, e, 0) for e in experiments}
-    assert configs["baseline"].cutout is None and configs["baseline"].dropblock == 0 and configs["baseline"].drop_path == 0
+    baseline = configs["baseline"]
+    assert (baseline.cutout, baseline.cutmix, baseline.random_erasing, baseline.dropblock, baseline.drop_path) == (
+        None, None, 0, 0, 0)
     assert (configs["cutout"].cutout, configs["dropblock"].dropblock, configs["drop_path"].drop_path) == (16, 0.1, 0.1)
     assert (configs["cutmix"].cutmix, configs["random_erasing"].random_erasing) == (1.0, 0.25)
     # on a model without residual blocks two arms would silently train the baseline: refused in one line
@@ -412,3 +420,28 @@ def test_the_ranking_line_counts_the_seeds_that_agree_with_the_means():
     assert "a is first on 1 of 3 seeds; a and b are the top two on 2 of 3." in line
     assert ranking_line(rows[:2]).endswith("a is first on 2 of 3 seeds.")  # two arms: no "top two" to count
     assert ranking_line(rows[:1]).startswith("Ranking: needs two arms")
+
+
+def test_a_listing_piped_into_a_reader_that_stops_early_ends_quietly():
+    """``benchmark_all.py --full --list | head -1``: the reader leaves before the listing is written."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as a user's shell: stdout buffered
+    process = subprocess.Popen([sys.executable, str(REPO / "benchmark_all.py"), "--full", "--list"], cwd=REPO, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process.stdout.close()  # closed before the script writes a line: its writes meet a broken pipe
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 141, err
+    assert err == "", err  # no traceback, no "Exception ignored" from the exit's flush
+
+
+def test_a_stopped_run_pickles_whole():
+    import pickle
+
+    stop = RunStopped("SIGINT received: stopped", 130, quiet=True, advice="continue with --resume")
+    again = pickle.loads(pickle.dumps(stop))
+    assert (str(again), again.what, again.exit_code, again.quiet) == (str(stop), stop.what, 130, True)

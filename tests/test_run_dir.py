@@ -225,11 +225,3 @@ def test_a_run_resumed_on_another_kind_of_device_gets_that_devices_precision(mon
     same, note = resolve_for_device(started_on_cpu, torch.device("cpu"))
     assert (same.amp, same.channels_last, note) == (False, False, "")
 
-
-def test_a_listing_piped_into_a_reader_that_stops_early_ends_quietly():
-    """``benchmark_all.py --full --list | head -1``: the reader leaves before the listing is written."""
-    process = start_script("benchmark_all.py", ["--full", "--list"])
-    process.stdout.close()  # closed before the script writes a line: every write of it meets a broken pipe
-    _, err = process.communicate(timeout=120)
-    assert process.returncode == 141, err
-    assert err == "", err  # no traceback, no "Exception ignored" from the exit's flush

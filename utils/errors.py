@@ -12,6 +12,7 @@ import contextlib
 import difflib
 import os
 import signal
+import stat
 import sys
 from typing import Iterable, Iterator
 
@@ -46,6 +47,7 @@ def exit_on_user_error(program: str = "") -> Iterator[None]:
     prefix = f"{program}: " if program else ""
     try:
         yield
+        sys.stdout.flush()  # piped output is buffered: a reader that left is met here, not at exit
     except UserError as error:
         print(f"{prefix}error: {_one_line(error)}", file=sys.stderr)
         sys.exit(2)
@@ -57,6 +59,8 @@ def exit_on_user_error(program: str = "") -> Iterator[None]:
         print(f"{prefix}interrupted", file=sys.stderr)
         sys.exit(130)
     except BrokenPipeError:  # the reader left (``--list | head``): stop quietly, as a shell tool does
+        if not stat.S_ISFIFO(os.fstat(sys.stdout.fileno()).st_mode):
+            raise  # a broken pipe elsewhere (a data worker) is a real failure
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush has nowhere to fail
         sys.exit(141)  # 128 + SIGPIPE
 
@@ -97,3 +101,6 @@ class RunStopped(Exception):
         self.what, self.advice = message, advice  # what happened; how to continue (a caller may know better)
         self.exit_code = exit_code
         self.quiet = quiet  # a torchrun process other than rank 0, whose rank 0 says the same line
+
+    def __reduce__(self):  # pickled as it was made (Exception's default passes the message alone)
+        return RunStopped, (self.what, self.exit_code, self.quiet, self.advice)

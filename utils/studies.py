@@ -48,6 +48,7 @@ from utils.presets import preset_settings
 from utils.statistics import expected_calibration_error
 
 STUDIES = ("architectures", "techniques", "activations", "regularization", "record")
+FULL_STUDIES = ("architectures", "techniques", "activations")  # --full: the description's three
 
 RAW, EMA = "final_test_acc", "final_ema_test_acc"
 # The description's ablation table: (row, baseline experiment, treatment experiment, the baseline's
@@ -92,12 +93,16 @@ REGULARIZERS = {
 }
 REGULARIZATION_FAMILIES = ("resnet", "efficientnet")
 REGULARIZATION_PAIRS = [
-    ("no Cutout -> Cutout (16 px)", "baseline", "cutout", RAW, RAW),
+    ("no Cutout -> Cutout (default side)", "baseline", "cutout", RAW, RAW),
     ("no random erasing -> random erasing (p 0.25)", "baseline", "random_erasing", RAW, RAW),
     ("no CutMix -> CutMix (alpha 1)", "baseline", "cutmix", RAW, RAW),
     ("no DropBlock -> DropBlock (0.1)", "baseline", "dropblock", RAW, RAW),
     ("no stochastic depth -> stochastic depth (0.1)", "baseline", "drop_path", RAW, RAW),
 ]
+ACTIVATION_BASELINE = "relu"  # the activations study compares each activation with the default one, seed by seed
+# The arm every comparison of a study is made against (architectures: a ranking, no reference).
+REFERENCE_ARM = {"techniques": "standard", "regularization": "baseline", "activations": ACTIVATION_BASELINE,
+                 "record": "preset"}
 # The record recipe's ingredients (``--preset speed``, utils/presets.py), each taken out in turn: the
 # preset against the preset without one of them (the earlier preset's choice in its place).
 RECORD_RECIPE = {
@@ -143,9 +148,8 @@ class BenchmarkPlan:
 
 
 def build_experiments(studies: Sequence[str], models: Optional[Sequence[str]], model: str,
-                      precision_pinned: bool = False, only: Optional[Sequence[str]] = None) -> list[Experiment]:
-    """The experiments of each study asked, in a stable order (only those named in ``only``, if given,
-    and their baselines: :func:`keep_only`).
+                      precision_pinned: bool = False) -> list[Experiment]:
+    """The experiments of each study asked, in a stable order.
 
     ``precision_pinned`` (``--amp``/``--no-amp`` given for every run): the techniques study leaves out its
     AMP arm, which would either repeat the baseline or contradict the flag (on a CPU without native bf16,
@@ -169,32 +173,31 @@ def build_experiments(studies: Sequence[str], models: Optional[Sequence[str]], m
                 raise UserError(f"--regularization needs a model with residual blocks (DropBlock and stochastic "
                                 f"depth live there): a resnet or efficientnet model, not {model} "
                                 f"(--model resnet_tiny is the small one)")
-            experiments += [Experiment(study, name, {"model": model, **changes}) for name, changes in REGULARIZERS.items()]
+            experiments += [Experiment(study, name, {"model": model, **changes})
+                            for name, changes in REGULARIZERS.items()]
         elif study == "activations":
             experiments += [Experiment(study, name, {"model": model, "activation": name})
                             for name in list_activations()]
         else:
             raise UserError(f"unknown study '{study}': choose from {', '.join(STUDIES)}")
-    return experiments if only is None else keep_only(experiments, only)
+    return experiments
 
 
 def keep_only(experiments: list[Experiment], only: Sequence[str]) -> list[Experiment]:
-    """The experiments named in ``only`` (``--only``), with the baselines they are compared against.
+    """The experiments named in ``only`` (``--only``), with the reference arm of their study.
 
     A longer budget is often affordable for a few arms only (the regularizers of the techniques study,
-    say); a treatment without its baseline would leave its row of the table empty, so the baseline comes
-    along unasked.
+    say); an arm without the one it is compared against would leave its row of the table empty, so the
+    study's reference (:data:`REFERENCE_ARM`) comes along unasked.
     """
     known = {e.name for e in experiments}
-    unknown = [name for name in only if name not in known]
-    if unknown:
-        raise UserError(f"--only: no experiment named {', '.join(unknown)} in this study; choose from "
-                        f"{', '.join(sorted(known))}")
-    wanted = set(only)
-    for study in {e.study for e in experiments}:
-        for _, base, treat, _, _ in _pairs_of(study, [e.name for e in experiments if e.study == study]):
-            if treat in wanted:
-                wanted.add(base)
+    for name in only:
+        if name in TECHNIQUES and name not in known and any(e.study == "techniques" for e in experiments):
+            raise UserError(f"--only {name}: that arm is left out when --amp/--no-amp pins every run's precision")
+        if name not in known:
+            raise UserError(f"--only: no experiment named {name} in the studies asked; choose from "
+                            f"{', '.join(sorted(known))}")
+    wanted = set(only) | {REFERENCE_ARM[e.study] for e in experiments if e.name in only and e.study in REFERENCE_ARM}
     return [e for e in experiments if e.name in wanted]
 
 
@@ -342,7 +345,7 @@ def check_output_dir(plan: BenchmarkPlan, lock: Optional[RunLock] = None) -> Non
         except (OSError, ValueError):
             raise UserError(f"{signature_file} is unreadable; choose another --output-dir") from None
         if not isinstance(saved.get("signature"), dict) or not same_study(saved["signature"], signature):
-            raise UserError(f"{plan.out_dir} holds a benchmark of another command (other studies or budget); "
+            raise UserError(f"{plan.out_dir} holds a benchmark of another command (other studies, --only arms or budget); "
                             f"re-run that command to continue it, or choose another --output-dir")
     else:
         try:
@@ -450,15 +453,8 @@ def _pm(value: Optional[tuple[float, Optional[float]]], digits: int = 2) -> str:
     return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-ACTIVATION_BASELINE = "relu"  # the activations study compares each activation with the default one, seed by seed
-
-
 def study_pairs(plan: BenchmarkPlan, study: str) -> list[tuple[str, str, str, str, str]]:
     """(label, baseline, treatment, baseline figure, treatment figure) of each comparison a study reports."""
-    return _pairs_of(study, [e.name for e in plan.experiments if e.study == study])
-
-
-def _pairs_of(study: str, names: Sequence[str]) -> list[tuple[str, str, str, str, str]]:
     if study == "techniques":
         return TECHNIQUE_PAIRS
     if study == "record":
@@ -466,8 +462,8 @@ def _pairs_of(study: str, names: Sequence[str]) -> list[tuple[str, str, str, str
     if study == "regularization":
         return REGULARIZATION_PAIRS
     if study == "activations":
-        return [(f"{ACTIVATION_BASELINE} -> {name}", ACTIVATION_BASELINE, name, RAW, RAW)
-                for name in names if name != ACTIVATION_BASELINE]
+        names = [e.name for e in plan.experiments if e.study == study and e.name != ACTIVATION_BASELINE]
+        return [(f"{ACTIVATION_BASELINE} -> {name}", ACTIVATION_BASELINE, name, RAW, RAW) for name in names]
     return []  # architectures: a ranking, no baseline
 
 
