@@ -15,7 +15,8 @@ from tests.conftest import load_benchmark, run_main
     (0.2, 1.8, "confirmed at this budget, the claimed size included"),
     (0.1, 0.6, "confirmed at this budget, smaller than claimed"),
     (1.2, 2.0, "confirmed at this budget, larger than claimed"),
-    (-1.0, 0.5, "not resolved"),
+    (-1.0, 1.5, "not resolved"),
+    (-1.0, 0.5, "not resolved, the claimed size excluded"),  # no effect seen, and not one as large as +1
     (-2.0, -0.3, "reversed at this budget")])
 def test_a_verdict_follows_where_the_interval_lies_against_the_claim(low, high, want):
     assert verdict(Claim("+1", 1.0), Difference((low + high) / 2, low, high, 5)) == want

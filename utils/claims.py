@@ -4,7 +4,8 @@ The product description promised a table of improvements (standard → modern re
 AdamW +1, ...), made for full runs on a GPU. A claim is *confirmed at a budget* when the measured
 paired 95% interval of the difference lies entirely on the claim's side of zero, *reversed* when it
 lies entirely on the other side, and *not resolved* when it contains zero; a confirmed claim also
-says whether the claimed size lies inside the interval. A claim of no change ("same accuracy") is
+says whether the claimed size lies inside the interval, and an unresolved one whether the interval
+rules the claimed size out (no difference told apart from zero, and none as large as claimed). A claim of no change ("same accuracy") is
 confirmed only when the whole interval lies within ±:data:`SAME_MARGIN` points: an interval that
 merely contains zero could hide a large effect. The verdict holds at the budget the study ran: a
 regularizer that costs accuracy in 5 epochs can pay in 50, and the point of measuring two budgets is
@@ -72,8 +73,8 @@ def verdict(claim: Claim, difference: Optional[Difference]) -> str:
     sign = 1 if claim.points > 0 else -1
     if sign * low < 0 and sign * high < 0:
         return "reversed at this budget"
-    if sign * low <= 0 or sign * high <= 0:
-        return "not resolved"
+    if sign * low <= 0 or sign * high <= 0:  # the interval holds zero; it may still rule the claim out
+        return "not resolved" if low <= claim.points <= high else "not resolved, the claimed size excluded"
     if low <= claim.points <= high:
         return "confirmed at this budget, the claimed size included"
     smaller = sign * high < sign * claim.points
