@@ -224,4 +224,3 @@ def test_a_run_resumed_on_another_kind_of_device_gets_that_devices_precision(mon
     # same device: nothing moves
     same, note = resolve_for_device(started_on_cpu, torch.device("cpu"))
     assert (same.amp, same.channels_last, note) == (False, False, "")
-
