@@ -50,9 +50,14 @@ ACTIVATIONS: Dict[str, tuple[Callable[[], nn.Module], str]] = {
 }
 
 
-def list_activations() -> list[str]:
-    """All activation names, sorted."""
-    return sorted(ACTIVATIONS)
+# Names that build the same function as another name in the table: a comparison of activations would
+# train that function twice and report two arms that can only tie.
+ALIASES = {"silu": "swish"}
+
+
+def list_activations(distinct: bool = False) -> list[str]:
+    """All activation names, sorted; ``distinct`` leaves out the aliases (one name per function)."""
+    return sorted(name for name in ACTIVATIONS if not (distinct and name in ALIASES))
 
 
 def describe_activation(name: str) -> str:

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from models.activations import Mish, Swish, get_activation, list_activations
+from models.activations import ALIASES, Mish, Swish, get_activation, list_activations
 from utils.errors import UserError
 
 
@@ -19,6 +19,22 @@ def test_every_activation_builds_a_fresh_module_that_keeps_the_shape(name):
     assert isinstance(first, nn.Module) and first is not second
     x = torch.randn(4, 3, 5, 5)
     assert first(x.clone()).shape == x.shape
+
+
+def test_each_alias_builds_the_function_of_its_name():
+    x = torch.linspace(-6, 6, 241)
+    for alias, name in ALIASES.items():
+        torch.testing.assert_close(get_activation(alias)(x.clone()), get_activation(name)(x.clone()))
+
+
+def test_distinct_names_are_distinct_functions():
+    """The activations study trains ``list_activations(distinct=True)``: no two of them may tie by construction."""
+    x = torch.linspace(-6, 6, 241)
+    outputs = {name: get_activation(name)(x.clone()) for name in list_activations(distinct=True)}
+    names = sorted(outputs)
+    same = [(a, b) for i, a in enumerate(names) for b in names[i + 1:] if torch.allclose(outputs[a], outputs[b])]
+    assert same == []
+    assert set(list_activations()) - set(names) == set(ALIASES)
 
 
 def test_hand_written_swish_equals_torch_silu():

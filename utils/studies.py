@@ -177,7 +177,7 @@ def build_experiments(studies: Sequence[str], models: Optional[Sequence[str]], m
                             for name, changes in REGULARIZERS.items()]
         elif study == "activations":
             experiments += [Experiment(study, name, {"model": model, "activation": name})
-                            for name in list_activations()]
+                            for name in list_activations(distinct=True)]  # swish once, not again as silu
         else:
             raise UserError(f"unknown study '{study}': choose from {', '.join(STUDIES)}")
     return experiments
