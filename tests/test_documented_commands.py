@@ -54,11 +54,13 @@ def _train_smoke_run(run: Path, model: str, capfd) -> None:
 
 def _prepare_placeholder_runs(argv: list[str], workdir: Path, capfd) -> list[str]:
     """Train (in smoke mode) the runs a command reads: a ``runs/<model>-YYYYMMDD-HHMMSS`` placeholder, or
-    the checkpoint of ``--evaluate`` that an earlier documented command would have written; return argv."""
-    if "--evaluate" in argv:
-        checkpoint = Path(argv[argv.index("--evaluate") + 1])
-        if not PLACEHOLDER_RUN.search(str(checkpoint)) and not checkpoint.exists():
-            _train_smoke_run(checkpoint.parent, "cnn", capfd)
+    the checkpoint of ``--evaluate`` or the ``config.json`` of ``--config`` that an earlier documented
+    command would have written; return argv."""
+    for flag in ("--evaluate", "--config"):
+        if flag in argv:
+            written = Path(argv[argv.index(flag) + 1])
+            if not PLACEHOLDER_RUN.search(str(written)) and not written.exists():
+                _train_smoke_run(written.parent, "cnn", capfd)
     if "--predict" in argv:  # the user's own pictures: a photo-sized JPEG for each file, one in each folder
         for name in argv[argv.index("--predict") + 2:]:
             if name.startswith("-"):
