@@ -21,6 +21,7 @@ Without torchrun (no ``LOCAL_RANK`` in the environment) every function here is a
 """
 from __future__ import annotations
 
+import atexit
 import datetime
 import os
 import sys
@@ -72,6 +73,9 @@ def setup(device: torch.device) -> Placement:
             torch.cuda.set_device(placement.local_rank)
         dist.init_process_group("nccl" if use_cuda else "gloo", store=restart_store(), rank=placement.rank,
                                 world_size=placement.world_size, timeout=TIMEOUT)
+        # Leave the group before the interpreter tears down: a gloo process that exits still in it can abort
+        # ("terminate called without an active exception") while its peer is still saving the run's files.
+        atexit.register(shutdown)
         if not placement.is_main:
             sys.stdout = open(os.devnull, "w")  # only rank 0 prints; errors still reach stderr
     return placement
