@@ -328,6 +328,29 @@ def test_the_activations_study_reports_each_activation_against_relu_paired_by_se
                                 "paired by seed ±0.72 points")
 
 
+def test_the_architectures_study_compares_each_model_with_the_first_one_named(tmp_path):
+    from utils.config import TrainConfig
+    from utils.studies import BenchmarkPlan, build_experiments, pair_table, summarize, write_report
+
+    experiments = build_experiments(["architectures"], ["cnn", "resnet_tiny", "vit_tiny"], "cnn")
+    results = []
+    for seed, (cnn, resnet) in enumerate([(50.0, 60.0), (52.0, 63.0), (48.0, 59.0)]):  # resnet +10, +11, +11
+        for name, acc in (("cnn", cnn), ("resnet_tiny", resnet)):
+            results.append({"study": "architectures", "experiment": name, "seed": seed, "status": "done",
+                            "final_test_acc": acc, "best_test_acc": acc, "train_time_s": 10.0, "ece": 0.1,
+                            "params": 1, "gflops": 0.1, "test_acc_curve": [acc], "config": {"subset": None,
+                            "test_subset": None}})
+    plan = BenchmarkPlan(TrainConfig(model="cnn"), experiments, [0, 1, 2], tmp_path)
+    lines = pair_table(plan, summarize(results, experiments), "architectures")
+    assert [line.split(" |")[0] for line in lines if line.startswith("| cnn -> ")] == \
+        ["| cnn -> resnet_tiny", "| cnn -> vit_tiny"]  # the first model named is the reference, not compared to itself
+    assert "+10.67 [+9.23, +12.10] (3 seeds)" in lines[2]  # mean 32/3, sd 0.577, t(2) = 4.303: ± 1.434
+    assert "not run" in lines[3]
+    plan.results = results
+    report = write_report(plan).read_text()
+    assert "different networks cannot share an initialization" in report
+
+
 def test_a_pinned_precision_leaves_out_the_amp_arm_of_the_techniques_study(capfd):
     from utils.studies import build_experiments
 

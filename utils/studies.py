@@ -2,7 +2,7 @@
 
 A *study* is a list of experiments, each a few settings over a common base config:
 
-- ``architectures``: every model asked, the same recipe and budget;
+- ``architectures``: every model asked, the same recipe and budget, each against the first one named;
 - ``techniques``: the description's ablation table, each technique against its baseline on the same
   model, data and budget (the pairs in :data:`TECHNIQUE_PAIRS`);
 - ``activations``: every activation of the registry on one model;
@@ -100,7 +100,7 @@ REGULARIZATION_PAIRS = [
     ("no stochastic depth -> stochastic depth (0.1)", "baseline", "drop_path", RAW, RAW),
 ]
 ACTIVATION_BASELINE = "relu"  # the activations study compares each activation with the default one, seed by seed
-# The arm every comparison of a study is made against (architectures: a ranking, no reference).
+# The arm every comparison of a study is made against (architectures: the first model named, see study_pairs).
 REFERENCE_ARM = {"techniques": "standard", "regularization": "baseline", "activations": ACTIVATION_BASELINE,
                  "record": "preset"}
 # The record recipe's ingredients (``--preset speed``, utils/presets.py), each taken out in turn: the
@@ -461,15 +461,19 @@ def study_pairs(plan: BenchmarkPlan, study: str) -> list[tuple[str, str, str, st
         return RECORD_PAIRS
     if study == "regularization":
         return REGULARIZATION_PAIRS
+    names = [e.name for e in plan.experiments if e.study == study]
     if study == "activations":
-        names = [e.name for e in plan.experiments if e.study == study and e.name != ACTIVATION_BASELINE]
-        return [(f"{ACTIVATION_BASELINE} -> {name}", ACTIVATION_BASELINE, name, RAW, RAW) for name in names]
-    return []  # architectures: a ranking, no baseline
+        reference = ACTIVATION_BASELINE
+    elif study == "architectures" and names:
+        reference = names[0]  # the first model of --models: "how much does each beat the basic CNN?"
+    else:
+        return []
+    return [(f"{reference} -> {name}", reference, name, RAW, RAW) for name in names if name != reference]
 
 
 def pair_table(plan: BenchmarkPlan, summary: dict[str, dict[str, Any]], study: str) -> list[str]:
     """Each treatment against its baseline (techniques: the description's table; record: the preset's
-    ingredients; activations: each against ReLU)."""
+    ingredients; activations: each against ReLU; architectures: each model against the first one named)."""
     from utils.statistics import paired_interval, welch_interval
 
     pairs = study_pairs(plan, study)
@@ -587,12 +591,16 @@ def write_report(plan: BenchmarkPlan) -> Path:
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         lines += [_study_row(summary[key]) for key in keys]
         lines += ["", ranking_line([summary[key] for key in keys])]
-        if study_pairs(plan, study):  # every study but architectures (a ranking, no baseline)
-            lines += ["", "Each change against its baseline (same model, data, budget and seeds); the difference "
-                      "is in percentage points of final test accuracy. Both arms ran with the same seeds (the same "
-                      "initialization, data order and augmentation draws), so the first interval is paired: "
-                      "Student's t on the per-seed differences (n - 1 degrees of freedom); Welch's interval, "
-                      "which ignores the pairing, is beside it.", ""]
+        if study_pairs(plan, study):
+            # Two networks cannot share an initialization, but the same seed gives them the same data order
+            # and augmentation draws, which is what pairing removes from the difference.
+            shared = ("the same data order and augmentation draws; different networks cannot share an "
+                      "initialization" if study == "architectures" else
+                      "the same initialization, data order and augmentation draws")
+            lines += ["", f"Each change against its baseline (same data, budget and seeds); the difference "
+                      f"is in percentage points of final test accuracy. Both arms ran with the same seeds ({shared}), "
+                      f"so the first interval is paired: Student's t on the per-seed differences (n - 1 degrees of "
+                      f"freedom); Welch's interval, which ignores the pairing, is beside it.", ""]
             lines += pair_table(plan, summary, study)
         lines.append("")
     lines += ["## Plots", "", "![accuracy](accuracy.png)", "", "![accuracy against training time](accuracy_vs_time.png)",
