@@ -514,6 +514,21 @@ def pair_table(plan: BenchmarkPlan, summary: dict[str, dict[str, Any]], study: s
     return lines
 
 
+def pair_section(plan: BenchmarkPlan, summary: dict[str, dict[str, Any]], study: str) -> list[str]:
+    """RESULTS.md's comparisons of one study: what the pairing shares, then :func:`pair_table` (none when the
+    study has no pairs, an architectures study of one model say)."""
+    if not study_pairs(plan, study):
+        return []
+    # Two networks cannot share an initialization, but the same seed gives them the same data order and
+    # augmentation draws, which is what pairing removes from the difference.
+    shared = ("the same data order and augmentation draws; different networks cannot share an initialization"
+              if study == "architectures" else "the same initialization, data order and augmentation draws")
+    return ["", f"Each change against its baseline (same data, budget and seeds); the difference is in percentage "
+            f"points of final test accuracy. Both arms ran with the same seeds ({shared}), so the first interval is "
+            f"paired: Student's t on the per-seed differences (n - 1 degrees of freedom); Welch's interval, which "
+            f"ignores the pairing, is beside it.", "", *pair_table(plan, summary, study)]
+
+
 def ranking_line(rows: Sequence[dict[str, Any]]) -> str:
     """How stable the ranking of the arms' final test accuracy (raw weights) is over the seeds they share.
 
@@ -591,17 +606,7 @@ def write_report(plan: BenchmarkPlan) -> Path:
                   "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         lines += [_study_row(summary[key]) for key in keys]
         lines += ["", ranking_line([summary[key] for key in keys])]
-        if study_pairs(plan, study):
-            # Two networks cannot share an initialization, but the same seed gives them the same data order
-            # and augmentation draws, which is what pairing removes from the difference.
-            shared = ("the same data order and augmentation draws; different networks cannot share an "
-                      "initialization" if study == "architectures" else
-                      "the same initialization, data order and augmentation draws")
-            lines += ["", f"Each change against its baseline (same data, budget and seeds); the difference "
-                      f"is in percentage points of final test accuracy. Both arms ran with the same seeds ({shared}), "
-                      f"so the first interval is paired: Student's t on the per-seed differences (n - 1 degrees of "
-                      f"freedom); Welch's interval, which ignores the pairing, is beside it.", ""]
-            lines += pair_table(plan, summary, study)
+        lines += pair_section(plan, summary, study)
         lines.append("")
     lines += ["## Plots", "", "![accuracy](accuracy.png)", "", "![accuracy against training time](accuracy_vs_time.png)",
               "", "![test accuracy per epoch](curves.png)", ""]
