@@ -338,7 +338,7 @@ def test_the_architectures_study_compares_each_model_with_the_first_one_named(tm
         for name, acc in (("cnn", cnn), ("resnet_tiny", resnet)):
             results.append({"study": "architectures", "experiment": name, "seed": seed, "status": "done",
                             "final_test_acc": acc, "best_test_acc": acc, "train_time_s": 10.0, "ece": 0.1,
-                            "params": 1, "gflops": 0.1, "test_acc_curve": [acc], "config": {"subset": None,
+                            "params": 1, "gflops": 0.1, "test_acc_curve": [acc], "config": {"epochs": 5, "subset": None,
                             "test_subset": None}})
     plan = BenchmarkPlan(TrainConfig(model="cnn"), experiments, [0, 1, 2], tmp_path)
     lines = pair_table(plan, summarize(results, experiments), "architectures")
@@ -349,6 +349,21 @@ def test_the_architectures_study_compares_each_model_with_the_first_one_named(tm
     plan.results = results
     report = write_report(plan).read_text()
     assert "different networks cannot share an initialization" in report
+
+
+def test_the_report_states_the_budget_its_runs_had_not_the_flags_typed(tmp_path):
+    """``--report`` is typed without the study's budget, and the record study trains for the preset's epochs."""
+    from utils.config import TrainConfig
+    from utils.studies import BenchmarkPlan, budget_sentence, build_experiments
+
+    experiments = build_experiments(["record"], None, "cnn")
+    plan = BenchmarkPlan(TrainConfig(epochs=20), experiments, [0, 1, 2], tmp_path)  # what the flags said
+    plan.results = [{"study": "record", "experiment": "preset", "seed": seed, "status": "done",
+                     "config": {"epochs": 10, "subset": 10000, "test_subset": None}} for seed in range(5)]
+    plan.results.append({"study": "record", "experiment": "tta_off", "seed": 5, "status": "failed", "config": {}})
+    assert budget_sentence(plan) == "Seeds: 0, 1, 2, 3, 4. Budget: 10 epochs, 10000 training images, all test images."
+    plan.results[0]["config"]["epochs"] = 20
+    assert "Budget: 10/20 epochs" in budget_sentence(plan)  # runs that differ say so
 
 
 def test_a_pinned_precision_leaves_out_the_amp_arm_of_the_techniques_study(capfd):

@@ -415,7 +415,7 @@ def _run_each(plan: BenchmarkPlan, train: Callable[..., dict[str, Any]]) -> list
 def environment_line() -> str:
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else \
         f"CPU ({os.cpu_count()} cores, {platform.machine()})"
-    return f"{device}, torch {torch.__version__}, {time.strftime('%Y-%m-%d')}"
+    return f"{device}, torch {torch.__version__}; report written {time.strftime('%Y-%m-%d')}"
 
 
 # ------------------------------------------------------------------------------------ the report
@@ -565,6 +565,25 @@ def _study_row(row: dict[str, Any]) -> str:
             f"{_pm(row['ece'], 3)} | {row['seeds']}{failed} |")
 
 
+def budget_sentence(plan: BenchmarkPlan) -> str:
+    """Seeds and budget as the finished runs record them.
+
+    The flags may not say: ``--report`` on a study run earlier is typed without its budget, and the
+    record study trains for its preset's epochs whatever ``--epochs`` is.
+    """
+    done = [r for r in plan.results if r["status"] == "done"]
+    if not done:
+        return f"Seeds: {', '.join(map(str, plan.seeds))}. No run finished."
+
+    def values(key: str) -> str:  # "10000", "all" (no subset), or "5/10" where the runs differ
+        found = {r["config"][key] for r in done}
+        return "/".join([str(v) for v in sorted(v for v in found if v)] + ["all"] * (None in found))
+
+    seeds = sorted({r["seed"] for r in done})
+    return (f"Seeds: {', '.join(map(str, seeds))}. Budget: {values('epochs')} epochs, "
+            f"{values('subset')} training images, {values('test_subset')} test images.")
+
+
 def write_report(plan: BenchmarkPlan) -> Path:
     """``RESULTS.md``, ``results.csv`` and the plots, from ``plan.results``."""
     import csv
@@ -585,14 +604,9 @@ def write_report(plan: BenchmarkPlan) -> Path:
 
     atomic_write(out / "results.csv", write_csv)
 
-    done = [r for r in plan.results if r["status"] == "done"]
     lines = ["# Benchmark results", "",
              f"Command: `{plan.command}`", "",
-             f"Machine: {environment_line()}. Seeds: {', '.join(map(str, plan.seeds))}. "
-             f"Budget: {plan.base.epochs if not plan.base.quick else 2} epochs, "
-             f"{done[0]['config']['subset'] if done and done[0]['config']['subset'] else 'all'} training images, "
-             f"{done[0]['config']['test_subset'] if done and done[0]['config']['test_subset'] else 'all'} test images.",
-             "",
+             f"Machine: {environment_line()}. {budget_sentence(plan)}", "",
              "Headline: test accuracy after the last epoch (mean ± std over seeds). \"Best on test\" picks the best "
              "epoch on the test set itself and is optimistic. ECE: expected calibration error of the final weights, "
              "15 equal-width bins. Peak memory on a CPU is the process's peak RSS, which only grows over a benchmark.",
