@@ -129,7 +129,13 @@ def test_a_benchmark_writes_everything_and_a_rerun_skips_it(tmp_path, capfd, mon
     results = json.loads((out / "results.json").read_text())["results"]
     assert len(results) == 4 and all(r["status"] == "done" for r in results)
     assert all(0 <= r["ece"] <= 1 and r["gflops"] > 0 and r["img_per_s"] > 0 for r in results)
-    assert "± " in (out / "RESULTS.md").read_text()
+    for r in results:  # the last epoch's training accuracy, as the run itself recorded it
+        history = json.loads((Path(r["run_dir"]) / "metrics.json").read_text())["history"]
+        assert r["final_train_acc"] == history[-1]["train_acc"]
+    report = (out / "RESULTS.md").read_text()
+    assert "± " in report and "train acc, last epoch %" in report
+    cnn_train = [r["final_train_acc"] for r in results if r["experiment"] == "cnn"]
+    assert f"| {sum(cnn_train) / 2:.2f} ± " in report.split("| cnn |")[1].split("\n")[0]
 
     calls = []
     monkeypatch.setattr("utils.experiment.run_training", lambda config, **kw: calls.append(config) or run_training(config, **kw))
