@@ -219,7 +219,13 @@ def plot_benchmark_accuracy(summary: dict, path: Path) -> None:
         axis.set_xticks(range(len(rows)), names, rotation=45, ha="right", fontsize=8)
         for i, (mean, row) in enumerate(zip(means, (r for _, r in rows))):
             axis.text(i, mean, f"{mean:.1f}\n(n={row['seeds']})", ha="center", va="bottom", fontsize=7)
-        axis.set_ylim(0, max(m + s for m, s in zip(means, stds)) * 1.18)  # room for the labels
+        trained = [(i, row["final_train_acc"][0]) for i, (_, row) in enumerate(rows) if row.get("final_train_acc")]
+        if trained:  # far above its bar, the network memorized its training set
+            axis.scatter(*zip(*trained), marker="_", s=400, linewidths=2, color="black", zorder=3,
+                         label="training accuracy, last epoch (augmented batches)")
+            axis.legend(fontsize=7, loc="upper right")
+        top = max([m + s for m, s in zip(means, stds)] + [acc for _, acc in trained])
+        axis.set_ylim(0, top * (1.3 if trained else 1.18))  # room for the labels and the legend
     axis.set_ylabel("final test accuracy (%)")
     axis.set_title("final test accuracy, mean ± std over seeds")
     axis.grid(axis="y", alpha=0.3)
