@@ -124,7 +124,7 @@ def test_a_benchmark_writes_everything_and_a_rerun_skips_it(tmp_path, capfd, mon
     argv = [*TINY, "--architectures", "--models", "cnn", "resnet_tiny", "--seeds", "2", "--output-dir", str(out)]
     code, stdout, err = run_main(benchmark_all.main, argv, capfd)
     assert code == 0, err
-    for name in ("results.json", "results.csv", "RESULTS.md", "accuracy.png", "accuracy_vs_time.png", "curves.png"):
+    for name in ("results.json", "results.csv", "RESULTS.md", "accuracy.png", "accuracy_vs_time.png"):
         assert (out / name).stat().st_size > 0, name
     results = json.loads((out / "results.json").read_text())["results"]
     assert len(results) == 4 and all(r["status"] == "done" for r in results)
@@ -141,6 +141,18 @@ def test_a_benchmark_writes_everything_and_a_rerun_skips_it(tmp_path, capfd, mon
     monkeypatch.setattr("utils.experiment.run_training", lambda config, **kw: calls.append(config) or run_training(config, **kw))
     assert run_main(benchmark_all.main, argv, capfd)[0] == 0
     assert calls == []  # every (experiment, seed) was finished: nothing ran again
+
+
+def test_a_curves_plot_needs_two_evaluations(tmp_path, capfd):
+    """Evaluated once, at the end, a run has no curve to draw: the report says so instead of plotting dots."""
+    for every, drawn in ((2, False), (1, True)):
+        out = tmp_path / f"every-{every}"
+        argv = [*TINY, "--epochs", "2", "--eval-every", str(every), "--architectures", "--models", "cnn",
+                "--seeds", "1", "--output-dir", str(out)]
+        assert run_main(benchmark_all.main, argv, capfd)[0] == 0
+        report = (out / "RESULTS.md").read_text()
+        assert (out / "curves.png").exists() == drawn == ("](curves.png)" in report)
+        assert ("no per-epoch curve" in report) != drawn
 
 
 def test_an_interrupted_benchmark_resumes_without_redoing_finished_runs(tmp_path, capfd, monkeypatch):

@@ -590,9 +590,6 @@ def write_report(plan: BenchmarkPlan) -> Path:
     """``RESULTS.md``, ``results.csv`` and the plots, from ``plan.results``."""
     import csv
 
-    from utils.visualization import plot_accuracy_vs_time, plot_benchmark_accuracy, plot_benchmark_curves, \
-        plot_reliability
-
     summary = summarize(plan.results, plan.experiments)
     out = plan.out_dir
     flat_keys = ["study", "experiment", "seed", "status", "final_test_acc", "final_ema_test_acc", "final_train_acc",
@@ -627,18 +624,36 @@ def write_report(plan: BenchmarkPlan) -> Path:
         lines += ["", ranking_line([summary[key] for key in keys])]
         lines += pair_section(plan, summary, study)
         lines.append("")
-    lines += ["## Plots", "", "![accuracy](accuracy.png)", "", "![accuracy against training time](accuracy_vs_time.png)",
-              "", "![test accuracy per epoch](curves.png)", ""]
+    lines += write_plots(plan, summary)
+    atomic_write(out / "RESULTS.md", lambda temporary: temporary.write_text("\n".join(lines) + "\n"))
+    return out / "RESULTS.md"
 
+
+def write_plots(plan: BenchmarkPlan, summary: dict[str, dict[str, Any]]) -> list[str]:
+    """The report's plots, written into ``plan.out_dir``; returns the markdown lines that show them.
+
+    A per-epoch curve needs two evaluations: a study that evaluates once, at the end (``--eval-every`` =
+    epochs, the cheap way), gets no curves plot, rather than a plot of single dots.
+    """
+    from utils.visualization import plot_accuracy_vs_time, plot_benchmark_accuracy, plot_benchmark_curves, \
+        plot_reliability
+
+    out = plan.out_dir
     plot_benchmark_accuracy(summary, out / "accuracy.png")
     plot_accuracy_vs_time(summary, out / "accuracy_vs_time.png")
-    plot_benchmark_curves(summary, out / "curves.png")
+    lines = ["## Plots", "", "![accuracy](accuracy.png)", "", "![accuracy against training time](accuracy_vs_time.png)",
+             ""]
+    if any(sum(mean == mean for mean, _ in row["curve"]) > 1 for row in summary.values()):  # NaN: not evaluated
+        plot_benchmark_curves(summary, out / "curves.png")
+        lines += ["![test accuracy per epoch](curves.png)", ""]
+    else:
+        (out / "curves.png").unlink(missing_ok=True)  # the dot plot an earlier version of this report drew
+        lines += ["Each run was evaluated once, at its end: no per-epoch curve (`--eval-every` sets how often).", ""]
     reliability = _reliability_inputs(plan)
     if reliability:
         plot_reliability(reliability, out / "reliability.png")
         lines += ["![reliability: baseline against label smoothing](reliability.png)", ""]
-    atomic_write(out / "RESULTS.md", lambda temporary: temporary.write_text("\n".join(lines) + "\n"))
-    return out / "RESULTS.md"
+    return lines
 
 
 def _reliability_inputs(plan: BenchmarkPlan) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
