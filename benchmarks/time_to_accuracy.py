@@ -46,8 +46,8 @@ def main(argv: list[str] | None = None) -> None:
         elapsed = 0.0
         for entry in history:
             elapsed += entry["epoch_time_s"]
-            print(f"{label}: epoch {entry['epoch']:>2} | {elapsed / 60:6.2f} min | probe {entry.get('probe_acc')}% "
-                  f"| test {entry.get('test_acc')}%")
+            test = "" if entry.get("test_acc") is None else f" | test {entry['test_acc']}%"  # evaluated epochs only
+            print(f"{label}: epoch {entry['epoch']:>2} | {elapsed / 60:6.2f} min | probe {entry.get('probe_acc')}%{test}")
     plot_time_to_accuracy(runs, out, args.title)
     print(f"written to {args.out}")
 
