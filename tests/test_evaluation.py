@@ -7,7 +7,8 @@ from torch import nn
 from torchvision.transforms import v2
 
 import main_modern
-from utils.evaluation import predict, tta_views
+from models import create_model
+from utils.evaluation import forward_chunk, predict, tta_views
 
 from tests.conftest import SYNTHETIC, run_main
 
@@ -36,6 +37,25 @@ def test_predict_averages_the_logits_of_the_views():
         by_hand = torch.stack([model(view) for view in tta_views(images, "flip-translate")]).mean(0)
         torch.testing.assert_close(predict(model, images, "flip-translate"), by_hand)
         torch.testing.assert_close(predict(model, images, "none"), model(images))
+
+
+@pytest.mark.parametrize("mode", ["none", "weighted"])
+def test_forward_chunks_change_the_speed_not_the_logits(mode):
+    """In eval mode an image's logits do not depend on its batch: chunked passes equal one pass."""
+    torch.manual_seed(0)
+    model = create_model("speednet").eval()  # BatchNorm with running statistics: per-image in eval mode
+    images = torch.randn(10, 3, 32, 32)
+    batches = []
+    model.register_forward_hook(lambda module, inputs, output: batches.append(len(inputs[0])))
+    views = len(tta_views(images, mode))
+    with torch.no_grad():
+        whole = predict(model, images, mode)
+        assert batches == [10 * views]
+        for chunk in (1, 4, 7, 60):  # smaller than one view, not a divisor, larger than all views
+            batches.clear()
+            torch.testing.assert_close(predict(model, images, mode, chunk), whole, rtol=1e-4, atol=1e-5)
+            assert max(batches) <= chunk and sum(batches) == 10 * views
+    assert forward_chunk(torch.device("cpu")) == 128 and forward_chunk(torch.device("cuda")) is None
 
 
 def test_tta_reaches_training_and_evaluate(tmp_path, capfd):

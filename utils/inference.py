@@ -27,7 +27,7 @@ from utils.data_order import stratified_subset
 from utils.data_sources import load_splits
 from utils.devices import select_device
 from utils.errors import UserError
-from utils.evaluation import predict
+from utils.evaluation import forward_chunk, predict
 from utils.experiment import build_model
 from utils.modern_trainer import Precision
 
@@ -68,7 +68,7 @@ class TrainedModel:
             if self.config.channels_last:
                 batch = batch.contiguous(memory_format=torch.channels_last)
             with precision.autocast():
-                results.append(predict(self.model, batch, tta).float().softmax(1).cpu())
+                results.append(predict(self.model, batch, tta, forward_chunk(self.device)).float().softmax(1).cpu())
         return torch.cat(results) if results else torch.empty(0, len(self.class_names))
 
 
