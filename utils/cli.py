@@ -86,9 +86,12 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--list-activations", action="store_true", help="list the activations and exit")
     train.add_argument("--optimizer", choices=OPTIMIZERS, help="default: adam (standard), adamw (modern)")
     train.add_argument("--scheduler", choices=SCHEDULERS, help="default: step (standard), cosine (modern); "
-                       "linear: from 0.2 of --lr up to --lr at --warmup-epochs, then down to 0.07 of it")
+                       "linear: from 0.2 of --lr up to --lr at --warmup-epochs, then down to 0.07 of it; decay: from --lr down to 0")
     train.add_argument("--weight-decay", type=float, help="default: 0 Adam, 0.05 AdamW, 5e-4 SGD")
     train.add_argument("--momentum", type=float, help="SGD's (Nesterov) momentum (default 0.9)")
+    train.add_argument("--muon-lr", type=float, help="--optimizer muon: the conv filters' learning rate; the rest "
+                       "(biases, head) take Nesterov SGD at --lr (default 0.24)")
+    train.add_argument("--muon-momentum", type=float, help="--optimizer muon: the conv filters' momentum (default 0.6)")
     train.add_argument("--step-size", type=int, help="step scheduler: epochs between decays (default a third of the run)")
     train.add_argument("--gamma", type=float, help="step scheduler: decay factor (default 0.1)")
 

@@ -34,8 +34,8 @@ from utils.files import write_json
 
 DATASETS = ("cifar10", "cifar100", "folder", "synthetic")
 AUGMENTATIONS = ("none", "standard", "randaugment", "autoaugment", "trivialaugment")
-OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULERS = ("step", "cosine", "linear", "none")  # utils/modern_trainer.build_scheduler
+OPTIMIZERS = ("adam", "adamw", "sgd", "muon")  # muon: utils/muon.py
+SCHEDULERS = ("step", "cosine", "linear", "decay", "none")  # utils/modern_trainer.build_scheduler
 DEVICES = ("auto", "cpu", "cuda", "mps")
 AMP_DTYPES = ("auto", "bf16", "fp16")
 RECIPES = ("standard", "modern")
@@ -89,6 +89,8 @@ class TrainConfig:
     ema_decay: float = 0.999
     lookahead: bool = False  # every 5 steps, slow weights move toward the fast ones and the fast restart from them
     norm_bias_lr_scale: float = 1.0  # normalization biases at this multiple of --lr (weight decay divided by it)
+    muon_lr: float = 0.24  # --optimizer muon: the filters' learning rate (Muon's steps have a fixed size)
+    muon_momentum: float = 0.6  # --optimizer muon: the filters' momentum (the rest uses --momentum)
     whitening_bias_epochs: Optional[int] = None  # a model's whitening layer: its bias trains this many epochs, then freezes
     clip_grad: Optional[float] = None
     amp: Optional[bool] = None  # None: resolved for the device (resolve_amp)
@@ -210,9 +212,9 @@ def _recipe_defaults(c: TrainConfig) -> None:
     if c.scheduler is None:
         c.scheduler = "cosine" if modern else "step"
     if c.lr is None:
-        c.lr = {"adam": 1e-3, "adamw": 2e-3, "sgd": 0.1}[c.optimizer]
+        c.lr = {"adam": 1e-3, "adamw": 2e-3, "sgd": 0.1, "muon": 0.1}[c.optimizer]
     if c.weight_decay is None:
-        c.weight_decay = {"adam": 0.0, "adamw": 0.05, "sgd": 5e-4}[c.optimizer]
+        c.weight_decay = {"adam": 0.0, "adamw": 0.05, "sgd": 5e-4, "muon": 5e-4}[c.optimizer]
     if c.warmup_epochs is None:
         # Warm-up protects the first steps of adaptive optimizers; a tenth of the run, at most 5 epochs.
         c.warmup_epochs = min(5.0, 0.1 * c.epochs) if c.scheduler == "cosine" else 0.0
@@ -282,6 +284,8 @@ def check_training(c: TrainConfig) -> None:
     require(c.lr > 0, f"--lr must be a positive number (got {c.lr})")
     require(c.weight_decay >= 0, f"--weight-decay must be >= 0 (got {c.weight_decay})")
     require(0 <= c.momentum < 1, f"--momentum must be in [0, 1) (got {c.momentum})")
+    require(c.muon_lr > 0, f"--muon-lr must be a positive number (got {c.muon_lr})")
+    require(0 <= c.muon_momentum < 1, f"--muon-momentum must be in [0, 1) (got {c.muon_momentum})")
     require(c.step_size >= 1, f"--step-size must be at least 1 (got {c.step_size})")
     require(0 < c.gamma <= 1, f"--gamma must be in (0, 1] (got {c.gamma})")
 

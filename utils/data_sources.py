@@ -264,21 +264,30 @@ def _is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and path.is_file()
 
 
-def _visible_entries(folder: Path) -> list[Path]:
-    """The non-hidden entries of ``folder``, sorted; unreadable folders and broken links are UserErrors."""
+def _visible_entries(folder: Path) -> list[os.DirEntry]:
+    """The non-hidden entries of ``folder``, sorted by name; unreadable folders and broken links are UserErrors.
+
+    ``os.scandir`` reads each entry's type with the listing: a folder of 50,000 images is listed
+    without a ``stat`` per file (``Path.iterdir`` + ``is_file`` made one or two each, seconds in all).
+    """
     try:
-        entries = sorted(p for p in folder.iterdir() if not _is_hidden(p))
+        with os.scandir(folder) as scan:
+            entries = sorted((e for e in scan if not e.name.startswith(".")), key=lambda e: e.name)
     except OSError as error:
         raise UserError(f"cannot read the folder {folder} ({error.strerror or error.__class__.__name__}); "
                         f"check its permissions") from None
     for entry in entries:
-        if entry.is_symlink() and not entry.exists():
-            raise UserError(f"{entry} is a broken symbolic link; remove it or point it at an existing file")
+        if entry.is_symlink() and not os.path.exists(entry.path):
+            raise UserError(f"{entry.path} is a broken symbolic link; remove it or point it at an existing file")
     return entries
 
 
+def _is_image_entry(entry: os.DirEntry) -> bool:
+    return os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS and entry.is_file()
+
+
 def _images_in(folder: Path) -> list[Path]:
-    return [p for p in _visible_entries(folder) if _is_image(p)]
+    return [Path(e.path) for e in _visible_entries(folder) if _is_image_entry(e)]
 
 
 def list_image_folder(root: Path) -> FolderListing:
@@ -286,10 +295,10 @@ def list_image_folder(root: Path) -> FolderListing:
     train_dir, test_dir = image_folder_layout(root)
     extensions = ", ".join(sorted(IMAGE_EXTENSIONS))
     train_entries = _visible_entries(train_dir)
-    class_dirs = [d for d in train_entries if d.is_dir()]
+    class_dirs = [Path(d.path) for d in train_entries if d.is_dir()]
     if not class_dirs:
         loose = " (it holds images directly: move them into one folder per class)" if any(
-            _is_image(p) for p in train_entries) else ""
+            _is_image_entry(e) for e in train_entries) else ""
         raise UserError(f"{train_dir} holds no images: expected {train_dir}/<class>/*.jpg{loose} "
                         f"(extensions: {extensions})")
     train = []
@@ -301,7 +310,7 @@ def list_image_folder(root: Path) -> FolderListing:
         train += [(path, label) for path in images]
     classes = [d.name for d in class_dirs]
 
-    test_class_dirs = [d for d in _visible_entries(test_dir) if d.is_dir()]
+    test_class_dirs = [Path(d.path) for d in _visible_entries(test_dir) if d.is_dir()]
     unknown = [d.name for d in test_class_dirs if d.name not in classes]
     if unknown:
         raise UserError(f"{test_dir} has class folders that train/ lacks: {', '.join(unknown)}")

@@ -24,7 +24,7 @@ from utils.checkpoint import check_class_names, load_checkpoint
 from utils.config import RESUME_MUST_MATCH, RESUME_NEEDS_OUTPUT_DIR, TrainConfig, resolve_for_device
 from utils.data_loader import DataBundle, build_data
 from utils import distributed
-from utils.devices import select_device, tune_cuda
+from utils.devices import keep_freed_memory, select_device, tune_cuda
 from utils.distributed import Placement, share_from_main
 from utils.errors import RunStopped, UserError
 from utils.evaluation import evaluate_saved
@@ -82,6 +82,8 @@ def run_training(config: TrainConfig, after: Optional[AfterTraining] = None) -> 
     device = distributed.device_for(placement, device)
     if device.type == "cuda":
         tune_cuda(config.tf32)
+    elif device.type == "cpu":
+        keep_freed_memory()
     config, device_note = resolve_for_device(config, device)
     if config.sync_bn and device.type != "cuda":
         raise UserError("--sync-bn needs CUDA (PyTorch's SyncBatchNorm runs on GPUs only); drop it on a CPU")

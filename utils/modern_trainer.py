@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from utils.config import TrainConfig
+from utils.muon import MuonSGD, muon_parameter_groups
 
 
 # ------------------------------------------------------------------------------------ optimizer
@@ -85,6 +86,9 @@ def fused_available(model: nn.Module) -> bool:
 
 
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "muon":
+        return MuonSGD(muon_parameter_groups(model, config.lr, config.weight_decay, config.norm_bias_lr_scale,
+                                             config.muon_lr, config.muon_momentum), config.lr, config.momentum)
     groups = parameter_groups(model, config.weight_decay, config.lr, config.norm_bias_lr_scale)
     fused = fused_available(model) or None
     if config.optimizer == "sgd":
@@ -131,6 +135,9 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps
     elif config.scheduler == "linear":
         def factor(step: int) -> float:
             return piecewise_linear_factor(step, total, warmup)
+    elif config.scheduler == "decay":
+        def factor(step: int) -> float:
+            return max(0.0, 1.0 - step / total)
     elif config.scheduler == "step":
         def factor(step: int) -> float:
             return step_decay_factor(step, steps_per_epoch, config.step_size, config.gamma)
