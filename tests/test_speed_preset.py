@@ -113,7 +113,7 @@ def test_explicit_flags_override_the_preset(tmp_path, capfd):
                                               "--label-smoothing", "0", "--momentum", "0.5"], out, capfd)
     config = json.loads((out / "config.json").read_text())
     assert (config["lr"], config["tta"], config["label_smoothing"], config["momentum"]) == (0.05, "none", 0.0, 0.5)
-    assert config["optimizer"] == "sgd" and config["crop_padding"] == 2  # the rest still from the preset
+    assert config["optimizer"] == "muon" and config["crop_padding"] == 2  # the rest still from the preset
     assert {"lr", "tta", "label_smoothing", "momentum"} <= set(config["user_settings"])
 
 

@@ -103,7 +103,7 @@ ACTIVATION_BASELINE = "relu"  # the activations study compares each activation w
 # The arm every comparison of a study is made against (architectures: the first model named, see study_pairs).
 REFERENCE_ARM = {"techniques": "standard", "regularization": "baseline", "activations": ACTIVATION_BASELINE,
                  "record": "preset"}
-# The record recipe's ingredients (``--preset speed``, utils/presets.py), each taken out in turn: the
+# The record recipe's ingredients (``--preset speed-sgd``, airbench94, utils/presets.py), each taken out in turn: the
 # preset against the preset without one of them (the earlier preset's choice in its place).
 RECORD_RECIPE = {
     "preset": {},
@@ -166,7 +166,7 @@ def build_experiments(studies: Sequence[str], models: Optional[Sequence[str]], m
             experiments += [Experiment(study, name, {"model": model, **changes}) for name, changes in TECHNIQUES.items()
                             if not (precision_pinned and "amp" in changes)]
         elif study == "record":
-            experiments += [Experiment(study, name, {**preset_settings("speed"), **changes})
+            experiments += [Experiment(study, name, {**preset_settings("speed-sgd"), **changes})
                             for name, changes in RECORD_RECIPE.items()]
         elif study == "regularization":
             if model_family(model) not in REGULARIZATION_FAMILIES:
