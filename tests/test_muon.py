@@ -46,12 +46,13 @@ def test_filters_go_to_muon_biases_and_head_to_sgd_with_the_same_shrink_per_step
     model = create_model("speednet", num_classes=10)
     groups = muon_parameter_groups(model, lr=1.5, weight_decay=2e-3, bias_lr_scale=64.0, muon_lr=0.24,
                                    muon_momentum=0.6)
-    filters, biases, head = (set(map(id, g["params"])) for g in groups)
+    head, biases, filters = (set(map(id, g["params"])) for g in groups)
     assert filters == {id(p) for p in model.parameters() if p.ndim == 4 and p.requires_grad}
     assert id(model.whiten.weight) not in filters  # frozen: the whitening is fitted, not trained
     assert id(model.whiten.bias) in biases and head == {id(model.fc.weight)}
-    assert groups[0]["muon"] and groups[0]["lr"] == 0.24 and groups[0]["momentum"] == 0.6
-    assert groups[1]["lr"] * groups[1]["weight_decay"] == pytest.approx(groups[2]["lr"] * groups[2]["weight_decay"])
+    assert groups[2]["muon"] and groups[2]["lr"] == 0.24 and groups[2]["momentum"] == 0.6
+    assert groups[0]["lr"] == 1.5 and not groups[0]["muon"]  # first: the learning rate the loop logs is --lr's
+    assert groups[1]["lr"] * groups[1]["weight_decay"] == pytest.approx(groups[0]["lr"] * groups[0]["weight_decay"])
 
 
 def test_the_sgd_groups_step_as_torchs_sgd_and_the_filters_keep_their_norm():

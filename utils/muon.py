@@ -52,7 +52,7 @@ def orthogonalize(update: torch.Tensor, steps: int = NS_STEPS, eps: float = 1e-7
 
 def muon_parameter_groups(model: nn.Module, lr: float, weight_decay: float, bias_lr_scale: float,
                           muon_lr: float, muon_momentum: float) -> list[dict]:
-    """Filter banks (4-D) for Muon; biases at ``bias_lr_scale`` × ``lr`` (decay divided by it); the rest at ``lr``.
+    """The rest (the head) at ``lr``; 1-D parameters (biases) at ``bias_lr_scale`` × ``lr``, decay divided by it; filter banks (4-D) for Muon.
 
     Every group's ``lr · weight_decay`` is the same, so biases and head shrink alike per step (the record's rule).
     """
@@ -60,9 +60,10 @@ def muon_parameter_groups(model: nn.Module, lr: float, weight_decay: float, bias
     for parameter in model.parameters():
         if parameter.requires_grad:  # (a bias frozen later, --whitening-bias-epochs, is trainable here)
             (filters if parameter.ndim == 4 else biases if parameter.ndim == 1 else rest).append(parameter)
-    groups = [{"params": filters, "muon": True, "lr": muon_lr, "momentum": muon_momentum, "weight_decay": 0.0},
+    # The group at --lr first: the loop logs the first group's learning rate
+    groups = [{"params": rest, "muon": False, "lr": lr, "weight_decay": weight_decay},
               {"params": biases, "muon": False, "lr": lr * bias_lr_scale, "weight_decay": weight_decay / bias_lr_scale},
-              {"params": rest, "muon": False, "lr": lr, "weight_decay": weight_decay}]
+              {"params": filters, "muon": True, "lr": muon_lr, "momentum": muon_momentum, "weight_decay": 0.0}]
     return [group for group in groups if group["params"]]
 
 
