@@ -1,6 +1,7 @@
 """Image folders as users have them: hidden files, odd formats and bit depths, stale caches."""
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -71,14 +72,14 @@ def test_an_unreadable_folder_is_one_error_naming_it(tmp_path, monkeypatch):
     # As root, chmod cannot make a folder unreadable: simulate the PermissionError the OS would raise.
     root = write_image_folder(tmp_path / "data")
     denied = root / "train" / "dog"
-    real_iterdir = Path.iterdir
+    real_scandir = os.scandir
 
-    def iterdir(self):
-        if self == denied:
+    def scandir(path):
+        if Path(path) == denied:
             raise PermissionError(13, "Permission denied")
-        return real_iterdir(self)
+        return real_scandir(path)
 
-    monkeypatch.setattr(Path, "iterdir", iterdir)
+    monkeypatch.setattr(os, "scandir", scandir)
     with pytest.raises(UserError, match=r"cannot read the folder .*train/dog \(Permission denied\)"):
         list_image_folder(root)
 

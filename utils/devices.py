@@ -57,7 +57,8 @@ def keep_freed_memory() -> bool:
     ``munmap`` on free, so every step pays the kernel to zero and map its memory again, page by page:
     on a 2-core CPU the speed preset spent a quarter of a step in page faults (max-pool's backward
     zero-filling a fresh gradient). With mmap off and no trimming the blocks come from the heap and are
-    reused. Only the process's own allocator changes; glibc only (elsewhere: nothing to do, False).
+    reused: the process keeps the memory of its largest step (which it needed anyway) until it exits.
+    Only the process's own allocator changes; glibc only (elsewhere: nothing to do, False).
     """
     name = ctypes.util.find_library("c")
     try:
