@@ -75,8 +75,8 @@ def test_the_sgd_groups_step_as_torchs_sgd_and_the_filters_keep_their_norm():
         filters = model[0].weight.detach()
         # renormalized to √out before the step, then moved by lr × a (near) orthogonal matrix
         assert filters.norm().item() == pytest.approx(math.sqrt(8), rel=0.1)
-    for mine, theirs in ((model[0].bias, twin[0].bias), (model[2].weight, twin[2].weight), (model[2].bias, twin[2].bias)):
-        torch.testing.assert_close(mine, theirs)
+    for index, name in ((0, "bias"), (2, "weight"), (2, "bias")):
+        torch.testing.assert_close(getattr(model[index], name), getattr(twin[index], name))
 
 
 def test_the_decay_schedule_falls_linearly_to_zero():

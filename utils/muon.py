@@ -52,7 +52,8 @@ def orthogonalize(update: torch.Tensor, steps: int = NS_STEPS, eps: float = 1e-7
 
 def muon_parameter_groups(model: nn.Module, lr: float, weight_decay: float, bias_lr_scale: float,
                           muon_lr: float, muon_momentum: float) -> list[dict]:
-    """The rest (the head) at ``lr``; 1-D parameters (biases) at ``bias_lr_scale`` × ``lr``, decay divided by it; filter banks (4-D) for Muon.
+    """Three groups: the rest (the head) at ``lr``; 1-D parameters (biases) at ``bias_lr_scale`` × ``lr`` with
+    the decay divided by it; the filter banks (4-D) for Muon.
 
     Every group's ``lr · weight_decay`` is the same, so biases and head shrink alike per step (the record's rule).
     """
@@ -88,15 +89,17 @@ class MuonSGD(torch.optim.Optimizer):
     def _muon_step(self, group: dict, params: list[torch.Tensor]) -> None:
         momentum = group["momentum"]
         for p in params:
-            buffer = self.state[p].setdefault("momentum_buffer", torch.zeros_like(p.grad))
-            buffer.mul_(momentum).add_(p.grad)
+            state = self.state[p]
+            if "momentum_buffer" not in state:
+                state["momentum_buffer"] = torch.zeros_like(p.grad)
+            buffer = state["momentum_buffer"].mul_(momentum).add_(p.grad)
             nesterov = p.grad.add(buffer, alpha=momentum)
             p.mul_(math.sqrt(len(p)) / p.norm())  # the filter bank back to norm √out (scale-free under BatchNorm)
             p.add_(orthogonalize(nesterov, self.ns_steps), alpha=-group["lr"])
 
     def _sgd_step(self, group: dict, params: list[torch.Tensor]) -> None:
         buffers = [self.state[p].get("momentum_buffer") for p in params]
-        sgd(params, [p.grad for p in params], buffers, weight_decay=group["weight_decay"],
-                            momentum=group["momentum"], lr=group["lr"], dampening=0.0, nesterov=True, maximize=False)
+        sgd(params, [p.grad for p in params], buffers, weight_decay=group["weight_decay"], momentum=group["momentum"],
+            lr=group["lr"], dampening=0.0, nesterov=True, maximize=False)
         for p, buffer in zip(params, buffers):  # sgd creates the buffers on the first step
             self.state[p]["momentum_buffer"] = buffer
