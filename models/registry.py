@@ -73,17 +73,23 @@ def create_model(name: str, *, num_classes: int = 10, image_size: int = 32, acti
     return entry.builder(num_classes=num_classes, image_size=image_size, drop_path_rate=drop_path_rate, **options)
 
 
-def check_image_size(name: str, image_size: int) -> None:
+def check_image_size(name: str, image_size: int, input_size: int | None = None) -> None:
     """Refuse an ``image_size`` that model ``name`` cannot take, before anything trains.
 
-    The model is built and run on PyTorch's ``meta`` device (shapes only, no memory, milliseconds),
-    so every constraint of every architecture (patch sizes, strides) is checked by the model itself.
+    ``input_size``: the model is built for ``image_size`` but also fed images of this side (progressive
+    resizing's early epochs, ``--low-res-size``). The model is built and run on PyTorch's ``meta``
+    device (shapes only, no memory, milliseconds), so every constraint of every architecture (patch
+    sizes, strides, position embeddings) is checked by the model itself.
     """
+    side = input_size or image_size
     try:
         with torch.device("meta"):
-            create_model(name, image_size=image_size).eval()(torch.empty(1, 3, image_size, image_size))
+            create_model(name, image_size=image_size).eval()(torch.empty(1, 3, side, side))
     except (AssertionError, RuntimeError, ValueError) as error:
         reason = str(error).splitlines()[0] if str(error) else error.__class__.__name__
+        if input_size is not None:
+            raise UserError(f"model {name} (built for {image_size} px) cannot take --low-res-size {input_size} "
+                            f"({reason}); choose another size, or a model without a fixed input size") from None
         raise UserError(f"model {name} cannot take --image-size {image_size} ({reason}); "
                         f"choose another --image-size (32 works for every model)") from None
 

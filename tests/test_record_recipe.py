@@ -13,6 +13,7 @@ from models import create_model
 from utils.batch_augment import crop_with_padding
 from utils.config import TrainConfig
 from utils.data_loader import DataBundle, build_data
+from utils.errors import UserError
 from utils.evaluation import predict, tta_views, view_weights
 from utils.config import resolve_amp
 from utils.cli import epoch_count
@@ -160,3 +161,28 @@ def test_a_run_stopped_on_its_last_step_trains_no_further_when_continued(tmp_pat
     assert (trainer.state.epoch, trainer.state.step_in_epoch, trainer.state.global_step) == (1, 2, 6)
     train(trainer)  # what a resume does: the rest of the epoch holds no step of this run
     assert trainer.state.global_step == 6 and [h["epoch"] for h in trainer.state.history] == [1, 2]
+
+
+def test_progressive_resizing_feeds_shrunk_images_for_the_first_epochs_only(tmp_path):
+    config = TrainConfig(dataset="synthetic", image_size=16, synthetic_size=64, batch_size=32, epochs=3,
+                         low_res_epochs=2, low_res_size=12, workers=0, progress=False, cache_dir="",
+                         output_dir=str(tmp_path)).resolved()
+    data = build_data(config)
+    model = build_model(config, data.num_classes)
+    trainer = Trainer(model, data, config, tmp_path, torch.device("cpu"))
+    seen = []  # (epoch, side) of every training batch
+    model.register_forward_pre_hook(lambda module, args: seen.append((trainer.state.epoch, args[0].shape[-1]))
+                                    if module.training else None)
+    train(trainer)
+    assert sorted(set(seen)) == [(0, 12), (1, 12), (2, 16)]
+    # the same shrink as torchvision's antialiased resize
+    images = torch.rand(2, 3, 16, 16)
+    shrunk = nn.functional.interpolate(images, size=12, mode="bilinear", antialias=True)
+    assert torch.allclose(shrunk, TF.resize(images, [12, 12], antialias=True), atol=1e-5)
+
+
+def test_progressive_resizing_is_refused_for_a_model_built_for_one_size():
+    with pytest.raises(UserError, match="--low-res-size 24"):
+        TrainConfig(model="vit_tiny", low_res_epochs=2, low_res_size=24).resolved()
+    with pytest.raises(UserError, match="--low-res-size must be"):
+        TrainConfig(model="speednet", low_res_epochs=2, low_res_size=40).resolved()

@@ -164,3 +164,19 @@ def test_an_interrupted_comparison_continues_where_it_stopped(tmp_path, capfd):
     assert [r["model"] for r in results] == ["cnn", "resnet_tiny"]
     code, _, err = run_main(main_modern.main, [*argv, "--lr", "0.5"], capfd)
     assert code == 2 and "trained with other settings (lr)" in err, err
+
+
+def test_the_confusion_matrix_reuses_the_evaluation_that_chose_best_pt(tmp_path, monkeypatch):
+    """No second pass over the test set at the end: the kept weights' own evaluation draws the matrix, and the
+    model handed to ``after`` holds best.pt's weights (raw or EMA, whichever was judged better)."""
+    from utils.experiment import run_training
+
+    evaluations = []
+    monkeypatch.setattr("utils.experiment.evaluate_saved", lambda *a, **k: evaluations.append(a))
+    seen = {}
+    config = TrainConfig(dataset="synthetic", image_size=16, synthetic_size=64, batch_size=32, epochs=2, eval_every=1,
+                         recipe="modern", workers=0, progress=False, cache_dir="", output_dir=str(tmp_path / "run"))
+    run_training(config.resolved(), after=lambda model, data, device, run_dir: seen.update(model.state_dict()))
+    assert evaluations == [] and (tmp_path / "run" / "confusion_matrix.png").stat().st_size > 0
+    best = torch.load(tmp_path / "run" / "best.pt", weights_only=False)["model"]
+    assert all(torch.equal(seen[name], value) for name, value in best.items())

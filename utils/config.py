@@ -105,6 +105,8 @@ class TrainConfig:
     crop_padding: Optional[int] = None  # pixels the random crop may move the image (None: 4 px at 32 px, scaled)
     crop_pad_mode: str = "zeros"  # what the crop's border holds: zeros or the image reflected
     alternating_flip: bool = False  # device path: each image mirrored in every other epoch, not at random
+    low_res_epochs: int = 0  # progressive resizing: the first N epochs train on images shrunk to low_res_size
+    low_res_size: int = 24
     randaugment_n: int = 2
     randaugment_m: int = 9
     cutout: Optional[int] = None  # square side in pixels; 0 means the default (16 px at 32 px)
@@ -310,6 +312,9 @@ def check_augmentation(c: TrainConfig) -> None:
             f"--crop-padding must be between 0 and --image-size (got {c.crop_padding})")
     require(c.cutout is None or 1 <= c.cutout <= c.image_size,
             f"--cutout size must be between 1 and --image-size (got {c.cutout})")
+    require(c.low_res_epochs >= 0, f"--low-res-epochs must be >= 0 (got {c.low_res_epochs})")
+    require(not c.low_res_epochs or 2 <= c.low_res_size <= c.image_size,
+            f"--low-res-size must be between 2 and --image-size (got {c.low_res_size})")
     require(0 <= c.random_erasing <= 1, f"--random-erasing probability must be in [0, 1] (got {c.random_erasing})")
     require(c.mixup is None or c.mixup > 0, f"--mixup alpha must be > 0 (got {c.mixup})")
     require(c.cutmix is None or c.cutmix > 0, f"--cutmix alpha must be > 0 (got {c.cutmix})")
@@ -329,6 +334,8 @@ def check_model(c: TrainConfig) -> None:
     from models import check_image_size
 
     check_image_size(c.model, c.image_size)
+    if c.low_res_epochs:
+        check_image_size(c.model, c.image_size, c.low_res_size)
 
 
 def check_run(c: TrainConfig) -> None:

@@ -145,9 +145,14 @@ def evaluate_saved(checkpoint: Optional[dict[str, Any]], model: nn.Module, loade
     Under torchrun rank 0 reads the file and passes its checkpoint (the others pass None): its weights
     are handed to every process, whose machines may not see the file.
     """
+    load_saved(checkpoint, model, source)
+    return evaluate(model, loader, device, keep_predictions=True, **options)
+
+
+def load_saved(checkpoint: Optional[dict[str, Any]], model: nn.Module, source: str = "the checkpoint") -> None:
+    """Load a checkpoint's weights into ``model`` (under torchrun, rank 0's checkpoint into every process's)."""
     saved = checkpoint["model"] if checkpoint is not None else None
     try:
         model.load_state_dict(share_state_from_main(saved, model.state_dict()))
     except RuntimeError as error:
         raise UserError(f"{source} does not fit this model ({str(error).splitlines()[0][:120]})") from None
-    return evaluate(model, loader, device, keep_predictions=True, **options)

@@ -27,7 +27,7 @@ from utils import distributed
 from utils.devices import keep_freed_memory, select_device, tune_cuda
 from utils.distributed import Placement, share_from_main
 from utils.errors import RunStopped, UserError
-from utils.evaluation import evaluate_saved
+from utils.evaluation import evaluate_saved, load_saved
 from utils.files import write_json
 from utils.modern_trainer import Precision, learning_rates
 from utils.run_dir import RUN_FILES, claim_run_dir, unique_run_dir
@@ -148,10 +148,15 @@ def _train(config: TrainConfig, device: torch.device, run_dir: Path, device_note
     if config.resume:
         print(resumed + (f"; {device_note}" if device_note else ""), flush=True)
     metrics = train(trainer)
-    # The confusion matrix of the model the run keeps (best.pt: raw or EMA weights).
+    # The model the run keeps (best.pt: raw or EMA weights) goes back into ``model``, and its confusion matrix is
+    # drawn from the evaluation that chose it (its --tta views); only a resume that kept the old best evaluates again.
     best = load_checkpoint(run_dir / "best.pt") if placement.is_main else None
-    result = evaluate_saved(best, model, data.test_loader, device, precision=trainer.recipe.precision,
-                            channels_last=config.channels_last)
+    result = trainer.best_test_result
+    if result is None:
+        result = evaluate_saved(best, model, data.test_loader, device, precision=trainer.recipe.precision,
+                                channels_last=config.channels_last, tta=config.tta)
+    else:
+        load_saved(best, model)
     if placement.is_main:
         plot_confusion_matrix(confusion_matrix(result["predictions"], result["labels"], data.num_classes),
                               data.class_names, run_dir / "confusion_matrix.png",

@@ -138,6 +138,8 @@ def prepare_batch(trainer: "Trainer", images: torch.Tensor, labels: torch.Tensor
     With mixing, accuracy is counted against each mixed image's dominant label.
     """
     config = trainer.config
+    if trainer.state.epoch < config.low_res_epochs:  # progressive resizing: fewer pixels, fewer FLOPs, early on
+        images = nn.functional.interpolate(images, size=config.low_res_size, mode="bilinear", antialias=True)
     if config.channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
     if config.dropblock > 0:
@@ -174,7 +176,9 @@ def end_epoch(trainer: "Trainer", signals: StopSignals) -> None:
     state.history.append(entry)
     state.epoch, state.step_in_epoch, state.totals = state.epoch + 1, 0, EpochTotals()
     if evaluated:
-        keep_if_best(trainer, validated or evaluated)
+        kept = keep_if_best(trainer, validated or evaluated)
+        if kept:  # the run's confusion matrix reuses this evaluation instead of running another
+            trainer.best_test_result = evaluated[kept]
     if not trainer.placement.is_main:  # under torchrun, rank 0 alone writes the run's files
         return
     save_checkpoint(trainer.checkpoint(), trainer.run_dir / "last.pt")  # every epoch: a kill loses at most one
@@ -198,7 +202,8 @@ def evaluate_epoch(trainer: "Trainer", should_stop: Callable[[], bool]) -> tuple
     weights = {"raw": trainer.evaluated(), **({"EMA": recipe.ema.module} if recipe.ema is not None else {})}
     loaders = [trainer.data.test_loader] + ([trainer.data.val_loader] if trainer.data.val_loader is not None else [])
     results = [{name: evaluate(model, loader, trainer.device, recipe.precision, config.channels_last,
-                               should_stop=should_stop, tta=config.tta) for name, model in weights.items()}
+                               keep_predictions=True, should_stop=should_stop, tta=config.tta)
+                for name, model in weights.items()}
                for loader in loaders]
     for name, result in results[0].items():
         if not math.isfinite(result["loss"]):  # the outputs overflowed: the run must not go on as "done"
@@ -216,21 +221,22 @@ def probe_epoch(trainer: "Trainer") -> dict[str, float]:
     return {"probe_acc": round(result["acc"], 4), "probe_time_s": round(time.perf_counter() - started, 3)}
 
 
-def keep_if_best(trainer: "Trainer", judged: dict[str, dict]) -> None:
-    """Save ``best.pt`` when the better of raw and EMA weights beat the best so far.
+def keep_if_best(trainer: "Trainer", judged: dict[str, dict]) -> Optional[str]:
+    """Save ``best.pt`` when the better of raw and EMA weights beat the best so far; return which ("raw", "EMA").
 
     Judged on the held-out validation images with ``--val-split``, else on the test set (optimistic:
-    the test set then picks the model).
+    the test set then picks the model). None: no better weights, nothing saved.
     """
     use = better_weights({name: result["acc"] for name, result in judged.items()})
     if judged[use]["acc"] <= trainer.state.best_acc:
-        return
+        return None
     trainer.state.best_acc = judged[use]["acc"]
     if trainer.placement.is_main:
         ema = trainer.recipe.ema
         weights = ({k[len("module."):]: v for k, v in ema.state_dict().items() if k.startswith("module.")}
                    if use == "EMA" else None)
         save_checkpoint(trainer.checkpoint(weights, use.lower()), trainer.run_dir / "best.pt")
+    return use
 
 
 # ------------------------------------------------------------------------------------ stopping
@@ -290,6 +296,9 @@ class Trainer:
             lambda step: scheduler.base_lrs[0] * scheduler.lr_lambdas[0](step))
         self.state = TrainState()
         self.clock = time.perf_counter()
+        # The test evaluation (predictions kept) of the weights best.pt holds, when this run made it
+        # (None after a resume that made no better one): the run's confusion matrix is drawn from it.
+        self.best_test_result: Optional[dict[str, Any]] = None
 
     def evaluated(self) -> nn.Module:
         """The model to evaluate: the one the loop runs, except under torchrun, where the DDP wrapper would
