@@ -81,6 +81,8 @@ SPEED: dict[str, Any] = {
     "scheduler": "decay",  # from the peak straight down to 0, no warm-up
     "warmup_epochs": 0.0,
     "lookahead": False,
+    "low_res_epochs": 3,  # progressive resizing: epochs 1-3 on 24-pixel images, at half the cost of an epoch
+    "low_res_size": 24,
     "eval_every": 8,
 }
 
