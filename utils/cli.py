@@ -211,7 +211,8 @@ def add_augmentation_arguments(augment: argparse._ArgumentGroup) -> None:
                          "default off, on in --preset speed)")
     augment.add_argument("--low-res-epochs", type=int, metavar="N", help="progressive resizing: the first N epochs "
                          "train on images shrunk to --low-res-size pixels, the rest at full size (default 0: off)")
-    augment.add_argument("--low-res-size", type=int, metavar="PX", help="the side of the shrunk images (default 24)")
+    augment.add_argument("--low-res-size", type=int, metavar="PX", help="the side of the shrunk images (default 3/4 of "
+                         "--image-size: 24 at 32)")
     augment.add_argument("--randaugment-n", type=int, help="RandAugment: ops per image (default 2)")
     augment.add_argument("--randaugment-m", type=int, help="RandAugment: magnitude 0-30 (default 9)")
     augment.add_argument("--cutout", type=int, nargs="?", const=0, metavar="SIZE",

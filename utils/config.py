@@ -106,7 +106,7 @@ class TrainConfig:
     crop_pad_mode: str = "zeros"  # what the crop's border holds: zeros or the image reflected
     alternating_flip: bool = False  # device path: each image mirrored in every other epoch, not at random
     low_res_epochs: int = 0  # progressive resizing: the first N epochs train on images shrunk to low_res_size
-    low_res_size: int = 24
+    low_res_size: Optional[int] = None  # None: 3/4 of image_size (24 px at 32 px)
     randaugment_n: int = 2
     randaugment_m: int = 9
     cutout: Optional[int] = None  # square side in pixels; 0 means the default (16 px at 32 px)
@@ -192,6 +192,8 @@ def resolve(config: TrainConfig) -> TrainConfig:
     _recipe_defaults(c)
     if c.crop_padding is None:
         c.crop_padding = max(1, round(4 * c.image_size / 32))  # 4 px at 32 px, scaled with the image
+    if c.low_res_size is None:
+        c.low_res_size = max(2, round(0.75 * c.image_size))  # 24 px at 32 px, scaled with the image
     if c.cutout == 0:
         c.cutout = max(1, round(16 * c.image_size / 32))
     if c.workers is None:

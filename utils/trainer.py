@@ -133,12 +133,14 @@ def start_epoch(trainer: "Trainer", epoch: int) -> tuple[StepLog, tqdm]:
 
 def prepare_batch(trainer: "Trainer", images: torch.Tensor, labels: torch.Tensor
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(images, targets, labels): memory layout, DropBlock's rate now, and MixUp/CutMix's soft targets.
+    """(images, targets, labels): this epoch's image size, memory layout, DropBlock's rate now, MixUp/CutMix.
 
     With mixing, accuracy is counted against each mixed image's dominant label.
     """
     config = trainer.config
-    if trainer.state.epoch < config.low_res_epochs:  # progressive resizing: fewer pixels, fewer FLOPs, early on
+    if trainer.state.epoch < config.low_res_epochs:
+        # Progressive resizing: the first epochs learn coarse shapes from shrunk images, at a fraction of the
+        # FLOPs (24² / 32² of the pixels); the last ones at full size adapt the filters and BatchNorm to it.
         images = nn.functional.interpolate(images, size=config.low_res_size, mode="bilinear", antialias=True)
     if config.channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
