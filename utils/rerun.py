@@ -34,7 +34,7 @@ NOT_INHERITED = ("output_dir", "resume", "user_settings", "preset_settings", "re
 DECIDED_HERE = ("amp", "amp_dtype", "channels_last", "workers", "progress")  # this machine's, unless given
 # What resolve() (utils/config.py) fills in from the other settings; the rest it leaves as given.
 DERIVED = ("optimizer", "scheduler", "lr", "weight_decay", "warmup_epochs", "step_size", "label_smoothing", "ema",
-           "clip_grad", "crop_padding", "cutout", "eval_batch_size", "data_mode")
+           "clip_grad", "crop_padding", "low_res_size", "cutout", "eval_batch_size", "data_mode")
 SETTING_TYPES = typing.get_type_hints(TrainConfig)
 
 
