@@ -203,8 +203,10 @@ def evaluate_epoch(trainer: "Trainer", should_stop: Callable[[], bool]) -> tuple
         return {}, {}
     weights = {"raw": trainer.evaluated(), **({"EMA": recipe.ema.module} if recipe.ema is not None else {})}
     loaders = [trainer.data.test_loader] + ([trainer.data.val_loader] if trainer.data.val_loader is not None else [])
+    # The test set's predictions are kept: the run's confusion matrix is drawn from the evaluation of best.pt's weights
     results = [{name: evaluate(model, loader, trainer.device, recipe.precision, config.channels_last,
-                               keep_predictions=True, should_stop=should_stop, tta=config.tta)
+                               keep_predictions=loader is trainer.data.test_loader, should_stop=should_stop,
+                               tta=config.tta)
                 for name, model in weights.items()}
                for loader in loaders]
     for name, result in results[0].items():
