@@ -29,6 +29,7 @@ with exit_at_once_on_ctrl_c("benchmark_all.py"):  # Ctrl-C while torch imports (
     from utils.data_order import take_subset
     from utils.data_sources import load_splits
     from utils.errors import UserError
+    from utils.presets import PRESETS
     from utils.run_dir import unique_run_dir
     from utils.smoke import SMOKE_MAX_SEEDS, smoke_enabled, smoke_settings
     from utils.tensorboard_log import require_tensorboard
@@ -49,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     studies.add_argument("--record", action="store_true",
                          help="the speed preset's ingredients: the preset against it without each one "
                          "(its own model and epochs; --subset, --test-subset and --seeds apply)")
+    studies.add_argument("--preset-techniques", action="store_true",
+                         help="label smoothing, EMA, Cutout, MixUp and RandAugment, each added to the speed preset's "
+                         "network and recipe (without its label smoothing) on all the data it is given: levels 3 "
+                         "and 4 at a budget a CPU trains in minutes (--epochs, default the preset's 8)")
     studies.add_argument("--full", action="store_true", help=f"the description's three studies (architectures, techniques, activations), "
                               f"{FULL_EPOCHS} epochs each")
     studies.add_argument("--list", action="store_true", help="print the experiments it would run and exit")
@@ -114,10 +119,11 @@ def plan_from_args(args: argparse.Namespace, argv: Sequence[str]) -> BenchmarkPl
     def given(value, default):
         return value if value is not None else default
 
-    budget = dict(epochs=given(args.epochs, 2 if args.quick else FULL_EPOCHS),
+    preset_only = studies == ["preset_techniques"]  # the preset's budget: its epochs, one evaluation at the end
+    budget = dict(epochs=given(args.epochs, 2 if args.quick else PRESETS["speed"]["epochs"] if preset_only else FULL_EPOCHS),
                   subset=given(args.subset, QUICK_SUBSET if args.quick else None),
                   test_subset=given(args.test_subset, QUICK_TEST_SUBSET if args.quick else None))
-    base = TrainConfig(**smoke_settings({**settings, **budget}), eval_every=given(args.eval_every, 1), progress=False,
+    base = TrainConfig(**smoke_settings({**settings, **budget}), eval_every=given(args.eval_every, None if preset_only else 1), progress=False,
                        quick=args.quick)
     experiments = build_experiments(studies, args.models, args.model, precision_pinned=args.amp is not None)
     if args.only:

@@ -228,6 +228,27 @@ def test_the_record_study_takes_each_ingredient_out_of_the_preset(tmp_path, capf
     assert ema["final_ema_test_acc"] is not None  # its row compares the EMA weights
 
 
+def test_the_preset_techniques_study_adds_one_technique_to_the_preset_at_the_budget_asked(tmp_path, capfd):
+    """--preset-techniques: the preset without label smoothing, each technique alone on it; --epochs is the budget
+    (the preset's 8 unless given), and the report has a row per technique."""
+    untimed = [a for a in TINY if a not in ("--epochs", "1")]
+    code, stdout, err = run_main(benchmark_all.main, [*untimed, "--preset-techniques", "--seeds", "1", "--list"], capfd)
+    assert code == 0 and "6 experiments x 1 seeds = 6 runs of 8 epochs" in stdout, err
+    lines = {line.split()[0]: line for line in stdout.splitlines()[1:]}
+    assert "--label-smoothing" not in lines["preset_techniques/baseline"]  # the preset's 0.2 is taken out
+    assert "--label-smoothing 0.1" in lines["preset_techniques/label_smoothing"]
+    assert "--data-mode memory" in lines["preset_techniques/randaugment"]  # a per-image policy
+    out = tmp_path / "bench"
+    code, _, err = run_main(benchmark_all.main, [*TINY, "--preset-techniques", "--seeds", "1", "--output-dir",
+                                                 str(out), "--only", "cutout", "ema"], capfd)
+    assert code == 0, err
+    results = {r["experiment"]: r for r in json.loads((out / "results.json").read_text())["results"]}
+    assert sorted(results) == ["baseline", "cutout", "ema"] and results["ema"]["final_ema_test_acc"] is not None
+    assert all(r["config"]["epochs"] == 1 and r["config"]["label_smoothing"] == 0 for r in results.values())
+    report = (out / "RESULTS.md").read_text()
+    assert "| no Cutout -> Cutout (16 px) |" in report and "`--cutout 8`" in report  # 16 px scaled to 16-px images
+
+
 def test_a_rerun_with_a_setting_that_changes_results_is_another_study(tmp_path, capfd):
     out = tmp_path / "bench"
     argv = [*TINY, "--architectures", "--models", "cnn", "--seeds", "1", "--output-dir", str(out)]

@@ -47,7 +47,7 @@ from utils.run_dir import RUN_FILES, RunLock
 from utils.presets import preset_settings
 from utils.statistics import expected_calibration_error
 
-STUDIES = ("architectures", "techniques", "activations", "regularization", "record")
+STUDIES = ("architectures", "techniques", "activations", "regularization", "record", "preset_techniques")
 FULL_STUDIES = ("architectures", "techniques", "activations")  # --full: the description's three
 
 RAW, EMA = "final_test_acc", "final_ema_test_acc"
@@ -102,7 +102,7 @@ REGULARIZATION_PAIRS = [
 ACTIVATION_BASELINE = "relu"  # the activations study compares each activation with the default one, seed by seed
 # The arm every comparison of a study is made against (architectures: the first model named, see study_pairs).
 REFERENCE_ARM = {"techniques": "standard", "regularization": "baseline", "activations": ACTIVATION_BASELINE,
-                 "record": "preset"}
+                 "record": "preset", "preset_techniques": "baseline"}
 # The record recipe's ingredients (``--preset speed-sgd``, airbench94, utils/presets.py), each taken out in turn: the
 # preset against the preset without one of them (the earlier preset's choice in its place).
 RECORD_RECIPE = {
@@ -120,6 +120,37 @@ RECORD_PAIRS = [
     ("EMA (its weights) -> Lookahead", "ema_not_lookahead", "preset", EMA, RAW),
     ("zero -> reflect padding of the crop", "zero_padding", "preset", RAW, RAW),
 ]
+
+
+# Levels 3 and 4's techniques at a budget where a CPU trains all of CIFAR-10: the speed preset's network and
+# recipe (without its own label smoothing) is the baseline, and each technique is added to it alone, with the
+# values of the techniques study, so that only the network, the data and the budget differ from that study's
+# table. --epochs sets the budget (the preset's 8 unless given); evaluation runs at the end (and probes every
+# epoch). RandAugment is a per-image policy: its arm reads the data through the DataLoader path, whose flip is
+# random rather than alternating.
+PRESET_TECHNIQUES = {
+    "baseline": {},
+    "label_smoothing": {"label_smoothing": 0.1},
+    "ema": {"ema": True},
+    "cutout": {"cutout": 0},  # 0: the default side, 16 px at 32 px
+    "mixup": {"mixup": 0.8},
+    "randaugment": {"augmentation": "randaugment", "data_mode": "memory", "alternating_flip": False},
+}
+PRESET_TECHNIQUE_PAIRS = [
+    ("label smoothing 0 -> 0.1", "baseline", "label_smoothing", RAW, RAW),
+    ("EMA off -> on (EMA weights)", "baseline", "ema", RAW, EMA),
+    ("no Cutout -> Cutout (16 px)", "baseline", "cutout", RAW, RAW),
+    ("no MixUp -> MixUp (alpha 0.8)", "baseline", "mixup", RAW, RAW),
+    ("standard augmentation -> RandAugment", "baseline", "randaugment", RAW, RAW),
+]
+
+
+def preset_technique_base() -> dict[str, Any]:
+    """The speed preset's settings less its budget and its label smoothing (an arm of the study)."""
+    settings = preset_settings("speed")
+    for budget_setting in ("epochs", "eval_every"):
+        del settings[budget_setting]
+    return {**settings, "label_smoothing": 0.0}
 
 
 @dataclass
@@ -168,6 +199,9 @@ def build_experiments(studies: Sequence[str], models: Optional[Sequence[str]], m
         elif study == "record":
             experiments += [Experiment(study, name, {**preset_settings("speed-sgd"), **changes})
                             for name, changes in RECORD_RECIPE.items()]
+        elif study == "preset_techniques":
+            experiments += [Experiment(study, name, {**preset_technique_base(), **changes})
+                            for name, changes in PRESET_TECHNIQUES.items()]
         elif study == "regularization":
             if model_family(model) not in REGULARIZATION_FAMILIES:
                 raise UserError(f"--regularization needs a model with residual blocks (DropBlock and stochastic "
@@ -462,6 +496,8 @@ def study_pairs(plan: BenchmarkPlan, study: str) -> list[tuple[str, str, str, st
         return RECORD_PAIRS
     if study == "regularization":
         return REGULARIZATION_PAIRS
+    if study == "preset_techniques":
+        return PRESET_TECHNIQUE_PAIRS
     names = [e.name for e in plan.experiments if e.study == study]
     if study == "activations":
         reference = ACTIVATION_BASELINE
