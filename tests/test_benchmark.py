@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import benchmark_all
-from utils.studies import forward_gflops
+from utils.model_cost import forward_gflops
 from utils.errors import RunStopped, UserError
 from utils.experiment import run_training
 from utils.statistics import (calibration_bins, expected_calibration_error, mean_std, paired_interval, t_quantile_975,

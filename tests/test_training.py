@@ -93,7 +93,21 @@ def test_compare_models_writes_table_json_and_chart(tmp_path, capfd):
     comparison = json.loads((out / "comparison.json").read_text())
     assert [r["model"] for r in comparison["results"]] == ["cnn", "resnet_tiny"]
     assert (out / "comparison.png").stat().st_size > 0
-    assert "resnet_tiny" in stdout and "best acc" in stdout
+    assert "resnet_tiny" in stdout and "best acc" in stdout and "latency (ms)" in stdout
+    for row in comparison["results"]:  # what each model costs to run, beside its accuracy (level 5)
+        assert row["gflops"] > 0 and row["latency_ms"] > 0 and row["latency_device"] == "cpu"
+    cnn, resnet = comparison["results"]
+    assert resnet["gflops"] > cnn["gflops"]  # resnet_tiny's full-resolution stem costs more than the cnn's
+
+
+def test_inference_latency_is_the_median_of_timed_forward_passes(monkeypatch):
+    """The first calls (warm-up) are not timed, and the median ignores one slow call."""
+    from utils import model_cost
+
+    clock = iter([0.0, 1.0, 1.002, 2.0, 2.003, 3.0, 3.500])  # a warm-up start, then 2 ms, 3 ms, 500 ms
+    monkeypatch.setattr(model_cost, "perf_counter", lambda: next(clock))
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 2))
+    assert model_cost.inference_latency_ms(model, 4, repeats=3, warmup=1) == pytest.approx(3.0)
 
 
 def test_evaluate_a_checkpoint_reports_its_accuracy(tmp_path, capfd):

@@ -29,6 +29,7 @@ from utils.distributed import Placement, share_from_main
 from utils.errors import RunStopped, UserError
 from utils.evaluation import evaluate_saved, load_saved
 from utils.files import write_json
+from utils.model_cost import forward_gflops, inference_latency_ms
 from utils.modern_trainer import Precision, learning_rates
 from utils.run_dir import RUN_FILES, claim_run_dir, unique_run_dir
 from utils.seeds import generator, seed_everything
@@ -202,14 +203,16 @@ def compare_models(config: TrainConfig, names: Optional[Sequence[str]] = None) -
     base = Path(config.output_dir) if config.output_dir else unique_run_dir(Path("runs"), "compare")
     results = []
     for name in names:
-        metrics = continue_model_run(config.replace(model=name, output_dir=str(base / name), resume=False).resolved())
-        results.append({key: metrics[key] for key in ("model", "params", "best_test_acc", "final_test_acc",
-                                                         "total_time_s")})
+        model_config = config.replace(model=name, output_dir=str(base / name), resume=False).resolved()
+        metrics = continue_model_run(model_config)
+        results.append({**{key: metrics[key] for key in ("model", "params", "best_test_acc", "final_test_acc",
+                                                          "total_time_s")}, **model_cost(model_config, base / name)})
     write_json(base / "comparison.json", {"config": config.to_dict(), "results": results})
-    plot_comparison([r["model"] for r in results], [r["best_test_acc"] for r in results], base / "comparison.png",
+    plot_comparison([r["model"] for r in results], [r["final_test_acc"] for r in results], base / "comparison.png",
+                    ylabel="final test accuracy (%)",
                     title=f"{config.epochs} epochs on {config.subset or 'all'} training images, "
                           f"{config.recipe} recipe, seed {config.seed}",
-                    annotations=[f"{r['params'] / 1e6:.1f}M" for r in results])
+                    annotations=[f"{r['params'] / 1e6:.1f}M, {r['latency_ms']:.1f} ms" for r in results])
     print(format_table(results))
     print(f"comparison written to {base / 'comparison.json'} and {base / 'comparison.png'}")
     return results
@@ -242,11 +245,24 @@ def continue_model_run(config: TrainConfig) -> dict[str, Any]:
     return run_training(config)
 
 
+def model_cost(config: TrainConfig, run_dir: Path) -> dict[str, float]:
+    """A trained model's forward GFLOPs per image and its latency (batch 1, fp32) on the run's device."""
+    checkpoint = load_checkpoint(run_dir / "last.pt")
+    device = select_device(config.device)
+    model = build_model(config, len(checkpoint["class_names"])).to(device)
+    return {"gflops": round(forward_gflops(model, config.image_size), 4),
+            "latency_ms": round(inference_latency_ms(model, config.image_size), 3), "latency_device": str(device)}
+
+
 def format_table(results: Sequence[dict[str, Any]]) -> str:
-    lines = [f"{'model':<24} {'params (M)':>10} {'best acc %':>10} {'final acc %':>11} {'time (s)':>9}"]
+    """The comparison: the final accuracy first (the headline), then what each model costs."""
+    lines = [f"{'model':<24} {'final acc %':>11} {'best acc %':>10} {'params (M)':>10} {'GFLOPs':>7} "
+             f"{'latency (ms)':>12} {'train time (s)':>14}"]
     for r in results:
-        lines.append(f"{r['model']:<24} {r['params'] / 1e6:>10.2f} {r['best_test_acc']:>10.2f} "
-                     f"{r['final_test_acc']:>11.2f} {r['total_time_s']:>9.1f}")
+        lines.append(f"{r['model']:<24} {r['final_test_acc']:>11.2f} {r['best_test_acc']:>10.2f} "
+                     f"{r['params'] / 1e6:>10.2f} {r['gflops']:>7.3f} {r['latency_ms']:>12.2f} {r['total_time_s']:>14.1f}")
+    lines.append("latency: one image (batch 1, fp32) through the model on this device, median of 30; "
+                 "best acc is chosen on the test set (optimistic)")
     return "\n".join(lines)
 
 

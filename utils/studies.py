@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from models import list_models, model_family
 from models.activations import list_activations
@@ -42,6 +41,7 @@ from utils import distributed
 from utils.devices import select_device
 from utils.evaluation import evaluate_saved
 from utils.files import atomic_write, write_json
+from utils.model_cost import forward_gflops
 from utils.errors import RunStopped, UserError
 from utils.run_dir import RUN_FILES, RunLock
 from utils.presets import preset_settings
@@ -249,17 +249,6 @@ def differing_settings(baseline: TrainConfig, treatment: TrainConfig) -> str:
 
 
 # ------------------------------------------------------------------------------------ measuring one run
-def forward_gflops(model: torch.nn.Module, image_size: int) -> float:
-    """Forward FLOPs of one image, in GFLOPs (a multiply-add counts 2), by torch.utils.flop_counter."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        model(torch.zeros(1, 3, image_size, image_size, device=device))
-    model.train(was_training)
-    return counter.get_total_flops() / 1e9
-
-
 def peak_memory_mib(device: torch.device) -> tuple[float, str]:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20, "CUDA max_memory_allocated"
