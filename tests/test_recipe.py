@@ -8,6 +8,7 @@ from torch import nn
 from models import create_model
 from utils.config import TrainConfig
 from utils.modern_trainer import (Precision, build_ema, build_loss, build_optimizer, build_scheduler, ema_decay_at,
+                                  learning_rates,
                                   parameter_groups, step_decay_factor, warmup_cosine_factor)
 
 
@@ -36,10 +37,21 @@ def test_scheduler_is_stepped_per_iteration():
 
 
 def test_step_decay():
-    assert step_decay_factor(0, 10, 2, 0.1) == 1.0
-    assert step_decay_factor(19, 10, 2, 0.1) == 1.0
-    assert step_decay_factor(20, 10, 2, 0.1) == pytest.approx(0.1)
-    assert step_decay_factor(45, 10, 2, 0.1) == pytest.approx(0.01)
+    assert step_decay_factor(0, 10, 2, 0.1, 100) == 1.0
+    assert step_decay_factor(19, 10, 2, 0.1, 100) == 1.0
+    assert step_decay_factor(20, 10, 2, 0.1, 100) == pytest.approx(0.1)
+    assert step_decay_factor(45, 10, 2, 0.1, 100) == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("epochs", [5, 30, 200])
+def test_the_default_step_schedule_spends_the_same_shares_of_any_run_at_each_rate(epochs):
+    """No --step-size: a tenth of the rate at half the run, a hundredth at three quarters, whatever its length
+    (a third of a 5-epoch run is 2 epochs, which left 3 of 5 epochs at a tenth or less)."""
+    config = TrainConfig(epochs=epochs).resolved()
+    assert config.scheduler == "step" and config.step_size is None
+    rates = learning_rates(config, steps_per_epoch=40)
+    shares = [sum(r == pytest.approx(config.lr * f) for r in rates) / len(rates) for f in (1.0, 0.1, 0.01)]
+    assert shares == [0.5, 0.25, 0.25]
 
 
 def test_no_weight_decay_on_norms_biases_and_embeddings():

@@ -92,7 +92,7 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     train.add_argument("--muon-lr", type=float, help="--optimizer muon: the conv filters' learning rate; the rest "
                        "(biases, head) take Nesterov SGD at --lr (default 0.24)")
     train.add_argument("--muon-momentum", type=float, help="--optimizer muon: the conv filters' momentum (default 0.6)")
-    train.add_argument("--step-size", type=int, help="step scheduler: epochs between decays (default a third of the run)")
+    train.add_argument("--step-size", type=int, help="step scheduler: epochs between decays (default: decay at 1/2 and 3/4 of the run, whatever its length)")
     train.add_argument("--gamma", type=float, help="step scheduler: decay factor (default 0.1)")
 
     add_run_arguments(parser.add_argument_group("run"))

@@ -79,7 +79,7 @@ class TrainConfig:
     scheduler: Optional[str] = None
     weight_decay: Optional[float] = None
     momentum: float = 0.9
-    step_size: Optional[int] = None  # StepLR: epochs between decays (default: a third of the run, at least 2)
+    step_size: Optional[int] = None  # step scheduler: epochs between decays (None: at 1/2 and 3/4 of the run)
     gamma: float = 0.1
     # ---- the modern recipe (each part can be set alone)
     recipe: str = "standard"
@@ -222,8 +222,6 @@ def _recipe_defaults(c: TrainConfig) -> None:
     if c.warmup_epochs is None:
         # Warm-up protects the first steps of adaptive optimizers; a tenth of the run, at most 5 epochs.
         c.warmup_epochs = min(5.0, 0.1 * c.epochs) if c.scheduler == "cosine" else 0.0
-    if c.step_size is None:
-        c.step_size = max(2, math.ceil(c.epochs / 3))  # short runs keep their LR for two epochs
     if c.label_smoothing is None:
         c.label_smoothing = 0.1 if modern else 0.0
     if c.ema is None:
@@ -290,7 +288,7 @@ def check_training(c: TrainConfig) -> None:
     require(0 <= c.momentum < 1, f"--momentum must be in [0, 1) (got {c.momentum})")
     require(c.muon_lr > 0, f"--muon-lr must be a positive number (got {c.muon_lr})")
     require(0 <= c.muon_momentum < 1, f"--muon-momentum must be in [0, 1) (got {c.muon_momentum})")
-    require(c.step_size >= 1, f"--step-size must be at least 1 (got {c.step_size})")
+    require(c.step_size is None or c.step_size >= 1, f"--step-size must be at least 1 (got {c.step_size})")
     require(0 < c.gamma <= 1, f"--gamma must be in (0, 1] (got {c.gamma})")
 
 

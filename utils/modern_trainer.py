@@ -119,8 +119,19 @@ def piecewise_linear_factor(step: int, total_steps: int, peak_step: int) -> floa
     return 1.0 + (LINEAR_END - 1.0) * min(1.0, progress)
 
 
-def step_decay_factor(step: int, steps_per_epoch: int, step_size: int, gamma: float) -> float:
-    """LR multiplier of StepLR, per optimizer step: ``gamma ** (epoch // step_size)``."""
+STEP_MILESTONES = (0.5, 0.75)  # the step schedule's decays, as shares of the run (He et al., 2016)
+
+
+def step_decay_factor(step: int, steps_per_epoch: int, step_size: Optional[int], gamma: float, total_steps: int
+                      ) -> float:
+    """LR multiplier of the step schedule, per optimizer step.
+
+    ``step_size`` None: ``gamma`` at half the run and again at three quarters, whatever its length, so a
+    5-epoch run and a 200-epoch run spend the same share of their steps at each rate. An integer: StepLR,
+    ``gamma ** (epoch // step_size)``.
+    """
+    if step_size is None:
+        return gamma ** sum(step >= share * total_steps for share in STEP_MILESTONES)
     return gamma ** ((step // steps_per_epoch) // step_size)
 
 
@@ -140,7 +151,7 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps
             return max(0.0, 1.0 - step / total)
     elif config.scheduler == "step":
         def factor(step: int) -> float:
-            return step_decay_factor(step, steps_per_epoch, config.step_size, config.gamma)
+            return step_decay_factor(step, steps_per_epoch, config.step_size, config.gamma, total)
     else:
         def factor(step: int) -> float:
             return 1.0
