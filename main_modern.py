@@ -21,8 +21,8 @@ with exit_at_once_on_ctrl_c("main_modern.py"):  # Ctrl-C while torch imports (se
     from utils.cli import (add_common_arguments, add_modern_arguments, config_from_args, explicit_settings,
                            new_parser, print_activations)
     from utils.errors import UserError
-    from utils.experiment import (compare_models, evaluate_checkpoint, plot_schedules, preview_augmentation,
-                                  run_training)
+    from utils.experiment import (EVALUATION_SETTINGS, compare_models, evaluate_checkpoint, plot_schedules,
+                                  preview_augmentation, run_training)
     from utils.explain import explain_checkpoint
     from utils.config import EXPORT_FORMATS
     from utils.export import export_checkpoint
@@ -50,10 +50,34 @@ MODE_USAGE = {"evaluate": "--evaluate CHECKPOINT", "predict": "--predict CHECKPO
               "export": "--export CHECKPOINT", "explain": "--explain CHECKPOINT PNG"}
 
 
+# The modes of one command: each does one thing; training is what a command without any of them does.
+MODES = ("list_models", "list_activations", "evaluate", "predict", "export", "explain", "plot_schedule",
+         "preview_augmentation", "compare_models")
+# The settings a mode that reads a saved model takes from the command line; the rest come from the checkpoint,
+# so any other setting given (--model, --epochs, --resume...) would be ignored.
+MODE_SETTINGS = {"list_models": set(), "list_activations": set(), "evaluate": set(EVALUATION_SETTINGS),
+                 "predict": {"tta", "device"}, "export": set(), "explain": {"device", "seed"}}
+ANYWHERE = {"progress"}  # progress bars: every mode may be told to show none
+
+
 def check_companions(args: argparse.Namespace) -> None:
-    for flag, mode in COMPANIONS.items():
-        if getattr(args, flag) is not None and not getattr(args, mode):
-            raise UserError(f"--{flag.replace('_', '-')} goes with {MODE_USAGE[mode]}; give that too")
+    """One mode per command, and no flag that the command would ignore."""
+    given = [mode for mode in MODES if getattr(args, mode) not in (None, False)]
+    if len(given) > 1:
+        raise UserError(f"{' and '.join(flag(m) for m in given)} are two commands; give one of them at a time")
+    for name, mode in COMPANIONS.items():
+        if getattr(args, name) is not None and not getattr(args, mode):
+            raise UserError(f"{flag(name)} goes with {MODE_USAGE[mode]}; give that too")
+    if given and given[0] in MODE_SETTINGS:
+        ignored = sorted(set(explicit_settings(args)) - MODE_SETTINGS[given[0]] - ANYWHERE)
+        if ignored:
+            what = "the checkpoint's settings" if given[0] in MODE_USAGE else "nothing else"
+            raise UserError(f"{flag(given[0])} uses {what}; {', '.join(flag(n) for n in ignored)} would be ignored: "
+                            f"leave {'it' if len(ignored) == 1 else 'them'} out")
+
+
+def flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -7,7 +7,7 @@ lies between each pair:
 
 - ``models-table``: in the markdown table there, the measured GPU columns of each model's row
   (img/s and epoch time of one epoch, peak memory); "not yet measured on a GPU" where the suite has
-  no figure; every other cell (the description's claims, the uses) is left as written;
+  no figure; every other cell (the claims, the uses) is left as written;
 - ``gpu-results``, ``faq-memory``, ``faq-accuracy``, ``guide-gpu``, ``guide-airbench``: a paragraph
   written from the figures, with the GPU, torch version, date and command.
 
@@ -89,27 +89,27 @@ def fill_table(table: str, figures: Figures) -> str:
     return "\n".join(lines)
 
 
-OPTION_A = ("The description's Option A, `python main_modern.py --model resnet18 --modern-training --epochs 50` "
+OPTION_A = ("Option A of the original claims, `python main_modern.py --model resnet18 --modern-training --epochs 50` "
             "on all of CIFAR-10 (JPEG export),")
 
 
 def flagship_sentence(figures: Figures) -> str:
     item = figures.items.get("flagship")
     if not item:
-        return f"The 50-epoch resnet18 (the description's Option A): {NOT_MEASURED}."
+        return f"The 50-epoch resnet18 (Option A of the original claims): {NOT_MEASURED}."
     if item["rows"]:
         row = item["rows"][0]
         return (f"{OPTION_A} reached **{row['final_test_acc']:.2f}%** final test accuracy "
                 f"in {row['train_s']:.0f} s of training ({row['img_per_s']:,.0f} img/s) on {figures.where()}.")
     stopped = item.get("stopped_in") or {}
     if not stopped.get("epochs_done"):
-        return f"The 50-epoch resnet18 (the description's Option A) {item['status']} before its first epoch ended."
+        return f"The 50-epoch resnet18 (Option A of the original claims) {item['status']} before its first epoch ended."
     return (f"{OPTION_A} ran {stopped['epochs_done']} of its 50 epochs in the suite's "
             f"{item['box_s']:.0f} s box on {figures.where()}: {stopped['epoch_s']:.2f} s per epoch "
             f"({stopped['img_per_s']:,.0f} img/s at batch 128, bf16, channels_last, no compile), test accuracy "
             f"{stopped['last_test_acc']:.2f}% (EMA weights) after epoch {stopped['epochs_done']}, the whole run "
             f"projected at {stopped['projected_total_s']:.0f} s. Its final 50-epoch accuracy is {NOT_MEASURED} "
-            f"(the description claims 93-94% in ~10 minutes).")
+            f"(the original claim: 93-94% in ~10 minutes).")
 
 
 def airbench_sentence(figures: Figures) -> str:
@@ -118,10 +118,8 @@ def airbench_sentence(figures: Figures) -> str:
     if "preset" not in summary or "airbench94" not in summary:
         return f"The speed preset against airbench94: {NOT_MEASURED}."
     p, a = summary["preset"], summary["airbench94"]
-    commit = figures.machine.get("commit")
-    return (f"`--preset speed` (as it was {'at commit ' + commit if commit else 'on ' + figures.machine['date']}) "
-            f"against airbench94 (0.1.8) on the same data, seed for seed "
-            f"(`python benchmarks/vs_airbench.py --seeds {p['runs']}`, {figures.where()}): the preset "
+    return (f"`--preset speed` with the recipe it had on {figures.machine['date']} against airbench94 (0.1.8) on the same data, seed for seed "
+            f"(`python benchmarks/vs_airbench.py --seeds {p['runs']} --data-dir DATA`, {figures.where()}): the preset "
             f"**{p['accuracy_mean']:.2f} ± {p['accuracy_std']:.2f}%** in {p['seconds_mean']:.2f} ± "
             f"{p['seconds_std']:.2f} s (training + TTA evaluation, CUDA-synchronized; {p['wall_s_mean']:.1f} s "
             f"full wall with data loading and the run's files), airbench94 **{a['accuracy_mean']:.2f} ± "
@@ -160,13 +158,13 @@ def models_sentence(figures: Figures) -> str:
 
 def faq_memory(figures: Figures) -> str:
     if not figures.models:
-        return (f"**How much GPU memory is needed?** {NOT_MEASURED} (the description claims 4 GB for ResNet-18, "
+        return (f"**How much GPU memory is needed?** {NOT_MEASURED} (the original claims: 4 GB for ResNet-18, "
                 f"6 GB for EfficientNet-B0 and 8 GB for the CNN-Transformer).")
     peaks = ", ".join(f"{name} {row['peak_memory_mib'] / 1024:.2f} GiB" for name, row in figures.models.items()
                       if row.get("peak_memory_mib"))
     return (f"**How much GPU memory is needed?** Peak memory PyTorch allocated in one epoch at batch 128 with the "
             f"modern recipe (bf16; the EMA copy and the data set itself, 184 MB of uint8 pixels kept on the GPU, "
-            f"included), on {figures.where()}: {peaks}. The description claimed "
+            f"included), on {figures.where()}: {peaks}. The original claims were "
             f"4 GB for ResNet-18, 6 GB for EfficientNet-B0 and 8 GB for the CNN-Transformer. `--batch-size` and "
             f"`--eval-batch-size` bound it; models not listed are {NOT_MEASURED}.")
 

@@ -217,9 +217,20 @@ def machine() -> dict[str, Any]:
     import torch
 
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else \
-        f"CPU, {os.cpu_count()} cores ({platform.machine()}{', native bf16' if native_bf16() else ''})"
+        f"{cpu_name()}, {os.cpu_count()} cores{' with native bf16' if native_bf16() else ''}"
     return {"device": device, "torch": torch.__version__, "python": platform.python_version(),
             "date": time.strftime("%Y-%m-%d")}
+
+
+def cpu_name() -> str:
+    """The processor's model name (Linux), else its architecture."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return " ".join(line.split(":", 1)[1].replace("(R)", "").replace("(TM)", "").split())
+    except OSError:
+        pass
+    return f"CPU ({platform.machine()})"
 
 
 def native_bf16() -> bool:
@@ -228,13 +239,18 @@ def native_bf16() -> bool:
     return cpu_has_native_bf16()
 
 
-def run_levels(numbers: Sequence[int], out_dir: Path, data_dir: Optional[str], smoke: bool) -> dict[str, Any]:
+def run_levels(numbers: Sequence[int], out_dir: Path, data_dir: Optional[str], smoke: bool,
+               report: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """Run the levels asked; with ``report`` (``--update``), replace those levels' entries in it."""
     if smoke:
         os.environ[SMOKE_ENV] = "1"  # synthetic data, one epoch (utils/smoke.py): the commands' code paths only
-    report = {"machine": machine(), "smoke": smoke, "data_dir": data_dir, "levels": []}
+    report = report or {"machine": machine(), "smoke": smoke, "data_dir": data_dir, "levels": []}
     for level in LEVELS:
         if level.number in numbers:
-            report["levels"].append(run_level(level, out_dir, data_dir))
+            shutil.rmtree(out_dir / "runs" / f"level{level.number}", ignore_errors=True)  # --update: anew
+            entry = run_level(level, out_dir, data_dir)
+            report["levels"] = sorted([e for e in report["levels"] if e["level"] != level.number] + [entry],
+                                      key=lambda e: e["level"])
             write_json(out_dir / "levels.json", report)  # a level at a time: a stopped run keeps what it measured
     (out_dir / "README.md").write_text(results_readme(report))
     return report
@@ -297,6 +313,19 @@ def guide_try(report: dict[str, Any], number: int) -> str:
     return "\n".join(lines)
 
 
+def first_result(report: dict[str, Any]) -> str:
+    """README's first result: level 1's first command, the last line it printed here, and how long it took."""
+    entry = next((e for e in report["levels"] if e["level"] == 1 and e["commands"]), None)
+    if entry is None:
+        return "Not measured yet: `python benchmarks/levels.py --levels 1` measures it."
+    record = entry["commands"][0]
+    shown = record["last_line"].replace(record["output_dir"], "runs/cnn-YYYYMMDD-HHMMSS")
+    return "\n".join([f"`{record['command']}` trains the basic CNN for 2 epochs on 10,000 of the 50,000 training "
+                      f"images and tests it on all 10,000 test images. On {where(report)} it took "
+                      f"{minutes(record['wall_s'])} (plus the download and about 10 s of start-up) and ended with:",
+                      "", "```", shown, "```"])
+
+
 def results_readme(report: dict[str, Any]) -> str:
     kind = "smoke mode (synthetic data, one epoch: code paths only, no figure means anything)" if report["smoke"] \
         else f"data {report['data_dir'] or 'CIFAR-10 (torchvision download)'}"
@@ -306,7 +335,7 @@ def results_readme(report: dict[str, Any]) -> str:
 
 
 REGIONS: dict[str, Callable[[dict[str, Any]], str]] = {
-    "table": level_table, **{f"try-{n}": (lambda report, n=n: guide_try(report, n)) for n in range(1, 8)}}
+    "table": level_table, "first": first_result, **{f"try-{n}": (lambda report, n=n: guide_try(report, n)) for n in range(1, 8)}}
 
 
 def rewrite_docs(results: Path, docs: Sequence[Path]) -> list[str]:
@@ -349,11 +378,28 @@ def build_parser() -> argparse.ArgumentParser:
                         "a new one each time)")
     parser.add_argument("--smoke", action="store_true", help="every command in smoke mode: synthetic data, one "
                         "epoch (checks that the commands run; no figure means anything)")
+    parser.add_argument("--update", action="store_true", help="run --levels again into the results folder "
+                        "--output-dir (same machine and data), replacing their figures")
     parser.add_argument("--docs", metavar="RESULTS", help="rewrite the marked regions of --readme and --guide from "
                         "this results folder, and run nothing")
     parser.add_argument("--readme", default=str(REPO / "README.md"))
     parser.add_argument("--guide", default=str(REPO / "MODERN_DL_GUIDE.md"))
     return parser
+
+
+def earlier_report(given: Optional[str], smoke: bool, data_dir: Optional[str]) -> dict[str, Any]:
+    """``--update``: the results folder's report, which must come from this machine and the same data."""
+    if given is None:
+        raise UserError("--update needs --output-dir: the results folder whose levels to run again")
+    try:
+        report = json.loads((Path(given) / "levels.json").read_text())
+    except (OSError, ValueError):
+        raise UserError(f"--update: {given} holds no readable levels.json") from None
+    here = machine()
+    if (report.get("machine", {}).get("torch"), report.get("smoke"), report.get("data_dir")) != (
+            here["torch"], smoke, data_dir):
+        raise UserError(f"--update: {given} was measured with another torch, data or mode; start a new folder")
+    return {**report, "machine": here}
 
 
 def results_folder(given: Optional[str]) -> Path:
@@ -385,8 +431,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     raise UserError(f"{path} is not a file")
             print("rewrote " + (", ".join(rewrite_docs(Path(args.docs), docs)) or "nothing (no levels regions)"))
             return 0
-        out = results_folder(args.output_dir)
-        report = run_levels(sorted(set(args.levels)), out, args.data_dir, args.smoke)
+        earlier = earlier_report(args.output_dir, args.smoke, args.data_dir) if args.update else None
+        out = Path(args.output_dir) if args.update else results_folder(args.output_dir)
+        report = run_levels(sorted(set(args.levels)), out, args.data_dir, args.smoke, earlier)
         failed = [entry["level"] for entry in report["levels"] if not entry["ok"]]
         print(f"levels written to {out / 'levels.json'} and {out / 'README.md'}"
               + (f"; failed: level {', '.join(map(str, failed))}" if failed else ""))

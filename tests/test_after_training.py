@@ -222,3 +222,13 @@ def test_explain_writes_the_picture_and_refuses_a_bad_count(folder_run, tmp_path
     code, _, err = run_main(main_modern.main, ["--explain", str(run / "best.pt"), str(tmp_path / "c.png"),
                                                "--explain-count", "0"], capfd)
     assert code == 2 and "--explain-count must be between 1 and 64" in err
+
+
+def test_predict_breaks_ties_as_evaluation_does():
+    """bf16 logits tie now and then: the predicted class is the lowest index among the tied, as argmax says."""
+    from utils.predict import prediction_rows
+
+    probabilities = torch.tensor([[0.1, 0.35, 0.35, 0.2], [0.25, 0.25, 0.25, 0.25], [0.0, 0.0, 0.3, 0.7]])
+    rows = prediction_rows(["a.jpg", "b.jpg", "c.jpg"], probabilities, ["w", "x", "y", "z"], top_k=3)
+    assert [row["predicted"] for row in rows] == [["w", "x", "y", "z"][i] for i in probabilities.argmax(1).tolist()]
+    assert [name for name, _ in rows[1]["top"]] == ["w", "x", "y"] and rows[2]["top"][0] == ("z", pytest.approx(0.7))

@@ -160,6 +160,17 @@ def build_cases(tmp: Path, run: Path, folder_run: Path, lock: RunLock) -> dict[s
     configs["wrong-type"].write_text(json.dumps({**recorded, "epochs": "ten"}))
     configs["resnet"].write_text(json.dumps({**recorded, "model": "resnet_tiny"}))
 
+    no_config = tmp / "no-config"  # a checkpoint of another program: weights without the run's settings
+    no_config.mkdir()
+    stripped = load_checkpoint(run / "best.pt")
+    stripped.pop("config")
+    stripped.pop("format")
+    save_checkpoint(stripped, no_config / "best.pt")
+    infinite, not_a_number = tmp / "infinite.json", tmp / "nan.json"  # JSON readers accept Infinity and NaN
+    recorded = json.loads((run / "config.json").read_text())
+    infinite.write_text(json.dumps({**recorded, "epochs": float("inf")}))
+    not_a_number.write_text(json.dumps({**recorded, "lr": float("nan")}))
+
     return {
         # folder discovery
         "empty class folder": Case("main.py", ["--data-dir", str(empty_class)], "train/bird holds no images"),
@@ -195,9 +206,6 @@ def build_cases(tmp: Path, run: Path, folder_run: Path, lock: RunLock) -> dict[s
         "folder holds another run's metrics.json": Case("main.py", ["--output-dir", str(run_files["metrics.json"])],
                                                         "already holds a run (metrics.json)",
                                                         unchanged=run_files["metrics.json"]),
-        "folder holds another run's config.json": Case("main.py", ["--output-dir", str(run_files["config.json"])],
-                                                       "already holds a run (config.json)",
-                                                       unchanged=run_files["config.json"]),
         "output dir holds a run": Case("main.py", ["--output-dir", str(run)], "already holds a run", unchanged=run),
         "folder in use by a live run": Case("main.py", ["--output-dir", str(locked)], f"in use by another run (pid {os.getpid()})",
                                             unchanged=locked),
@@ -208,6 +216,44 @@ def build_cases(tmp: Path, run: Path, folder_run: Path, lock: RunLock) -> dict[s
         # resume is exact or refused (and a refused resume changes nothing)
         "resume of another model": Case("main_modern.py", ["--model", "resnet_tiny", "--resume", "--output-dir", str(run)],
                                         "model=cnn", unchanged=run),
+        "predictions over the run's metrics.json": Case(
+            "main_modern.py", ["--predict", str(run / "best.pt"), str(data), "--save-predictions",
+                               str(run / "metrics.json")], "would replace a file of the run", unchanged=run),
+        "predictions over the run's config.json": Case(
+            "main_modern.py", ["--predict", str(run / "best.pt"), str(data), "--save-predictions",
+                               str(run / "config.json")], "would replace a file of the run", unchanged=run),
+        "whitening bias epochs on a model without whitening": Case(
+            "main_modern.py", ["--model", "resnet_tiny", "--whitening-bias-epochs", "2"], "with a whitening layer"),
+        "compile mode without compile": Case("main_modern.py", ["--compile-mode", "max-autotune"], "acts only with --compile"),
+        "low-res size without low-res epochs": Case("main_modern.py", ["--low-res-size", "12"], "--low-res-epochs N"),
+        "muon lr with adam": Case("main_modern.py", ["--muon-lr", "0.1"], "--optimizer muon"),
+        "dropblock size without dropblock": Case("main_modern.py", ["--model", "resnet_tiny", "--dropblock-size", "5"],
+                                                 "--dropblock P"),
+        "step size with the cosine schedule": Case("main_modern.py", ["--modern-training", "--step-size", "3"],
+                                                   "the step scheduler"),
+        "workers far above the cores": Case("main.py", ["--workers", "100000"], "--workers must be at most"),
+        "reflect padding as wide as the image": Case("main_modern.py", ["--crop-pad-mode", "reflect", "--crop-padding",
+                                                                        "16"], "must be smaller than --image-size"),
+        "predict with a checkpoint without its config": Case(
+            "main_modern.py", ["--predict", str(no_config / "best.pt"), str(data)], "no model or config"),
+        "config file with infinite epochs": Case("main_modern.py", ["--config", str(infinite)], "finite"),
+        "config file with a NaN learning rate": Case("main_modern.py", ["--config", str(not_a_number)], "finite"),
+        "resume with a preset the run was not trained with": Case(
+            "main_modern.py", ["--preset", "speed", "--resume", "--output-dir", str(run)], "preset=None", unchanged=run),
+        "predict and evaluate in one command": Case(
+            "main_modern.py", ["--predict", str(run / "best.pt"), str(data), "--evaluate", str(run / "best.pt")],
+            "--evaluate and --predict are two commands"),
+        "predict and export in one command": Case(
+            "main_modern.py", ["--predict", str(run / "best.pt"), str(data), "--export", str(run / "best.pt")],
+            "are two commands"),
+        "predict with training flags": Case(
+            "main_modern.py", ["--predict", str(run / "best.pt"), str(data), "--model", "resnet18", "--epochs", "3",
+                               "--resume"], "--epochs, --model, --resume would be ignored"),
+        "explain with --data-dir": Case("main_modern.py", ["--explain", str(run / "best.pt"), str(tmp / "cam.png"),
+                                                           "--data-dir", str(data)], "--data-dir would be ignored",
+                                        never_created=tmp / "cam.png"),
+        "export with --data-dir": Case("main_modern.py", ["--export", str(run / "best.pt"), "--data-dir", str(data)],
+                                       "--data-dir would be ignored"),
         "resume on data with other class names": Case("main.py", ["--resume", "--output-dir", str(folder_run),
                                                                   "--data-dir", str(other_names)],
                                                       "3 classes (cat, dog, ship), but this data has 3 classes (apple",
@@ -379,7 +425,14 @@ def cases(tmp_path_factory) -> dict[str, Case]:
     lock.release()
 
 
+SAVED_MODEL_MODES = ("--predict", "--export", "--explain")  # they take no training settings at all
+
+
 def _argv(case: Case, tmp: Path, name: str) -> list[str]:
+    if any(mode in case.argv for mode in SAVED_MODEL_MODES):
+        return ["--no-progress", *case.argv]
+    if "--evaluate" in case.argv:
+        return ["--no-progress", "--workers", "0", "--cache-dir", "", *case.argv]
     argv = list(BASE)
     if "--data-dir" not in case.argv and "--dataset" not in case.argv and "--evaluate" not in case.argv:
         argv += ["--dataset", "synthetic"]
@@ -396,7 +449,7 @@ CASE_NAMES = [
     "missing data dir", "empty image folder", "--dataset folder on a file", "cifar missing, no download",
     "corrupt jpeg", "zero-byte png", "truncated png", "float tiff full of NaN",
     "folder holds another run's best.pt", "folder holds another run's metrics.json",
-    "folder holds another run's config.json", "output dir holds a run", "folder in use by a live run",
+    "output dir holds a run", "folder in use by a live run",
     "resume without last.pt", "unwritable output dir", "resume of another model",
     "resume on data with other class names", "resume on data with another class count",
     "resume mid-epoch with another batch size", "truncated checkpoint", "evaluate on other class names",
@@ -423,7 +476,15 @@ CASE_NAMES = [
     "config file with a setting of the wrong type", "config with resume", "config of another model on main.py",
     "predict a text file", "predict a folder without images", "predict with a text file as the checkpoint",
     "predict to a file that is neither csv nor json", "export to an unknown format", "export into a file's folder",
-    "explain with no images", "explain to an unknown extension",
+    "explain with no images", "explain to an unknown extension", "resume with a preset the run was not trained with",
+    "predict and evaluate in one command", "predict and export in one command", "predict with training flags",
+    "explain with --data-dir", "export with --data-dir", "workers far above the cores",
+    "predictions over the run's metrics.json", "predictions over the run's config.json",
+    "whitening bias epochs on a model without whitening", "compile mode without compile",
+    "low-res size without low-res epochs", "muon lr with adam", "dropblock size without dropblock",
+    "step size with the cosine schedule",
+    "reflect padding as wide as the image", "predict with a checkpoint without its config",
+    "config file with infinite epochs", "config file with a NaN learning rate",
 ]
 
 

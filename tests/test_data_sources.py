@@ -196,3 +196,29 @@ def test_the_evaluation_batch_follows_batch_size(tmp_path):
     config = TrainConfig(dataset="synthetic", synthetic_size=64, batch_size=3, workers=0, progress=False).resolved()
     assert build_data(config).test_loader.batch_size == 6  # twice --batch-size: no gradients are kept
     assert build_data(config.replace(eval_batch_size=3)).test_loader.batch_size == 3
+
+
+@pytest.mark.parametrize("path_taken", ["torchvision", "pillow"])
+def test_a_photo_stored_sideways_is_read_upright_as_a_viewer_shows_it(tmp_path, monkeypatch, path_taken):
+    """EXIF orientation 6 (rotate 90° clockwise to view): 8 wide × 4 high as stored, 4 wide × 8 high as shown."""
+    from PIL import Image, ImageOps
+
+    from utils import data_sources
+
+    stored = np.zeros((4, 8, 3), np.uint8)
+    stored[:, :4] = (250, 0, 0)  # the left half red, the right half blue, as stored
+    stored[:, 4:] = (0, 0, 250)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(stored).save(path, exif=exif, quality=100)
+    if path_taken == "pillow":
+        def refuse(*args, **kwargs):
+            raise RuntimeError("not this decoder")
+        monkeypatch.setattr(data_sources, "decode_image", refuse)
+    image = data_sources.decode_image_file(path)
+    with Image.open(path) as opened:
+        viewed = torch.from_numpy(np.array(ImageOps.exif_transpose(opened).convert("RGB"))).permute(2, 0, 1)
+    assert image.shape == (3, 8, 4) == viewed.shape
+    assert (image.int() - viewed.int()).abs().max() <= 2  # the same pixels (JPEG decoders round alike, nearly)
+    assert image[0, 0].float().mean() > 200 and image[2, -1].float().mean() > 200  # red on top, blue below

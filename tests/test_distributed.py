@@ -82,6 +82,25 @@ def test_two_processes_of_32_train_the_weights_of_one_process_of_64(tmp_path):
     assert evaluated.returncode == 0 and "vit_tiny from" in evaluated.stdout, evaluated.stderr
 
 
+def test_the_speed_preset_trains_past_its_whitening_freeze_under_torchrun_and_resumes(tmp_path):
+    """The frozen whitening bias stays in the set of gradients DDP reduces: epochs after the freeze train (they
+    stalled DDP when the bias stopped requiring a gradient), a resume continues past it, and the bias no longer
+    moves."""
+    out = tmp_path / "preset"
+    argv = ["--preset", "speed", "--whitening-bias-epochs", "1", "--low-res-epochs", "0", "--dataset", "synthetic",
+            "--synthetic-size", "128", "--image-size", "16", "--batch-size", "16", "--device", "cpu", "--no-progress",
+            "--cache-dir", "", "--output-dir", str(out)]
+    result = run_torchrun(2, [*argv, "--epochs", "2"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    bias = load_checkpoint(out / "last.pt")["model"]["whiten.bias"]
+    result = run_torchrun(2, ["--epochs", "4", "--resume", "--output-dir", str(out), "--device", "cpu",
+                              "--no-progress"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    saved = load_checkpoint(out / "last.pt")
+    assert saved["epoch"] == 4 and torch.equal(saved["model"]["whiten.bias"], bias)
+    assert len(json.loads((out / "metrics.json").read_text())["history"]) == 4
+
+
 def test_sync_bn_on_a_cpu_is_one_line(tmp_path):
     result = run_script("main_modern.py", ["--dataset", "synthetic", "--sync-bn", "--device", "cpu",
                                            "--output-dir", str(tmp_path / "run")])

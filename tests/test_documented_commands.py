@@ -47,6 +47,56 @@ def test_the_docs_hold_commands_of_every_script():
     assert scripts == set(MAINS)
 
 
+BENCHMARK_COMMAND = re.compile(r"python benchmarks/([a-z_]+)\.py([^`|\n#]*)")
+
+
+def documented_benchmark_commands() -> list[tuple[str, str, str]]:
+    """(document, script, arguments) of every ``python benchmarks/<script>.py`` command in the docs."""
+    found: dict[str, tuple[str, str, str]] = {}
+    for doc in DOCS:
+        text = (REPO / doc).read_text().replace("\\\n", " ")
+        for match in BENCHMARK_COMMAND.finditer(text):
+            arguments = " ".join(match.group(2).split()).split("&&")[0].strip()
+            found.setdefault(f"{match.group(1)} {arguments}", (doc, match.group(1), arguments))
+    return sorted(found.values())
+
+
+class _Parsed(Exception):
+    """Raised once a script has parsed its flags: the command is valid, and nothing more runs."""
+
+
+@pytest.mark.parametrize("doc,script,arguments", documented_benchmark_commands())
+def test_documented_benchmark_command_parses(doc, script, arguments, monkeypatch, capfd):
+    """The benchmarks need data, a GPU or minutes (each says so in the docs); what the test can check without
+    them is that every flag exists and every value is accepted by the script's own parser. levels.py runs
+    whole in smoke mode in tests/test_levels.py."""
+    from tests.conftest import load_benchmark
+    import argparse
+
+    original = argparse.ArgumentParser.parse_args
+
+    def parse_and_stop(self, args=None, namespace=None):
+        original(self, args, namespace)
+        raise _Parsed()
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_and_stop)
+    argv = shlex.split(arguments)
+    monkeypatch.setattr("sys.argv", [f"{script}.py", *argv])
+    module = load_benchmark(script)
+    main = module.main
+    with pytest.raises(_Parsed):
+        try:
+            main(argv) if main.__code__.co_argcount else main()
+        except SystemExit as stop:
+            pytest.fail(f"{doc}: python benchmarks/{script}.py {arguments}: exit {stop.code}: "
+                        f"{capfd.readouterr().err[-500:]}")
+
+
+def test_the_docs_hold_benchmark_commands():
+    scripts = {script for _, script, _ in documented_benchmark_commands()}
+    assert {"levels", "speed", "vs_airbench"} <= scripts, scripts
+
+
 def _train_smoke_run(run: Path, model: str, capfd) -> None:
     code, _, err = run_main(main_modern.main, ["--model", model, "--output-dir", str(run), "--no-progress"], capfd)
     assert code == 0, err
@@ -56,7 +106,11 @@ def _prepare_placeholder_runs(argv: list[str], workdir: Path, capfd) -> list[str
     """Train (in smoke mode) the runs a command reads: a ``runs/<model>-YYYYMMDD-HHMMSS`` placeholder, or
     the checkpoint of ``--evaluate`` or the ``config.json`` of ``--config`` that an earlier documented
     command would have written; return argv."""
-    for flag in ("--evaluate", "--config"):
+    if "--resume" in argv and "--output-dir" in argv:  # a run an earlier command of the docs trained
+        run = Path(argv[argv.index("--output-dir") + 1])
+        if not PLACEHOLDER_RUN.search(str(run)) and not (run / "last.pt").exists():
+            _train_smoke_run(run, "cnn", capfd)
+    for flag in ("--evaluate", "--config", "--predict", "--export", "--explain"):
         if flag in argv:
             written = Path(argv[argv.index(flag) + 1])
             if not PLACEHOLDER_RUN.search(str(written)) and not written.exists():

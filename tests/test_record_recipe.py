@@ -20,7 +20,7 @@ from utils.cli import epoch_count
 from utils.modern_trainer import (Lookahead, build_optimizer, learning_rates, lookahead_decay_at,
                                    piecewise_linear_factor)
 from utils.experiment import build_model
-from utils.trainer import Trainer, freeze_whitening_bias, train
+from utils.trainer import Trainer, drop_gradients, frozen_parameters, train
 
 from tests.conftest import SYNTHETIC, train_and_read_metrics
 
@@ -87,17 +87,20 @@ def test_a_frozen_whitening_bias_stays_put_while_the_rest_trains():
     optimizer = build_optimizer(model, TrainConfig(model="speednet", optimizer="sgd", lr=0.1).resolved())
     images, labels = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
 
-    def step() -> tuple[torch.Tensor, torch.Tensor]:
+    def step(frozen: list) -> tuple[torch.Tensor, torch.Tensor]:
         before = model.whiten.bias.detach().clone(), model.fc.weight.detach().clone()
         optimizer.zero_grad(set_to_none=True)
         nn.functional.cross_entropy(model(images), labels).backward()
+        drop_gradients(frozen)
         optimizer.step()
         return before
 
-    bias, head = step()  # epoch 0 of 1: the bias trains
+    assert frozen_parameters(model, epoch=0, train_epochs=1) == []
+    bias, head = step([])  # epoch 0 of 1: the bias trains
     assert not torch.equal(bias, model.whiten.bias)
-    freeze_whitening_bias(model, epoch=1, train_epochs=1)
-    bias, head = step()
+    frozen = frozen_parameters(model, epoch=1, train_epochs=1)
+    assert len(frozen) == 1 and frozen[0] is model.whiten.bias and frozen[0].requires_grad  # DDP reduces it still
+    bias, head = step(frozen)  # momentum and weight decay would move it, were its gradient kept
     assert torch.equal(bias, model.whiten.bias) and not torch.equal(head, model.fc.weight)
 
 

@@ -224,3 +224,18 @@ def test_a_run_resumed_on_another_kind_of_device_gets_that_devices_precision(mon
     # same device: nothing moves
     same, note = resolve_for_device(started_on_cpu, torch.device("cpu"))
     assert (same.amp, same.channels_last, note) == (False, False, "")
+
+
+def test_a_run_that_failed_before_its_first_epoch_ended_leaves_a_folder_a_new_run_takes(tmp_path, capfd):
+    """A diverged first epoch (or a crash before the first checkpoint) leaves only config.json: nothing to resume,
+    so --resume refuses it, and the same command without --resume starts over in it."""
+    run = tmp_path / "run"
+    code, _, err = run_main(main_modern.main, [*SYNTHETIC, "--epochs", "1", "--lr", "1e6", "--optimizer", "sgd",
+                                               "--output-dir", str(run)], capfd)
+    assert code == 3, err  # the loss diverged in the first epoch (exit 3)
+    assert (run / "config.json").exists() and not (run / "last.pt").exists()
+    code, _, err = run_main(main_modern.main, ["--resume", "--output-dir", str(run), "--no-progress"], capfd)
+    assert code == 2 and "start the run without --resume" in err
+    code, _, err = run_main(main_modern.main, [*SYNTHETIC, "--epochs", "1", "--output-dir", str(run)], capfd)
+    assert code == 0, err
+    assert json.loads((run / "config.json").read_text())["lr"] != 1e6 and (run / "last.pt").exists()

@@ -169,7 +169,8 @@ def add_model_arguments(model: argparse._ArgumentGroup) -> None:
 
 def add_recipe_arguments(recipe: argparse._ArgumentGroup) -> None:
     recipe.add_argument("--modern-training", dest="recipe", action="store_const", const="modern",
-                        help="AdamW, warm-up + cosine, AMP on CUDA, EMA, clipping 1.0, label smoothing 0.1")
+                        help="AdamW, warm-up + cosine, mixed precision (bf16 on CUDA and on CPUs with native bf16), "
+                        "EMA, clipping 1.0, label smoothing 0.1")
     recipe.add_argument("--warmup-epochs", type=float, help="linear warm-up length (default a tenth of the run, max 5)")
     recipe.add_argument("--label-smoothing", type=float, help="default 0.1 (modern), 0 (standard)")
     recipe.add_argument("--ema", action=argparse.BooleanOptionalAction, help="EMA of the weights (default on with "

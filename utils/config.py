@@ -203,7 +203,7 @@ def resolve(config: TrainConfig) -> TrainConfig:
     if c.data_mode == "auto":
         c.data_mode = "device" if c.batchable_augmentation else "memory"
     for check in (_check_finite, check_data, check_training, check_recipe, check_augmentation, check_regularization,
-                  check_run, check_model):
+                  check_run, check_model, check_companions):
         check(c)
     return c
 
@@ -269,6 +269,9 @@ def check_data(c: TrainConfig) -> None:
     require(c.test_subset is None or c.test_subset >= 1, f"--test-subset must be at least 1 (got {c.test_subset})")
     require(c.synthetic_size >= 1, "--synthetic-size must be at least 1")
     require(c.workers >= 0, f"--workers must be >= 0 (got {c.workers})")
+    most = max(8, 4 * (os.cpu_count() or 1))  # beyond a few per core, workers only fight for the cores and memory
+    require(c.workers <= most, f"--workers must be at most {most} on this machine of {os.cpu_count()} cores "
+                               f"(got {c.workers})")
     per_image = f"--augmentation {c.augmentation}" + (" or --random-erasing" if c.random_erasing else "")
     if c.data_mode == "device" and not c.batchable_augmentation and "data_mode" in c.preset_settings:
         raise UserError(f"{per_image} is a per-image policy, which the device data path cannot run, and --preset "
@@ -310,6 +313,9 @@ def check_augmentation(c: TrainConfig) -> None:
                else ""))
     require(0 <= c.crop_padding <= c.image_size,
             f"--crop-padding must be between 0 and --image-size (got {c.crop_padding})")
+    require(c.crop_pad_mode != "reflect" or c.crop_padding < c.image_size,
+            f"--crop-pad-mode reflect mirrors the image into the border, so --crop-padding must be smaller than "
+            f"--image-size (got {c.crop_padding} at {c.image_size} px)")
     require(c.cutout is None or 1 <= c.cutout <= c.image_size,
             f"--cutout size must be between 1 and --image-size (got {c.cutout})")
     require(c.low_res_epochs >= 0, f"--low-res-epochs must be >= 0 (got {c.low_res_epochs})")
@@ -327,6 +333,32 @@ def check_regularization(c: TrainConfig) -> None:
     require(0 <= c.drop_path < 1, f"--drop-path must be in [0, 1) (got {c.drop_path})")
     require(0 <= c.dropblock < 1, f"--dropblock must be in [0, 1) (got {c.dropblock})")
     require(c.dropblock_size >= 1, f"--dropblock-size must be at least 1 (got {c.dropblock_size})")
+
+
+# Flags that act only together with another setting: given without it, they would be recorded and do nothing.
+COMPANIONS: dict[str, tuple[Any, str]] = {
+    "compile_mode": (lambda c: c.compile, "--compile"),
+    "low_res_size": (lambda c: c.low_res_epochs > 0, "--low-res-epochs N"),
+    "muon_lr": (lambda c: c.optimizer == "muon", "--optimizer muon"),
+    "muon_momentum": (lambda c: c.optimizer == "muon", "--optimizer muon"),
+    "dropblock_size": (lambda c: c.dropblock > 0, "--dropblock P"),
+    "step_size": (lambda c: c.scheduler == "step", "the step scheduler (--scheduler step)"),
+    "gamma": (lambda c: c.scheduler == "step", "the step scheduler (--scheduler step)"),
+    "whitening_bias_epochs": (lambda c: _has_whitening(c.model), "a model with a whitening layer (speednet)"),
+}
+
+
+def _has_whitening(model: str) -> bool:
+    from models import model_family
+
+    return model_family(model) == "speed"
+
+
+def check_companions(c: TrainConfig) -> None:
+    """A flag the user gave that needs another setting, which is missing, is refused rather than ignored."""
+    for name, (needed, what) in COMPANIONS.items():
+        require(name not in c.user_settings or needed(c),
+                f"--{name.replace('_', '-')} acts only with {what}; add that, or leave it out")
 
 
 def check_model(c: TrainConfig) -> None:
@@ -386,5 +418,5 @@ def resolve_for_device(config: TrainConfig, device: torch.device) -> tuple[Train
 
 
 # Settings that must match when a run is resumed: they change what the checkpoint's tensors mean.
-RESUME_MUST_MATCH = ("model", "sync_bn", "activation", "image_size", "dataset", "optimizer",
+RESUME_MUST_MATCH = ("model", "preset", "sync_bn", "activation", "image_size", "dataset", "optimizer",
                      "recipe", "ema", "lookahead", "drop_path", "dropblock")

@@ -345,7 +345,7 @@ def _load_folder_cached(split_dir: Path, files: Sequence[tuple[Path, int]], clas
     cache_file = None
     if cache_dir is not None:
         # changes when a file is added, removed, renamed or rewritten, or when the size or classes change
-        key = files_fingerprint(f"{split_dir.resolve()}|{image_size}|{list(classes)}", files)
+        key = files_fingerprint(f"{split_dir.resolve()}|{image_size}|{list(classes)}|{DECODING}", files)
         cache_file = cache_dir / f"{split_dir.parent.name}-{split_dir.name}-{image_size}px-{key}.pt"
         cached = _read_cache(cache_file, labels, image_size)
         if cached is not None:
@@ -394,6 +394,9 @@ def decode_files(files: Sequence[tuple[Path, int]], image_size: int, progress: b
 
 
 # ------------------------------------------------------------------------------------ decoding one file
+DECODING = "exif-upright"  # how files become pixels; part of the decode cache's key, so a change re-decodes
+
+
 def decode_resized(path: Path, image_size: int) -> torch.Tensor:
     """One file as uint8 RGB (3, image_size, image_size): the pixels of both the decoded tensor and a stream."""
     image = decode_image_file(path)
@@ -407,10 +410,11 @@ def decode_image_file(path: Path) -> torch.Tensor:
 
     torchvision decodes JPEG, PNG, GIF and WebP fast; everything else (TIFF, BMP, animated WebP...)
     goes through Pillow. Greyscale, palette, LA, RGBA and CMYK become RGB (alpha dropped); an
-    animated image gives its first frame; 16- and 32-bit images are scaled by :func:`to_uint8`.
+    animated image gives its first frame; 16- and 32-bit images are scaled by :func:`to_uint8`. A photo
+    stored sideways with an EXIF orientation tag is turned upright, as an image viewer shows it.
     """
     try:
-        image = decode_image(str(path), mode=ImageReadMode.RGB)
+        image = decode_image(str(path), mode=ImageReadMode.RGB, apply_exif_orientation=True)
     except (RuntimeError, ValueError):
         image = _decode_with_pillow(path)
     except OSError as error:
@@ -421,11 +425,12 @@ def decode_image_file(path: Path) -> torch.Tensor:
 
 
 def _decode_with_pillow(path: Path) -> torch.Tensor:
-    from PIL import Image
+    from PIL import Image, ImageOps
 
     try:
-        with Image.open(path) as image:
-            image.seek(0)  # the first frame of an animated image
+        with Image.open(path) as opened:
+            opened.seek(0)  # the first frame of an animated image
+            image = ImageOps.exif_transpose(opened)
             if image.mode.startswith(("I", "F")):  # 16/32-bit integer or float, one channel
                 pixels = torch.from_numpy(np.array(image))
                 return to_uint8(pixels, path).expand(3, -1, -1).contiguous()

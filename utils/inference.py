@@ -81,6 +81,8 @@ def load_trained_model(path: Path | str, device_name: str = "auto", checkpoint: 
     """
     path = Path(path)
     checkpoint = checkpoint if checkpoint is not None else load_checkpoint(path)
+    if not isinstance(checkpoint.get("config"), dict) or "model" not in checkpoint:
+        raise UserError(f"{path} is not a checkpoint of this project's runs (no model or config in it)")
     device = select_device(device_name)
     # resume=True: the run's precision is re-resolved only if this device is of another kind than the run's
     saved = TrainConfig.from_dict(checkpoint["config"]).replace(resume=True, device=device_name)

@@ -24,6 +24,7 @@ from utils.data_sources import IMAGE_EXTENSIONS, decode_resized
 from utils.errors import UserError
 from utils.files import atomic_write, unused_stem
 from utils.inference import load_trained_model
+from utils.run_dir import refuse_run_files
 
 SHOWN_ROWS = 20  # rows of the printed table; a folder's full list goes to the file
 
@@ -96,7 +97,9 @@ def predict_images(checkpoint: str, inputs: Sequence[str], top_k: int = 3, tta: 
 
 def prediction_rows(files: Sequence[Path], probabilities: torch.Tensor, class_names: Sequence[str],
                     top_k: int) -> list[dict[str, Any]]:
-    values, indices = probabilities.topk(top_k, dim=1)
+    # Ties (bf16 logits tie now and then) go to the lowest class index, as evaluation's argmax breaks them.
+    values, indices = probabilities.sort(dim=1, descending=True, stable=True)
+    values, indices = values[:, :top_k], indices[:, :top_k]
     return [{"file": str(path), "predicted": class_names[int(i[0])], "probability": float(v[0]),
              "top": [(class_names[int(c)], float(p)) for p, c in zip(v, i)]}
             for path, v, i in zip(files, values, indices)]
@@ -125,6 +128,7 @@ def predictions_path(save: Optional[str], run_dir: Path) -> Path:
         raise UserError(f"--save-predictions {save} is a folder; give a file name in it, such as {path / 'predictions.csv'}")
     if path.suffix.lower() not in (".csv", ".json"):
         raise UserError(f"--save-predictions {save}: give a .csv or .json file name")
+    refuse_run_files(path, "--save-predictions")
     return path
 
 

@@ -22,6 +22,7 @@ know or values of the wrong type, is one line (exit 2), as is ``--config`` with 
 from __future__ import annotations
 
 import json
+import math
 import typing
 from pathlib import Path
 from typing import Any
@@ -87,8 +88,8 @@ def accepts(hint: Any, value: Any) -> bool:
         if typing.get_origin(kind) is list:
             if isinstance(value, list) and all(isinstance(item, str) for item in value):
                 return True
-        elif kind is float:
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
+        elif kind is float:  # JSON readers accept Infinity and NaN: no setting takes them
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
                 return True
         elif kind is int:
             if isinstance(value, int) and not isinstance(value, bool):
@@ -100,7 +101,8 @@ def accepts(hint: Any, value: Any) -> bool:
 
 def type_words(hint: Any) -> str:
     """``Optional[int]`` → 'a whole number or null': a setting's type as the JSON file spells values."""
-    words = {int: "a whole number", float: "a number", bool: "true or false", str: "a string", type(None): "null"}
+    words = {int: "a whole number", float: "a finite number", bool: "true or false", str: "a string",
+             type(None): "null"}
     kinds = typing.get_args(hint) if typing.get_origin(hint) is typing.Union else (hint,)
     return " or ".join(words.get(kind, "a list of strings") for kind in kinds)
 

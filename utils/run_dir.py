@@ -5,7 +5,8 @@ training run passes through:
 
 - the folder must be writable (checked before any data is read);
 - a folder that holds another run's files (``last.pt``, ``best.pt``, ``metrics.json``,
-  ``config.json``) is refused unless the run resumes it (``--resume``);
+  ``config.json``) is refused unless the run resumes it (``--resume``); one that holds only a
+  ``config.json`` (a run that failed before its first epoch ended) is taken over;
 - a lock file (``run.lock``, holding the owner's pid) keeps two processes out of one folder at a
   time. The lock is an ``flock`` on that file, so the kernel drops it when its owner dies, even
   by ``kill -9``: a lock file whose owner is gone is stale and is simply taken over;
@@ -28,7 +29,16 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
 RUN_FILES = ("last.pt", "best.pt", "metrics.json", "config.json")
+STUDY_FILES = ("benchmark.json", "results.json", "results.csv", "RESULTS.md")  # benchmark_all.py's own
 LOCK_NAME = "run.lock"
+
+
+def refuse_run_files(path: Path, flag: str) -> None:
+    """A file a command writes on request (predictions, say) never replaces a run's or a study's own files."""
+    own = (*RUN_FILES, *STUDY_FILES, LOCK_NAME)
+    if path.name in own and any((path.parent / name).exists() for name in own):
+        raise UserError(f"{flag} {path} would replace a file of the run or study in {path.parent}; choose "
+                        f"another name")
 
 
 def unique_run_dir(parent: Path, prefix: str) -> Path:
@@ -62,6 +72,9 @@ def _refuse_other_runs(run_dir: Path) -> None:
     if (run_dir / "benchmark.json").exists():
         raise UserError(f"{run_dir} holds a benchmark (benchmark.json), not a run; choose another --output-dir")
     found = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if found == ["config.json"]:  # a run that failed before its first epoch ended: nothing to resume, nothing lost
+        (run_dir / "config.json").unlink()
+        return
     if found:
         raise UserError(f"{run_dir} already holds a run ({', '.join(found)}); continue it with --resume, "
                         f"or choose another --output-dir")

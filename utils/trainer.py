@@ -77,6 +77,7 @@ def train(trainer: "Trainer", max_steps: Optional[int] = None) -> dict[str, Any]
                 #    the fused optimizer then skips the step on the device: it never reaches the weights
                 recipe.optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
+                drop_gradients(trainer.frozen)  # a frozen layer's (--whitening-bias-epochs): computed, not applied
                 scaler.unscale_(recipe.optimizer)
                 if config.clip_grad:
                     nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad, foreach=True)
@@ -114,7 +115,7 @@ def start_epoch(trainer: "Trainer", epoch: int) -> tuple[StepLog, tqdm]:
     if state.step_in_epoch == 0:
         seed_everything(epoch_rng_seed(config.seed, epoch))  # mid-epoch, the checkpoint's RNG is restored
     trainer.data.set_epoch(epoch, state.step_in_epoch)
-    freeze_whitening_bias(trainer.model, epoch, config.whitening_bias_epochs)
+    trainer.frozen = frozen_parameters(trainer.model, epoch, config.whitening_bias_epochs)
     trainer.clock = time.perf_counter()
     trainer.wrapped.train()
     batches = tqdm(trainer.data.train_loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not config.progress,
@@ -153,14 +154,23 @@ def prepare_batch(trainer: "Trainer", images: torch.Tensor, labels: torch.Tensor
     return images, targets, targets.argmax(1)
 
 
-def freeze_whitening_bias(model: nn.Module, epoch: int, train_epochs: Optional[int]) -> None:
-    """A whitening first layer (speednet's ``whiten``) trains its bias for ``train_epochs`` epochs, then freezes it.
+def frozen_parameters(model: nn.Module, epoch: int, train_epochs: Optional[int]) -> list[nn.Parameter]:
+    """The parameters frozen in ``epoch``: a whitening first layer (speednet's ``whiten``) trains its bias for
+    ``train_epochs`` epochs, then freezes it.
 
-    A frozen parameter gets no gradient, so the optimizer leaves it (and its momentum) alone.
+    Freezing keeps ``requires_grad``: under torchrun, DDP reduces a fixed set of gradients, and a parameter
+    that stops getting one mid-run stalls it. The loop drops a frozen parameter's gradient after the backward
+    pass instead (:func:`drop_gradients`), so the optimizer leaves it, and its momentum, alone.
     """
     whiten = getattr(model, "whiten", None)
-    if train_epochs is not None and whiten is not None and whiten.bias is not None:
-        whiten.bias.requires_grad_(epoch < train_epochs)
+    if train_epochs is not None and epoch >= train_epochs and whiten is not None and whiten.bias is not None:
+        return [whiten.bias]
+    return []
+
+
+def drop_gradients(parameters: list[nn.Parameter]) -> None:
+    for parameter in parameters:
+        parameter.grad = None  # an optimizer skips a parameter without a gradient
 
 
 # ------------------------------------------------------------------------------------ end of an epoch
@@ -303,6 +313,7 @@ class Trainer:
         # The test evaluation (predictions kept) of the weights best.pt holds, when this run made it
         # (None after a resume that made no better one): the run's confusion matrix is drawn from it.
         self.best_test_result: Optional[dict[str, Any]] = None
+        self.frozen: list[nn.Parameter] = []  # parameters whose gradients this epoch drops (frozen_parameters)
 
     def evaluated(self) -> nn.Module:
         """The model to evaluate: the one the loop runs, except under torchrun, where the DDP wrapper would
