@@ -22,8 +22,8 @@ from typing import Sequence
 from utils.errors import exit_at_once_on_ctrl_c, exit_on_user_error
 
 with exit_at_once_on_ctrl_c("benchmark_all.py"):  # Ctrl-C while torch imports (seconds) is one line too
-    from utils.studies import (FULL_STUDIES, STUDIES, BenchmarkPlan, build_experiments, differing_settings,
-                               experiment_config, keep_only, run_benchmark, write_report)
+    from utils.studies import (FULL_STUDIES, STUDIES, BenchmarkPlan, build_experiments, check_same_study,
+                               differing_settings, experiment_config, keep_only, run_benchmark, write_report)
     from utils.cli import epoch_count, new_parser
     from utils.config import AMP_DTYPES, DATA_MODES, DATASETS, DEVICES, QUICK_SUBSET, QUICK_TEST_SUBSET, TrainConfig
     from utils.data_order import take_subset
@@ -160,6 +160,7 @@ def report_only(plan: BenchmarkPlan) -> list[dict]:
 
     if not (plan.out_dir / "results.json").exists():
         raise UserError(f"no results.json in {plan.out_dir}: nothing to report (run the study first)")
+    check_same_study(plan)  # a report of other studies would replace that study's RESULTS.md with an empty one
     wanted = {(e.study, e.name) for e in plan.experiments}
     plan.results = [r for r in load_results(plan.out_dir) if (r["study"], r["experiment"]) in wanted]
     return plan.results
@@ -168,7 +169,7 @@ def report_only(plan: BenchmarkPlan) -> list[dict]:
 def main(argv: Sequence[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    with exit_on_user_error("benchmark_all.py"):
+    with exit_on_user_error("benchmark_all.py", file_errors=True):
         plan = plan_from_args(args, argv)
         if args.list:
             print_plan(plan)

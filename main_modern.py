@@ -21,8 +21,8 @@ with exit_at_once_on_ctrl_c("main_modern.py"):  # Ctrl-C while torch imports (se
     from utils.cli import (add_common_arguments, add_modern_arguments, config_from_args, explicit_settings,
                            new_parser, print_activations)
     from utils.errors import UserError
-    from utils.experiment import (EVALUATION_SETTINGS, compare_models, evaluate_checkpoint, plot_schedules,
-                                  preview_augmentation, run_training)
+    from utils.experiment import (compare_models, evaluate_checkpoint, plot_schedules, preview_augmentation,
+                                  run_training)
     from utils.explain import explain_checkpoint
     from utils.config import EXPORT_FORMATS
     from utils.export import export_checkpoint
@@ -55,8 +55,8 @@ MODES = ("list_models", "list_activations", "evaluate", "predict", "export", "ex
          "preview_augmentation", "compare_models")
 # The settings a mode that reads a saved model takes from the command line; the rest come from the checkpoint,
 # so any other setting given (--model, --epochs, --resume...) would be ignored.
-MODE_SETTINGS = {"list_models": set(), "list_activations": set(), "evaluate": set(EVALUATION_SETTINGS),
-                 "predict": {"tta", "device"}, "export": set(), "explain": {"device", "seed"}}
+MODE_SETTINGS = {"list_models": set(), "list_activations": set(), "predict": {"tta", "device"}, "export": set(),
+                 "explain": {"device", "seed"}}  # (--evaluate names what it takes from the checkpoint instead)
 ANYWHERE = {"progress"}  # progress bars: every mode may be told to show none
 
 

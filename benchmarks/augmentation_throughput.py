@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from utils.config import TrainConfig  # noqa: E402
 from utils.data_loader import build_data  # noqa: E402
 
-from utils.errors import OneLineArgumentParser, exit_on_user_error  # noqa: E402
+from utils.errors import OneLineArgumentParser, exit_on_user_error, whole_number  # noqa: E402
 POLICIES = [("standard", {}), ("randaugment", {}), ("randaugment+cutout", {"cutout": 0}),
             ("autoaugment", {}), ("trivialaugment", {}), ("standard+random_erasing", {"random_erasing": 0.25})]
 
@@ -37,10 +37,10 @@ def epoch_seconds(config: TrainConfig, repeats: int) -> float:
 def main() -> None:
     parser = OneLineArgumentParser(prog="augmentation_throughput.py", description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default="../shared/data/cifar10-jpeg")
-    parser.add_argument("--subset", type=int, default=10000)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--repeats", type=int, default=2, help="epochs per policy; the fastest is reported")
+    parser.add_argument("--subset", type=whole_number(1), default=10000)
+    parser.add_argument("--workers", type=whole_number(0, 64), default=2)
+    parser.add_argument("--batch-size", type=whole_number(1), default=128)
+    parser.add_argument("--repeats", type=whole_number(1), default=2, help="epochs per policy; the fastest is reported")
     args = parser.parse_args()
     results = {}
     for label, extra in POLICIES:
@@ -57,5 +57,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    with exit_on_user_error("augmentation_throughput.py"):
+    with exit_on_user_error("augmentation_throughput.py", file_errors=True):
         main()

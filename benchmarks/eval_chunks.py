@@ -22,6 +22,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from models import create_model  # noqa: E402
 from utils.devices import cpu_has_native_bf16  # noqa: E402
+from utils.config import TTA_MODES  # noqa: E402
+from utils.errors import OneLineArgumentParser, exit_on_user_error, whole_number  # noqa: E402
 from utils.evaluation import predict  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -37,12 +39,12 @@ def time_predict(model: torch.nn.Module, batches: list[torch.Tensor], tta: str, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = OneLineArgumentParser(prog="eval_chunks.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="speednet")
-    parser.add_argument("--images", type=int, default=4096, help="synthetic test images per measurement")
-    parser.add_argument("--batch-size", type=int, default=1024, help="the test loader's batch (the preset's)")
-    parser.add_argument("--tta", default="weighted", help="test-time views (the preset's: weighted, 6 views)")
-    parser.add_argument("--chunks", type=int, nargs="+", default=[0, 1024, 512, 256, 128],
+    parser.add_argument("--images", type=whole_number(1), default=4096, help="synthetic test images per measurement")
+    parser.add_argument("--batch-size", type=whole_number(1), default=1024, help="the test loader's batch (the preset's)")
+    parser.add_argument("--tta", default="weighted", choices=TTA_MODES, help="test-time views (the preset's: weighted, 6 views)")
+    parser.add_argument("--chunks", type=whole_number(0), nargs="+", default=[0, 1024, 512, 256, 128],
                         help="images per forward pass; 0: all views of a batch in one pass")
     parser.add_argument("--output", default=None, help="basename of the markdown file under benchmarks/results/")
     args = parser.parse_args(argv)
@@ -80,4 +82,5 @@ def write_table(args: argparse.Namespace, rows: list[tuple[int, int, float]], bf
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with exit_on_user_error("eval_chunks.py", file_errors=True):
+        sys.exit(main())

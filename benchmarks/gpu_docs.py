@@ -25,7 +25,7 @@ from typing import Any, Callable, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.errors import OneLineArgumentParser  # noqa: E402
+from utils.errors import OneLineArgumentParser, UserError, exit_on_user_error  # noqa: E402
 
 NOT_MEASURED = "not yet measured on a GPU"
 IMG_COLUMN = "H200 img/s, 1 epoch (measured)"
@@ -57,12 +57,18 @@ class Figures:
 
 
 def load(paths: list[str]) -> Figures:
+    """The suite's reports; a file that is not one, or a CPU smoke run (no GPU figure in it), is refused."""
     reports = []
     for path in paths:
         try:
-            reports.append(json.loads(Path(path).read_text()))
-        except (OSError, json.JSONDecodeError) as error:
-            raise SystemExit(f"gpu_docs.py: error: cannot read {path}: {error}") from None
+            report = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as error:
+            raise UserError(f"cannot read {path}: {error}") from None
+        if not isinstance(report, dict) or not isinstance(report.get("items"), list) or "machine" not in report:
+            raise UserError(f"{path} is not a report of benchmarks/gpu_suite.py (no items and machine in it)")
+        if report.get("smoke") or not report["machine"].get("gpu"):
+            raise UserError(f"{path} is a CPU smoke run of the suite: it holds no GPU figure for the docs")
+        reports.append(report)
     return Figures(reports, paths)
 
 
@@ -211,6 +217,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         if not path.exists():
             print(f"gpu_docs.py: {path} does not exist; skipped", file=sys.stderr)
             continue
+        if not path.is_file():
+            raise UserError(f"{path} is not a file: give --readme and --guide the markdown files")
         text, found = rewrite(path.read_text(), figures)
         path.write_text(text)
         print(f"{path}: rewrote {', '.join(found) if found else 'nothing (no <!-- gpu:NAME --> regions)'}")
@@ -218,4 +226,5 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    with exit_on_user_error("gpu_docs.py", file_errors=True):
+        sys.exit(main())

@@ -8,8 +8,16 @@
 #   bash benchmarks/gpu_run.sh "$OUT"                         # extra flags go to gpu_suite.py
 # Then here: copy OUT into benchmarks/results/gpu-<date>/ and run benchmarks/gpu_docs.py on its gpu-suite.json.
 set -uo pipefail
-out=${1:?usage: bash benchmarks/gpu_run.sh OUT [gpu_suite.py flags]}
+if [ $# -lt 1 ] || [ -z "$1" ]; then
+  echo "usage: bash benchmarks/gpu_run.sh OUT [gpu_suite.py flags]  (OUT: a new folder for the results)" >&2
+  exit 2
+fi
+out=$1
 shift
+if [ -e "$out/gpu-suite.json" ] || [ -e "$out/gpu-run.log" ]; then
+  echo "gpu_run.sh: $out holds the results of an earlier visit; give a new folder" >&2
+  exit 2
+fi
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1 MPLBACKEND=Agg
 mkdir -p "$out"
@@ -23,7 +31,7 @@ unpacked=${TMPDIR:-/tmp}/gpu-run-data  # outside the tree, so a second visit car
 data=$unpacked/cifar10-jpeg
 if [ ! -d "$data/train" ]; then
   mkdir -p "$unpacked" && tar -xzf .gpu/cifar10-jpeg.tgz -C "$unpacked" \
-    || { echo "gpu_run.sh: cannot unpack .gpu/cifar10-jpeg.tgz (carry .gpu)"; exit 2; }
+    || { echo "gpu_run.sh: cannot unpack .gpu/cifar10-jpeg.tgz (carry .gpu)" >&2; exit 2; }
 fi
 airbench=$(ls .gpu/airbench-*.tar.gz 2>/dev/null | head -n 1)
 if [ -n "$airbench" ]; then

@@ -48,7 +48,7 @@ sys.path.insert(0, str(REPO))
 TOTAL_S = 540  # 9 minutes: the device call's 10-minute limit less unpacking, start-up and the report
 GRACE_S = 12  # an item is sent SIGINT this long before its box ends, and killed at the end
 
-from utils.errors import OneLineArgumentParser, exit_on_user_error  # noqa: E402
+from utils.errors import OneLineArgumentParser, UserError, exit_on_user_error, positive_number  # noqa: E402
 
 @dataclass(frozen=True)
 class Item:
@@ -390,7 +390,7 @@ def main(argv: Optional[list[str]] = None) -> Optional[dict[str, Any]]:
     parser.add_argument("--data-dir", default=".gpu/data/cifar10-jpeg", help="CIFAR-10 as an image folder")
     parser.add_argument("--out", default="gpu-suite-out", help="folder for the results (at most 8 files)")
     parser.add_argument("--items", nargs="+", default=[i.name for i in ITEMS], choices=[i.name for i in ITEMS])
-    parser.add_argument("--total-s", type=float, default=TOTAL_S, help=f"the whole suite's seconds (default {TOTAL_S})")
+    parser.add_argument("--total-s", type=positive_number, default=TOTAL_S, help=f"the whole suite's seconds (default {TOTAL_S})")
     parser.add_argument("--models", nargs="+", help="the models item's models (default: every registry model)")
     parser.add_argument("--plan", action="store_true", help="print the items, their boxes and the total, and exit")
     parser.add_argument("--smoke", action="store_true", help="every item on the CPU, synthetic data, a few steps")
@@ -411,6 +411,8 @@ def main(argv: Optional[list[str]] = None) -> Optional[dict[str, Any]]:
         work.mkdir(parents=True, exist_ok=True)
         RUNNERS[args.run_item](args, work, Progress(Path(args.progress_file)))
         return None
+    if (Path(args.out) / "gpu-suite.json").exists():  # minutes of a lent GPU: never written over
+        raise UserError(f"{args.out} holds the report of an earlier suite run; give --out a new folder")
     if not args.smoke and not (Path(args.data_dir) / "train").is_dir():
         print(f"gpu_suite.py: error: no CIFAR-10 image folder at {args.data_dir}; benchmarks/gpu_run.sh unpacks "
               f".gpu/cifar10-jpeg.tgz there (or pass --data-dir)", file=sys.stderr)
@@ -423,7 +425,7 @@ def main(argv: Optional[list[str]] = None) -> Optional[dict[str, Any]]:
 
 if __name__ == "__main__":
     try:
-        with exit_on_user_error("gpu_suite.py"):
+        with exit_on_user_error("gpu_suite.py", file_errors=True):
             main()
     except KeyboardInterrupt:  # an item's SIGINT reached a child between runs: it has already saved what it had
         traceback.print_exc(limit=1)

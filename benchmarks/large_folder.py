@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from torchvision.io import write_jpeg  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from utils.errors import OneLineArgumentParser, exit_on_user_error  # noqa: E402
+from utils.errors import OneLineArgumentParser, UserError, exit_on_user_error, whole_number  # noqa: E402
 from utils.data_sources import decode_resized, list_image_folder  # noqa: E402
 
 
@@ -25,10 +25,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = OneLineArgumentParser(prog="large_folder.py", description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", required=True, help="an image folder with train/ and test/")
     parser.add_argument("--output", required=True, help="where the large copy is written")
-    parser.add_argument("--size", type=int, default=256, help="side of the written images (default 256)")
-    parser.add_argument("--step", type=int, default=15, help="keep every N-th image (default 15)")
-    parser.add_argument("--quality", type=int, default=90)
+    parser.add_argument("--size", type=whole_number(1, 4096), default=256, help="side of the written images (default 256)")
+    parser.add_argument("--step", type=whole_number(1), default=15, help="keep every N-th image (default 15)")
+    parser.add_argument("--quality", type=whole_number(1, 100), default=90, help="JPEG quality 1-100 (default 90)")
     args = parser.parse_args(argv)
+    source, output = Path(args.data_dir).resolve(), Path(args.output).resolve()
+    if output == source or source in output.parents or output in source.parents:
+        raise UserError(f"--output {args.output} overlaps --data-dir {args.data_dir}: the copy would write into the "
+                        f"data it reads; choose a folder outside it")
     listing = list_image_folder(Path(args.data_dir))
     written = 0
     for split, files in (("train", listing.train), ("test", listing.test)):
@@ -41,5 +45,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    with exit_on_user_error("large_folder.py"):
+    with exit_on_user_error("large_folder.py", file_errors=True):
         main()

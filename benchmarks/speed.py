@@ -40,8 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from utils.errors import OneLineArgumentParser, UserError, exit_on_user_error  # noqa: E402
-from utils.config import TrainConfig  # noqa: E402
+from utils.errors import OneLineArgumentParser, UserError, exit_on_user_error, whole_number  # noqa: E402
+from utils.config import DEVICES, TrainConfig  # noqa: E402
 from utils.data_loader import build_data  # noqa: E402
 from utils.config import resolve_amp  # noqa: E402
 from utils.devices import select_device  # noqa: E402
@@ -126,16 +126,16 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument("--modes", nargs="+", default=["device", "memory"], choices=["device", "memory", "stream"],
                         help="data paths to time (stream: an image folder's files decoded by the workers; needs --data-dir)")
     parser.add_argument("--data-dir", help="an image folder (default: synthetic data, no files needed)")
-    parser.add_argument("--subset", type=int, help="training images to use from --data-dir")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=20, help="timed steps per model and path")
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the memory path")
+    parser.add_argument("--subset", type=whole_number(1), help="training images to use from --data-dir")
+    parser.add_argument("--batch-size", type=whole_number(1), default=128)
+    parser.add_argument("--steps", type=whole_number(1), default=20, help="timed steps per model and path")
+    parser.add_argument("--warmup", type=whole_number(0), default=3)
+    parser.add_argument("--workers", type=whole_number(0, 64), default=2, help="DataLoader workers of the memory path")
     parser.add_argument("--modern-training", action="store_true", help="the modern recipe (AdamW, EMA, clipping...)")
     parser.add_argument("--amp", action="store_true")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--channels-last", action="store_true")
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--device", default="auto", choices=DEVICES)
     parser.add_argument("--output", help="basename of the JSON/markdown files (default: speed-<device>-<date>)")
     parser.add_argument("--results-dir", default=str(RESULTS), help="where they are written")
     parser.add_argument("--precisions", nargs="+", choices=list(PRECISIONS),
@@ -213,5 +213,5 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
 
 
 if __name__ == "__main__":
-    with exit_on_user_error("speed.py"):
+    with exit_on_user_error("speed.py", file_errors=True):
         main()

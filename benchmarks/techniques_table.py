@@ -51,5 +51,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    with exit_on_user_error("techniques_table.py"):
+    with exit_on_user_error("techniques_table.py", file_errors=True):
         main()

@@ -53,5 +53,5 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    with exit_on_user_error("time_to_accuracy.py"):
+    with exit_on_user_error("time_to_accuracy.py", file_errors=True):
         main()

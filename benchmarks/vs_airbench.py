@@ -205,5 +205,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    with exit_on_user_error("vs_airbench.py"):
+    with exit_on_user_error("vs_airbench.py", file_errors=True):
         sys.exit(main())

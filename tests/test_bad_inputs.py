@@ -398,7 +398,7 @@ def build_cases(tmp: Path, run: Path, folder_run: Path, lock: RunLock) -> dict[s
         "config file with unknown settings": Case("main_modern.py", ["--config", str(configs["unknown"])],
                                                   "settings this version does not know: colour, legacy_flag"),
         "config file with a setting of the wrong type": Case("main_modern.py", ["--config", str(configs["wrong-type"])],
-                                                             'epochs is "ten", but it must be a number'),
+                                                             'epochs is "ten", but it must be a finite number'),
         "config with resume": Case("main.py", ["--config", str(run / "config.json"), "--resume", "--output-dir",
                                                str(run)], "give one of them", unchanged=run),
         "config of another model on main.py": Case("main.py", ["--config", str(configs["resnet"])],

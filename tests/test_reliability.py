@@ -120,3 +120,17 @@ def test_ctrl_c_outside_training_is_one_line_and_130():
     with pytest.raises(SystemExit) as exit_:
         interrupted()
     assert exit_.value.code == 130
+
+
+def test_export_names_are_claimed_whole_so_two_exports_at_once_never_share_one(tmp_path):
+    """The first export takes best.*; a second (at the same time) finds the files made and takes best-2.*; a name
+    half taken (best-3.pt2 made by someone else) is released and the next one taken whole."""
+    from utils.files import claim_stem
+
+    suffixes = [".onnx", ".pt2"]
+    assert claim_stem(tmp_path, "best", suffixes) == "best"
+    assert claim_stem(tmp_path, "best", suffixes) == "best-2"
+    (tmp_path / "best-3.pt2").write_text("another program's")
+    assert claim_stem(tmp_path, "best", suffixes) == "best-4"
+    assert not (tmp_path / "best-3.onnx").exists()  # released: it was claimed only with its partner
+    assert (tmp_path / "best-3.pt2").read_text() == "another program's"

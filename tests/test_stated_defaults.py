@@ -9,10 +9,13 @@ import pytest
 
 import main_modern
 from tests.conftest import REPO
-from utils.config import TrainConfig
+import torch
+
+from utils.config import TrainConfig, resolve_amp
 from utils.devices import cpu_has_native_bf16
 
-DEFAULT = re.compile(r"default:? ([\w.\-]+)( \(modern\)| with --modern-training)?")
+DEFAULT = re.compile(r"default:? ([\w./\-]+)( \(modern\)| with --modern-training)?")
+RULES = ("a", "as", "one", "twice", "decay", "never", "beside", "both", "on", "default", "runs/", "3/4")
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 
@@ -28,7 +31,7 @@ def stated_defaults() -> list[tuple[str, str, str]]:
 
 def _same(stated: str, value) -> bool:
     if isinstance(value, bool) or value is None:
-        return stated in {"on": ("True",), "off": ("False", "None")}.get(str(stated), ()) or str(value) == stated
+        return {"on": True, "off": False, "all": None, "none": None}.get(stated, "?") == value or str(value) == stated
     try:
         return float(stated) == float(value)
     except (TypeError, ValueError):
@@ -37,8 +40,7 @@ def _same(stated: str, value) -> bool:
 
 @pytest.mark.parametrize("field, stated, recipe", stated_defaults())
 def test_help_states_the_default_the_config_resolves_to(field, stated, recipe):
-    if not re.fullmatch(r"[\d.e\-]+|[a-z_]+", stated) or stated in ("a", "as", "one", "twice", "decay", "never",
-                                                                    "beside", "both", "on", "default"):
+    if stated in RULES or not re.fullmatch(r"[\d.e\-]+|[a-z_]+|\./\w+", stated):
         pytest.skip(f"--{field}: its default is a rule, not a value ({stated} ...)")
     unresolved = TrainConfig(recipe=recipe)
     resolved = unresolved.resolved()
@@ -57,7 +59,8 @@ def test_mixed_precision_is_stated_the_same_everywhere():
     assert "CPUs with native bf16" in helps["recipe"] and "CPUs with native bf16" in helps["amp"]
     readme = (REPO / "README.md").read_text()
     assert "on CUDA GPUs and on CPUs with native bf16" in readme
-    modern = TrainConfig(recipe="modern", device="cpu").resolved()
-    assert modern.amp == cpu_has_native_bf16() and TrainConfig(device="cpu").resolved().amp is False
+    cpu = torch.device("cpu")
+    modern = resolve_amp(TrainConfig(recipe="modern", device="cpu").resolved(), cpu)
+    assert modern.amp == cpu_has_native_bf16() and resolve_amp(TrainConfig(device="cpu").resolved(), cpu).amp is False
     defaults = TrainConfig().resolved()
     assert f"`--model {defaults.model}`" in readme and f"seed {defaults.seed}" in readme

@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import difflib
+import math
 import os
 import signal
 import stat
 import sys
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Optional
 
 
 class UserError(Exception):
@@ -38,12 +39,39 @@ class OneLineArgumentParser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def whole_number(low: int, high: Optional[int] = None) -> Callable[[str], int]:
+    """An argparse type: a whole number in [low, high] (high None: no upper bound), else one line."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a whole number (got '{text}')") from None
+        if value < low or (high is not None and value > high):
+            bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"must be {bounds} (got {value})")
+        return value
+    return parse
+
+
+def positive_number(text: str) -> float:
+    """An argparse type: a finite number above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number (got '{text}')") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0 (got {text})")
+    return value
+
+
 @contextlib.contextmanager
-def exit_on_user_error(program: str = "") -> Iterator[None]:
+def exit_on_user_error(program: str = "", file_errors: bool = False) -> Iterator[None]:
     """Turn a :class:`UserError` into one line on stderr and ``SystemExit(2)``; a :class:`RunStopped`
     into one line and its own exit status (130 for SIGINT, 143 for SIGTERM, 3 for a diverged loss);
     a bare Ctrl-C (outside training, or a second one) into ``interrupted`` and 130; output piped into a
-    reader that stopped reading (``| head``) into a quiet exit, 141."""
+    reader that stopped reading (``| head``) into a quiet exit, 141. ``file_errors``: an OSError (a
+    read-only folder, a path under a file) is one line and exit 2 too (the benchmarks' scripts, whose
+    files are their own; the training code turns its OSErrors into UserErrors where they happen)."""
     prefix = f"{program}: " if program else ""
     try:
         yield
@@ -63,6 +91,12 @@ def exit_on_user_error(program: str = "") -> Iterator[None]:
             raise  # a broken pipe elsewhere (a data worker) is a real failure
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush has nowhere to fail
         sys.exit(141)  # 128 + SIGPIPE
+    except OSError as error:  # file_errors: a script's own files (a read-only folder, a path under a file)
+        if not file_errors:
+            raise
+        where = f" {error.filename}" if error.filename else ""
+        print(f"{prefix}error: cannot write or read{where} ({error.strerror or error})", file=sys.stderr)
+        sys.exit(2)
 
 
 @contextlib.contextmanager

@@ -28,7 +28,7 @@ from torch import nn
 
 from utils.config import EXPORT_FORMATS
 from utils.errors import UserError
-from utils.files import atomic_write, unused_stem
+from utils.files import atomic_write, claim_stem
 from utils.inference import TrainedModel, load_trained_model, test_sample
 
 CHECK_IMAGES = 256
@@ -74,15 +74,22 @@ def export_checkpoint(checkpoint: str, formats: Sequence[str] = EXPORT_FORMATS, 
           f"normalization inside; output logits (N, {len(trained.class_names)}); checked on {len(images)} {where}")
     if trained.config.tta != "none":
         print(f"note: the exported model is one plain view; the run's own accuracy averaged --tta {trained.config.tta}")
-    stem = unused_stem(folder, Path(checkpoint).stem, [f".{fmt}" for fmt in formats])  # never over an earlier export
+    # Never over an earlier export, nor over one running at the same time: the names are claimed first.
+    stem = claim_stem(folder, Path(checkpoint).stem, [f".{fmt}" for fmt in formats])
+    paths = {fmt: folder / f"{stem}.{fmt}" for fmt in formats}
     results = {}
-    for fmt in formats:
-        path = folder / f"{stem}.{fmt}"
-        run = EXPORTERS[fmt](module, images[:2], path, trained)
-        results[fmt] = compare_with_pytorch(module, run, images) | {"path": str(path), "bytes": path.stat().st_size}
-        r = results[fmt]
-        print(f"  {fmt:<4} {path}  {r['bytes'] / 2 ** 20:.1f} MiB | against PyTorch: max logit difference "
-              f"{r['max_logit_difference']:.2e}, top-1 agreement {r['top1_agree']}/{r['images']}")
+    try:
+        for fmt, path in paths.items():
+            run = EXPORTERS[fmt](module, images[:2], path, trained)
+            results[fmt] = compare_with_pytorch(module, run, images) | {"path": str(path), "bytes": path.stat().st_size}
+            r = results[fmt]
+            print(f"  {fmt:<4} {path}  {r['bytes'] / 2 ** 20:.1f} MiB | against PyTorch: max logit difference "
+                  f"{r['max_logit_difference']:.2e}, top-1 agreement {r['top1_agree']}/{r['images']}")
+    except BaseException:
+        for path in paths.values():  # the claimed names, empty or half written: not an export
+            if path.exists() and (path.stat().st_size == 0 or str(path) not in {r["path"] for r in results.values()}):
+                path.unlink()
+        raise
     return results
 
 

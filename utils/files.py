@@ -70,6 +70,29 @@ def files_fingerprint(header: str, files: Sequence[tuple[Path, int]]) -> str:
     return key.hexdigest()[:16]
 
 
+def claim_stem(folder: Path, stem: str, suffixes: Sequence[str]) -> str:
+    """``stem``, or ``stem-2``, ``stem-3``...: the first whose files this process creates, empty, with O_EXCL.
+
+    Two commands writing into one folder at the same time never get the same name: the kernel gives each
+    file to one creator. The caller writes over the empty files, or removes them if it fails.
+    """
+    number = 1
+    while True:
+        candidate = stem if number == 1 else f"{stem}-{number}"
+        made = []
+        try:
+            for suffix in suffixes:
+                path = Path(folder) / f"{candidate}{suffix}"
+                with open(path, "x"):
+                    pass
+                made.append(path)
+            return candidate
+        except FileExistsError:
+            for path in made:
+                path.unlink(missing_ok=True)
+            number += 1
+
+
 def unused_stem(folder: Path, stem: str, suffixes: Sequence[str]) -> str:
     """``stem``, or ``stem-2``, ``stem-3``...: the first for which no ``folder/<stem><suffix>`` exists yet."""
     candidate, number = stem, 1

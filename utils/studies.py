@@ -352,6 +352,20 @@ def same_study(saved: dict[str, Any], signature: dict[str, Any]) -> bool:
     return all(saved.get(key) == signature[key] for key in signature if key in saved)
 
 
+def check_same_study(plan: BenchmarkPlan) -> None:
+    """The folder's benchmark.json, if any, records this command's studies and budget."""
+    signature_file = plan.out_dir / "benchmark.json"
+    if not signature_file.exists():
+        return
+    try:
+        saved = json.loads(signature_file.read_text())
+    except (OSError, ValueError):
+        raise UserError(f"{signature_file} is unreadable; choose another --output-dir") from None
+    if not isinstance(saved.get("signature"), dict) or not same_study(saved["signature"], plan_signature(plan)):
+        raise UserError(f"{plan.out_dir} holds a benchmark of another command (other studies, --only arms or budget); "
+                        f"re-run that command to continue it, or choose another --output-dir")
+
+
 def check_output_dir(plan: BenchmarkPlan, lock: Optional[RunLock] = None) -> None:
     """Refuse a folder that holds a training run or a benchmark of another command, or that another
     benchmark is using (``lock``, held until the study ends); record this one's signature."""
@@ -364,13 +378,7 @@ def check_output_dir(plan: BenchmarkPlan, lock: Optional[RunLock] = None) -> Non
     if lock is not None and plan.out_dir.is_dir():
         lock.acquire()  # two benchmarks in one folder would mark each other's runs as failed
     if signature_file.exists():
-        try:
-            saved = json.loads(signature_file.read_text())
-        except (OSError, ValueError):
-            raise UserError(f"{signature_file} is unreadable; choose another --output-dir") from None
-        if not isinstance(saved.get("signature"), dict) or not same_study(saved["signature"], signature):
-            raise UserError(f"{plan.out_dir} holds a benchmark of another command (other studies, --only arms or budget); "
-                            f"re-run that command to continue it, or choose another --output-dir")
+        check_same_study(plan)
     else:
         try:
             plan.out_dir.mkdir(parents=True, exist_ok=True)
