@@ -245,9 +245,30 @@ def native_bf16() -> bool:
 def run_levels(numbers: Sequence[int], out_dir: Path, data_dir: Optional[str], smoke: bool,
                report: Optional[dict[str, Any]] = None) -> dict[str, Any]:
     """Run the levels asked; with ``report`` (``--update``), replace those levels' entries in it."""
-    if smoke:
-        os.environ[SMOKE_ENV] = "1"  # synthetic data, one epoch (utils/smoke.py): the commands' code paths only
     report = report or {"machine": machine(), "smoke": smoke, "data_dir": data_dir, "levels": []}
+    with smoke_mode(smoke):
+        run_each(numbers, out_dir, data_dir, report)
+    (out_dir / "README.md").write_text(results_readme(report))
+    return report
+
+
+@contextlib.contextmanager
+def smoke_mode(on: bool):
+    """CIFAR_SMOKE=1 (synthetic data, one epoch: the commands' code paths only) while the block runs, and
+    the environment as it was afterwards (levels.py may run inside another program: the tests)."""
+    before = os.environ.get(SMOKE_ENV)
+    if on:
+        os.environ[SMOKE_ENV] = "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(SMOKE_ENV, None)
+        else:
+            os.environ[SMOKE_ENV] = before
+
+
+def run_each(numbers: Sequence[int], out_dir: Path, data_dir: Optional[str], report: dict[str, Any]) -> None:
     for level in LEVELS:
         if level.number in numbers:
             shutil.rmtree(out_dir / "runs" / f"level{level.number}", ignore_errors=True)  # --update: anew
@@ -255,8 +276,6 @@ def run_levels(numbers: Sequence[int], out_dir: Path, data_dir: Optional[str], s
             report["levels"] = sorted([e for e in report["levels"] if e["level"] != level.number] + [entry],
                                       key=lambda e: e["level"])
             write_json(out_dir / "levels.json", report)  # a level at a time: a stopped run keeps what it measured
-    (out_dir / "README.md").write_text(results_readme(report))
-    return report
 
 
 # ------------------------------------------------------------------------------------ what the docs say

@@ -222,9 +222,9 @@ def test_the_speed_benchmark_runs_and_reports_both_paths(tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["--device", "cuda"], "no CUDA GPU is visible"),
     (["--models", "nope"], "unknown model 'nope'"),
-    (["--batch-size", "0"], "--batch-size must be at least 1"),
+    (["--batch-size", "0"], "--batch-size: must be at least 1"),
     (["--data-dir", "/no/such/folder"], "does not exist"),
-    (["--steps", "0"], "--steps must be at least 1"),
+    (["--steps", "0"], "--steps: must be at least 1"),
     (["--bogus"], "unrecognized arguments: --bogus"),
 ])
 def test_the_speed_benchmark_refuses_bad_input_in_one_line(tmp_path, argv, message):

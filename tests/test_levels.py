@@ -3,6 +3,7 @@ regions are rewritten from them, not by hand."""
 from __future__ import annotations
 
 import json
+import os
 import shlex
 
 import pytest
@@ -25,6 +26,7 @@ def smoke_results(tmp_path_factory):
 def test_every_level_runs_every_command_and_records_its_figures(smoke_results):
     report = json.loads((smoke_results / "levels.json").read_text())
     assert [entry["level"] for entry in report["levels"]] == list(range(1, 8)) and report["smoke"] is True
+    assert "CIFAR_SMOKE" not in os.environ  # smoke mode ends with the script: later code trains for real
     for entry, level in zip(report["levels"], levels.LEVELS):
         assert entry["ok"] and [r["command"] for r in entry["commands"]] == list(level.commands)
         assert all(r["exit_code"] == 0 and r["wall_s"] >= 0 for r in entry["commands"])
