@@ -320,7 +320,8 @@ def level_table(report: dict[str, Any]) -> str:
         rows.append(f"| [{level.number}. {level.title}](MODERN_DL_GUIDE.md#{level.anchor}) | {commands} | {figures} | "
                     f"{time_text} | `{level.full}` (original claim: {level.full_claim}) |")
     return "\n".join(rows) + (f"\n\nMeasured by `python benchmarks/levels.py` on {where(report)}; one run per "
-                               f"command (seed 42; level 7: seeds 0-2). Times on a shared machine vary by a third.")
+                               f"command (seed 42; level 7: seeds 0-2). Times on a shared machine vary by a third. "
+                               f"{data_note(report)}")
 
 
 def guide_try(report: dict[str, Any], number: int) -> str:
@@ -346,7 +347,15 @@ def first_result(report: dict[str, Any]) -> str:
     return "\n".join([f"`{record['command']}` trains the basic CNN for 2 epochs on 10,000 of the 50,000 training "
                       f"images and tests it on all 10,000 test images. On {where(report)} it took "
                       f"{minutes(record['wall_s'])} (plus the download and about 10 s of start-up) and ended with:",
-                      "", "```", shown, "```"])
+                      "", "```", shown, "```", "", data_note(report)])
+
+
+def data_note(report: dict[str, Any]) -> str:
+    """Which CIFAR-10 the figures were measured on: a local copy (``--data-dir``) may not be torchvision's pixels."""
+    if not report.get("data_dir"):
+        return "The figures are of torchvision's CIFAR-10."
+    return ("The figures were measured on a local copy of CIFAR-10 stored as JPEG files (`--data-dir`); torchvision's "
+            "download holds the original pixels, so your accuracies may differ from these a little.")
 
 
 def results_readme(report: dict[str, Any]) -> str:
