@@ -1,6 +1,6 @@
 """The learner's path, measured: every level's "Try" command run on this machine, into a results folder and the docs.
 
-    python benchmarks/levels.py                                  # all seven levels (about 40 minutes on 2 CPU cores)
+    python benchmarks/levels.py                                  # all seven levels (about 30 minutes on 2 CPU cores)
     python benchmarks/levels.py --levels 1 4 --data-dir DATA     # some levels, on a local copy of CIFAR-10
     python benchmarks/levels.py --smoke                          # every command in smoke mode (seconds; the tests)
     python benchmarks/levels.py --docs benchmarks/results/levels-cpu-DATE   # README's and the guide's figures from it
