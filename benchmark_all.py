@@ -131,7 +131,8 @@ def plan_from_args(args: argparse.Namespace, argv: Sequence[str]) -> BenchmarkPl
     out_dir = Path(args.output_dir) if args.output_dir else None
     plan = BenchmarkPlan(base, experiments, list(range(seeds)), out_dir or Path("runs") / "benchmark-(new)",
                          command="python benchmark_all.py " + " ".join(map(shlex.quote, argv)),
-                         verbose=args.verbose, progress=args.progress, only=args.only)
+                         verbose=args.verbose, progress=args.progress, only=args.only,
+                         given={k: v for k, v in smoke_settings(settings).items() if k in PASSED_THROUGH})
     for experiment in experiments:  # every setting checked before hours are spent on the first run
         experiment_config(plan, experiment, 0)
     if not args.list:  # missing data or a subset larger than it: one error now, not one per run later
@@ -144,7 +145,7 @@ def plan_from_args(args: argparse.Namespace, argv: Sequence[str]) -> BenchmarkPl
 
 
 def print_plan(plan: BenchmarkPlan) -> None:
-    base = plan.base.replace(model=plan.experiments[0].changes.get("model", "cnn"))
+    base = plan.base.replace(model=plan.experiments[0].settings.get("model", "cnn"))
     configs = [experiment_config(plan, experiment, 0) for experiment in plan.experiments]
     epochs = "/".join(str(e) for e in sorted({config.epochs for config in configs}))
     print(f"{len(plan.experiments)} experiments x {len(plan.seeds)} seeds = {len(plan.experiments) * len(plan.seeds)} "

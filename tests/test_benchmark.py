@@ -249,6 +249,20 @@ def test_the_preset_techniques_study_adds_one_technique_to_the_preset_at_the_bud
     assert "| no Cutout -> Cutout (16 px) |" in report and "`--cutout 8`" in report  # 16 px scaled to 16-px images
 
 
+@pytest.mark.parametrize("study", ["--record", "--preset-techniques"])
+def test_flags_given_for_every_run_win_over_the_preset_a_study_starts_from(study):
+    """--batch-size and --data-mode given to a study of the preset reach every arm (under torchrun a small folder
+    needs a smaller batch than the preset's); what an arm itself changes still wins."""
+    from utils.studies import experiment_config
+
+    argv = [*TINY, study, "--batch-size", "7", "--data-mode", "device", "--list"]
+    plan = benchmark_all.plan_from_args(benchmark_all.build_parser().parse_args(argv), argv)
+    configs = {e.name: experiment_config(plan, e, 0) for e in plan.experiments}
+    assert {c.batch_size for c in configs.values()} == {7}, {n: c.batch_size for n, c in configs.items()}
+    expected = {name: "memory" if name == "randaugment" else "device" for name in configs}
+    assert {n: c.data_mode for n, c in configs.items()} == expected
+
+
 def test_a_rerun_with_a_setting_that_changes_results_is_another_study(tmp_path, capfd):
     out = tmp_path / "bench"
     argv = [*TINY, "--architectures", "--models", "cnn", "--seeds", "1", "--output-dir", str(out)]

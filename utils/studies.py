@@ -157,11 +157,19 @@ def preset_technique_base() -> dict[str, Any]:
 class Experiment:
     study: str
     name: str
-    changes: dict[str, Any]  # settings over the base config
+    changes: dict[str, Any]  # the arm's settings: they win over everything else
+    # The recipe the arm starts from (a preset's settings): the flags given for every run (--batch-size,
+    # --device, ...) win over it, so that the study runs where and as the user asked.
+    recipe: dict[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
         return f"{self.study}/{self.name}"
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """Everything the arm sets over the base config (recipe and changes)."""
+        return {**self.recipe, **self.changes}
 
 
 @dataclass
@@ -176,6 +184,7 @@ class BenchmarkPlan:
     results: list[dict[str, Any]] = field(default_factory=list)
     is_main: bool = True  # under torchrun: is this rank 0, the process that writes the files
     only: Optional[list[str]] = None  # --only: the experiments asked (their baselines come along)
+    given: dict[str, Any] = field(default_factory=dict)  # the settings passed for every run (win over a recipe)
 
 
 def build_experiments(studies: Sequence[str], models: Optional[Sequence[str]], model: str,
@@ -197,10 +206,10 @@ def build_experiments(studies: Sequence[str], models: Optional[Sequence[str]], m
             experiments += [Experiment(study, name, {"model": model, **changes}) for name, changes in TECHNIQUES.items()
                             if not (precision_pinned and "amp" in changes)]
         elif study == "record":
-            experiments += [Experiment(study, name, {**preset_settings("speed-sgd"), **changes})
+            experiments += [Experiment(study, name, changes, recipe=preset_settings("speed-sgd"))
                             for name, changes in RECORD_RECIPE.items()]
         elif study == "preset_techniques":
-            experiments += [Experiment(study, name, {**preset_technique_base(), **changes})
+            experiments += [Experiment(study, name, changes, recipe=preset_technique_base())
                             for name, changes in PRESET_TECHNIQUES.items()]
         elif study == "regularization":
             if model_family(model) not in REGULARIZATION_FAMILIES:
@@ -237,7 +246,8 @@ def keep_only(experiments: list[Experiment], only: Sequence[str]) -> list[Experi
 
 def experiment_config(plan: BenchmarkPlan, experiment: Experiment, seed: int) -> TrainConfig:
     run_dir = plan.out_dir / experiment.study / experiment.name / f"seed-{seed}"
-    return plan.base.replace(**experiment.changes, seed=seed, output_dir=str(run_dir)).resolved()
+    settings = {**experiment.recipe, **plan.given, **experiment.changes}
+    return plan.base.replace(**settings, seed=seed, output_dir=str(run_dir)).resolved()
 
 
 def differing_settings(baseline: TrainConfig, treatment: TrainConfig) -> str:
@@ -342,7 +352,7 @@ def plan_signature(plan: BenchmarkPlan) -> dict[str, Any]:
                  "budget": {k: base[k] for k in ("epochs", "subset", "test_subset", "batch_size", "image_size",
                                                  "dataset", "data_dir", "quick")},
                  "settings": {k: v for k, v in base.items() if k not in SIGNATURE_IGNORES},
-                 "changes": {e.key: e.changes for e in plan.experiments}}
+                 "changes": {e.key: e.settings for e in plan.experiments}}
     return json.loads(json.dumps(signature))  # as it reads back from benchmark.json (tuples become lists)
 
 
@@ -514,11 +524,11 @@ def pair_table(plan: BenchmarkPlan, summary: dict[str, dict[str, Any]], study: s
     lines = ["| change | baseline final acc % | with it % | difference, paired [95% CI] | Welch [95% CI] "
              "| train time ratio | ECE baseline → with it | flags that differ |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    changes = {e.name: e.changes for e in plan.experiments if e.study == study}
+    arms = {e.name: e for e in plan.experiments if e.study == study}
     halves: list[tuple[float, float]] = []  # (paired, Welch) half-widths: what pairing by seed bought
     for label, base_name, treat_name, base_figure, treat_figure in pairs:
         base, treat = summary.get(f"{study}/{base_name}"), summary.get(f"{study}/{treat_name}")
-        if treat_name not in changes:  # left out of this plan: by --only, or the AMP arm under --amp/--no-amp
+        if treat_name not in arms:  # left out of this plan: by --only, or the AMP arm under --amp/--no-amp
             why = ("--only" if plan.only is not None and treat_name not in plan.only else
                    "--amp/--no-amp pins every run's precision")
             lines.append(f"| {label} | n/a | n/a | left out: {why} | | | | |")
@@ -536,8 +546,8 @@ def pair_table(plan: BenchmarkPlan, summary: dict[str, dict[str, Any]], study: s
         ratio = (f"{treat['train_time_s'][0] / base['train_time_s'][0]:.2f}x"
                  if base["train_time_s"] and base["train_time_s"][0] > 0 else "n/a")
         ece = (f"{base['ece'][0]:.3f} → {treat['ece'][0]:.3f}" if base["ece"] and treat["ece"] else "n/a")
-        flags = differing_settings(plan.base.replace(**changes[base_name]).resolved(),
-                                   plan.base.replace(**changes[treat_name]).resolved())
+        flags = differing_settings(experiment_config(plan, arms[base_name], 0),
+                                   experiment_config(plan, arms[treat_name], 0))
         lines.append(f"| {label} | {_pm(base[base_figure])} | {_pm(treat[treat_figure])} | {paired} | "
                      f"{difference:+.2f} {welch} | {ratio} | {ece} | `{flags}` |")
     if halves:
