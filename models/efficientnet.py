@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from models.registry import register_model
 from models.activations import get_activation
@@ -57,7 +58,12 @@ def round_channels(channels: float, divisor: int = 8) -> int:
 
 
 class SqueezeExcite(nn.Module):
-    """Channel attention: global pool → reduce → activation → expand → sigmoid gate. Shape kept."""
+    """Channel attention: global pool → reduce → activation → expand → sigmoid gate. Shape kept.
+
+    The reduce and expand layers are 1×1 convolutions by their weights (the usual layout, so checkpoints
+    load anywhere), applied to the pooled (N, C) vector as matrix products: a 1×1 convolution of an
+    N×C×1×1 tensor is the same product, at the cost of a convolution's dispatch and memory-format checks.
+    """
 
     def __init__(self, channels: int, reduced: int, activation: str) -> None:
         super().__init__()
@@ -66,9 +72,10 @@ class SqueezeExcite(nn.Module):
         self.expand = nn.Conv2d(reduced, channels, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scale = x.mean((2, 3), keepdim=True)
-        scale = torch.sigmoid(self.expand(self.activation(self.reduce(scale))))  # a gate, not an activation
-        return x * scale
+        pooled = x.mean((2, 3))
+        hidden = self.activation(F.linear(pooled, self.reduce.weight.flatten(1), self.reduce.bias))
+        gate = torch.sigmoid(F.linear(hidden, self.expand.weight.flatten(1), self.expand.bias))  # a gate, not an activation
+        return x * gate[:, :, None, None]
 
 
 class MBConv(nn.Module):

@@ -6,7 +6,7 @@ from torchvision.ops import DropBlock2d, StochasticDepth
 from models import create_model
 from utils.augmentation import BatchMixer, Cutout, build_test_transform, build_train_transform, cutout
 from utils.config import AUGMENTATIONS, TrainConfig
-from utils.regularization import ScheduledDropBlock, dropblock_prob_at, set_dropblock_prob
+from utils.regularization import ScheduledDropBlock, dropblock_layers, dropblock_prob_at, set_dropblock_prob
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 
@@ -162,7 +162,7 @@ def test_compile_with_a_moving_dropblock_schedule_does_not_recompile():
     model = create_model("resnet_tiny", dropblock_prob=0.1).train()
     compiled = torch.compile(model, backend="eager")  # the graph capture is what recompiles; no codegen needed
     for step in range(5):
-        set_dropblock_prob(model, dropblock_prob_at(step / 5, 0.1))
+        set_dropblock_prob(dropblock_layers(model), dropblock_prob_at(step / 5, 0.1))
         compiled(torch.randn(2, 3, 16, 16))
     assert counters["stats"]["unique_graphs"] == 1, dict(counters["stats"])
     assert not counters["recompiles"], dict(counters["recompiles"])
@@ -174,7 +174,7 @@ def test_dropblock_is_ramped_over_training_and_placed_in_late_stages():
     assert dropblock_prob_at(2.0, 0.1) == pytest.approx(0.1)
     for name in ("resnet18", "efficientnet_b0"):
         model = create_model(name, dropblock_prob=0.1)
-        assert set_dropblock_prob(model, 0.05) >= 2
+        assert set_dropblock_prob(dropblock_layers(model), 0.05) >= 2
         assert all(float(m.p) == pytest.approx(0.05) for m in model.modules() if isinstance(m, DropBlock2d))
     resnet = create_model("resnet18", dropblock_prob=0.1)
     assert not any(isinstance(m, DropBlock2d) for m in resnet.stages[:2].modules())

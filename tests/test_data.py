@@ -125,3 +125,15 @@ def test_augmented_batches_with_workers_are_a_function_of_seed_and_epoch():
     torch.testing.assert_close(batches[0], batches[1])
     first.set_epoch(4)
     assert not torch.equal(next(iter(first.train_loader))[0], batches[0])
+
+
+def test_the_evaluation_batch_divides_the_split_when_a_divisor_is_near():
+    from utils.data_loader import even_batch
+
+    assert even_batch(10_000, 256) == 250  # 40 batches of one shape, not 39 of 256 and one of 16
+    assert even_batch(500, 256) == 250 and even_batch(100, 256) == 100
+    assert even_batch(997, 256) == 256  # a prime: no divisor near, the batch asked
+    assert even_batch(10_000, 1) == 1
+    for images, batch in ((10_000, 256), (7_919, 512), (1_000, 64)):
+        size = even_batch(images, batch)
+        assert batch // 2 <= size <= batch and (images % size == 0 or size == batch)

@@ -83,3 +83,17 @@ def test_registering_a_name_twice_raises():
         @register_model("resnet")
         def resnet18(**kwargs):  # noqa: F811
             return nn.Identity()
+
+
+def test_squeeze_excitation_as_matrix_products_equals_its_1x1_convolutions():
+    """SqueezeExcite applies its 1×1 conv weights to the pooled vector with F.linear: the same numbers as the
+    convolutions on N×C×1×1, and the state dict keeps the convolutions' layout (checkpoints load as before)."""
+    from models.efficientnet import SqueezeExcite
+
+    torch.manual_seed(0)
+    se = SqueezeExcite(16, 4, "silu")
+    x = torch.randn(3, 16, 5, 5)
+    pooled = x.mean((2, 3), keepdim=True)
+    reference = x * torch.sigmoid(se.expand(se.activation(se.reduce(pooled))))
+    torch.testing.assert_close(se(x), reference, rtol=1e-6, atol=1e-6)
+    assert se.state_dict()["reduce.weight"].shape == (4, 16, 1, 1)

@@ -20,7 +20,8 @@ from utils.cli import epoch_count
 from utils.modern_trainer import (Lookahead, build_optimizer, learning_rates, lookahead_decay_at,
                                    piecewise_linear_factor)
 from utils.experiment import build_model
-from utils.trainer import Trainer, drop_gradients, frozen_parameters, train
+from utils.train_step import drop_gradients
+from utils.trainer import Trainer, frozen_parameters, train
 
 from tests.conftest import SYNTHETIC, train_and_read_metrics
 

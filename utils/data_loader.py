@@ -203,6 +203,21 @@ def choose_data_mode(config: TrainConfig, dataset: str) -> str:
     return "stream"
 
 
+def even_batch(images: int, batch: int) -> int:
+    """The evaluation batch for a split of ``images``: the largest divisor of it from ``batch // 2`` to ``batch``
+    (10,000 test images in batches of 250, not 39 of 256 and one of 16), else ``batch``.
+
+    Evaluation results do not depend on the batch; a GPU does: every new batch shape costs cuDNN a round of
+    autotuning and a CUDA graph another capture.
+    """
+    if 0 < images <= batch:
+        return images  # one batch
+    for size in range(batch, batch // 2 - 1, -1):
+        if size > 0 and images % size == 0:
+            return size
+    return batch
+
+
 def build_data(config: TrainConfig, device: torch.device = torch.device("cpu"), rank: int = 0,
                world_size: int = 1) -> DataBundle:
     """Train and test loaders for ``config`` (resolved), with the class names and normalization.
@@ -234,7 +249,7 @@ def build_data(config: TrainConfig, device: torch.device = torch.device("cpu"), 
     test, val, probe = (shard(split, rank, world_size) if split is not None else None for split in (test, val, probe))
     if data_mode == "device":
         def evaluation_loader(split: Optional[ImageTensors]) -> Optional[DeviceLoader]:
-            return DeviceLoader(split, eval_batch, device, mean, std) if split is not None else None
+            return DeviceLoader(split, even_batch(len(split), eval_batch), device, mean, std) if split is not None else None
 
         train_loader = DeviceLoader(train, config.batch_size, device, mean, std, seed=config.seed, shuffle=True,
                                     augment=build_batch_augment(config, mean, std, device),
@@ -251,14 +266,16 @@ def build_data(config: TrainConfig, device: torch.device = torch.device("cpu"), 
     # The test loader's workers persist (no re-fork per evaluation); the train loader's are started
     # each epoch, because their seeds are set per epoch, which is what makes a resumed run exact.
     test_loader = DataLoader(TensorImageDataset(test, build_test_transform(config, mean, std)),
-                             batch_size=eval_batch, shuffle=False, persistent_workers=config.workers > 0,
+                             batch_size=even_batch(len(test), eval_batch), shuffle=False,
+                             persistent_workers=config.workers > 0,
                              **loader_options)
 
     def evaluation_loader(split) -> Optional[TorchLoader]:
         if split is None:
             return None
         return TorchLoader(DataLoader(TensorImageDataset(split, build_test_transform(config, mean, std)),
-                                      batch_size=eval_batch, shuffle=False, **loader_options), device, config.seed)
+                                      batch_size=even_batch(len(split), eval_batch), shuffle=False, **loader_options),
+                           device, config.seed)
 
     return DataBundle(TorchLoader(train_loader, device, config.seed, rank), TorchLoader(test_loader, device, config.seed),
                       classes, mean, std, dataset, data_mode, evaluation_loader(val), train.images,

@@ -102,7 +102,7 @@ def evaluate(model: nn.Module, loader, device: torch.device, precision: Optional
 
     ``precision``: the training's (``utils/modern_trainer.Precision``), else fp32. ``tta`` averages the
     logits over flipped/translated views. ``keep_predictions`` adds the predicted classes, labels and
-    softmax probabilities (on the CPU). ``should_stop`` is asked after every batch; when it says yes,
+    softmax probabilities (returned on the CPU, moved there once). ``should_stop`` is asked after every batch; when it says yes,
     :class:`StopRequested` is raised, so a Ctrl-C during a long evaluation is honoured at once.
     """
     was_training = model.training
@@ -119,10 +119,10 @@ def evaluate(model: nn.Module, loader, device: torch.device, precision: Optional
         predicted = logits.argmax(1)
         correct += (predicted == labels).sum()
         seen += len(labels)
-        if keep_predictions:
-            predictions.append(predicted.cpu())
-            labels_seen.append(labels.cpu())
-            probabilities.append(logits.float().softmax(1).cpu())
+        if keep_predictions:  # kept on the device: one transfer at the end, not three per batch
+            predictions.append(predicted)
+            labels_seen.append(labels)
+            probabilities.append(logits.float().softmax(1))
         if should_stop():
             model.train(was_training)
             raise StopRequested
@@ -132,9 +132,10 @@ def evaluate(model: nn.Module, loader, device: torch.device, precision: Optional
     loss_total, correct_total, seen_total = totals.tolist()
     result = {"loss": loss_total / max(1, seen_total), "acc": 100.0 * correct_total / max(1, seen_total)}
     if keep_predictions:  # (a torchrun process may have had no images: it still joins the gathers)
-        result["predictions"] = gather_to_all(torch.cat(predictions) if predictions else torch.empty(0, dtype=torch.long))
-        result["labels"] = gather_to_all(torch.cat(labels_seen) if labels_seen else torch.empty(0, dtype=torch.long))
-        result["probabilities"] = gather_to_all(torch.cat(probabilities) if probabilities else torch.empty(0, 0))
+        result["predictions"] = gather_to_all(torch.cat(predictions).cpu() if predictions
+                                              else torch.empty(0, dtype=torch.long))
+        result["labels"] = gather_to_all(torch.cat(labels_seen).cpu() if labels_seen else torch.empty(0, dtype=torch.long))
+        result["probabilities"] = gather_to_all(torch.cat(probabilities).cpu() if probabilities else torch.empty(0, 0))
     return result
 
 

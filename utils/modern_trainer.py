@@ -78,8 +78,8 @@ def parameter_groups(model: nn.Module, weight_decay: float, lr: Optional[float] 
 def fused_available(model: nn.Module) -> bool:
     """Fused optimizer kernels (one kernel for all parameters) exist for float parameters on CPU and CUDA.
 
-    They also skip a step on the device when the gradient scaler found inf/NaN gradients, with no
-    host-device sync (the unfused path reads the flag back with ``.item()``).
+    They also skip a step on the device when given a ``found_inf`` flag (inf/NaN gradients), with no
+    host-device sync.
     """
     parameters = list(model.parameters())
     return bool(parameters) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in parameters)
@@ -88,7 +88,8 @@ def fused_available(model: nn.Module) -> bool:
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     if config.optimizer == "muon":
         return MuonSGD(muon_parameter_groups(model, config.lr, config.weight_decay, config.norm_bias_lr_scale,
-                                             config.muon_lr, config.muon_momentum), config.lr, config.momentum)
+                                             config.muon_lr, config.muon_momentum), config.lr, config.momentum,
+                       fused=fused_available(model))
     groups = parameter_groups(model, config.weight_decay, config.lr, config.norm_bias_lr_scale)
     fused = fused_available(model) or None
     if config.optimizer == "sgd":
@@ -171,36 +172,30 @@ AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 @dataclass
 class Precision:
-    """Mixed precision chosen once: ``autocast()`` for the forward pass, ``scaler`` for the backward.
+    """Mixed precision chosen once: ``autocast()`` for the forward pass, ``backward()`` for the loss.
 
-    The gradient scaler is on for every precision on CPU and CUDA: with fp16 it scales the loss
-    (fp16's 5-bit exponent underflows small gradients); with bf16 and fp32 its scale stays 1 and it
-    only does its other job, finding inf/NaN gradients, so that a fused optimizer skips that step
-    on the device. A non-finite loss then never reaches the weights, without a per-step sync.
+    Only fp16 has a gradient scaler: its 5-bit exponent underflows small gradients unless the loss is
+    scaled up, and the scaler then also finds the inf/NaN gradients of an overflow and skips that step.
+    bf16 has fp32's range and needs no scaling; there (and in fp32) the step's gradient norm finds
+    non-finite gradients instead (``utils/train_step.py``).
     """
 
     device_type: str
     dtype: Optional[torch.dtype]  # None: full fp32
-    scaler: torch.amp.GradScaler
+    scaler: Optional[torch.amp.GradScaler]  # fp16 only
 
     @classmethod
     def from_config(cls, config: TrainConfig, device: torch.device) -> "Precision":
         dtype = AMP_DTYPES[config.amp_dtype] if config.amp else None
-        if dtype == torch.float16:
-            scaler = torch.amp.GradScaler(device.type)
-        else:  # scale 1, never grown: only the inf/NaN check is wanted
-            scaler = torch.amp.GradScaler(device.type, init_scale=1.0, growth_interval=1_000_000_000,
-                                          enabled=device.type in ("cpu", "cuda"))
-        return cls(device.type, dtype, scaler)
-
-    @property
-    def skips_nonfinite_steps(self) -> bool:
-        return self.scaler.is_enabled()
+        return cls(device.type, dtype, torch.amp.GradScaler(device.type) if dtype == torch.float16 else None)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device_type, dtype=self.dtype)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        (loss if self.scaler is None else self.scaler.scale(loss)).backward()
 
 
 # ------------------------------------------------------------------------------------ EMA
@@ -214,7 +209,7 @@ class ModelEMA(nn.Module):
 
     The first update copies the model; update ``n`` (n >= 1 earlier updates) moves every float tensor
     towards the model's by ``1 - ema_decay_at(n, decay)``, all in one ``torch._foreach_lerp_``;
-    integer buffers (BatchNorm's batch counter) are copied. The update count is a Python int, so the
+    integer buffers (BatchNorm's batch counter) are copied, in one ``torch._foreach_copy_``. The update count is a Python int, so the
     decay needs no read-back from the device. The state dict has AveragedModel's layout
     (``module.*``, ``n_averaged``), so checkpoints of either load into the other.
     """
@@ -231,14 +226,15 @@ class ModelEMA(nn.Module):
     def forward(self, *args, **kwargs):
         return self.module(*args, **kwargs)
 
-    def _pairs(self, model: nn.Module) -> tuple[list, list, list]:
-        """(EMA floats, model floats, [(EMA int, model int)]): split once, since the tensors stay the same objects."""
+    def _pairs(self, model: nn.Module) -> tuple[list, list, tuple[list, list]]:
+        """(EMA floats, model floats, (EMA ints, model ints)): split once, since the tensors stay the same objects."""
         if getattr(self, "_split_for", None) is not model:
             mine = [*self.module.parameters(), *self.module.buffers()]
             theirs = [t.detach() for t in (*model.parameters(), *model.buffers())]
             floats = [(m, t) for m, t in zip(mine, theirs) if m.is_floating_point()]
+            integers = [(m, t) for m, t in zip(mine, theirs) if not m.is_floating_point()]
             self._split = ([m for m, _ in floats], [t for _, t in floats],
-                           [(m, t) for m, t in zip(mine, theirs) if not m.is_floating_point()])
+                           ([m for m, _ in integers], [t for _, t in integers]))
             object.__setattr__(self, "_split_for", model)  # a plain reference, not a registered submodule
         return self._split
 
@@ -249,8 +245,8 @@ class ModelEMA(nn.Module):
             torch._foreach_copy_(mine, theirs)
         else:
             torch._foreach_lerp_(mine, theirs, 1.0 - ema_decay_at(self.updates, self.decay))
-        for m, t in integers:  # BatchNorm's batch counter: copied, not averaged
-            m.copy_(t)
+        if integers[0]:  # BatchNorm's batch counters: copied, not averaged (one foreach call, not one per layer)
+            torch._foreach_copy_(*integers)
         self.updates += 1
         self.n_averaged.fill_(self.updates)  # a device write, not a read: no sync
 
@@ -326,6 +322,12 @@ class Recipe:
     ema: Optional[ModelEMA]
     loss: nn.Module
     lookahead: Optional[Lookahead] = None
+
+    @property
+    def skips_nonfinite_steps(self) -> bool:
+        """Does a non-finite gradient skip the step on the device (no sync)? fp16's scaler does it; else the
+        optimizer must take a ``found_inf`` flag: torch's fused optimizers and MuonSGD do."""
+        return self.precision.scaler is not None or bool(self.optimizer.defaults.get("fused"))
 
 
 def build_recipe(model: nn.Module, config: TrainConfig, steps_per_epoch: int, device: torch.device) -> Recipe:

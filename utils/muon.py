@@ -15,8 +15,8 @@ As in the record, the filters are not decayed: before each step every filter ban
 fixed norm (√out). A convolution followed by BatchNorm does not care about its weights' scale, so
 the rescaling only fixes the effective step size that weight decay would otherwise drift.
 Everything that is not a filter bank (biases, the linear head) gets plain Nesterov SGD, torch's own
-``torch.optim.sgd.sgd``: one optimizer object, so the loop, the gradient scaler, the schedule and
-the checkpoint treat it like any other.
+``torch.optim.sgd.sgd``: one optimizer object, so the loop, the schedule and the checkpoint treat it
+like any other.
 
 ``torch.optim.Muon`` (torch >= 2.9) takes 2-D parameters only, rescales the step by the matrix's
 shape and decays instead of renormalizing; the tests check that :func:`orthogonalize` gives its
@@ -25,6 +25,7 @@ update direction.
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import torch
 from torch import nn
@@ -69,37 +70,52 @@ def muon_parameter_groups(model: nn.Module, lr: float, weight_decay: float, bias
 
 
 class MuonSGD(torch.optim.Optimizer):
-    """Muon on the groups marked ``muon``, Nesterov SGD on the others (see the module's docstring)."""
+    """Muon on the groups marked ``muon``, Nesterov SGD on the others (see the module's docstring).
 
-    def __init__(self, groups: list[dict], lr: float, momentum: float, ns_steps: int = NS_STEPS) -> None:
-        super().__init__(groups, {"lr": lr, "momentum": momentum, "weight_decay": 0.0, "muon": False})
+    ``fused``: the SGD groups use torch's fused SGD kernel, and the step takes a ``found_inf`` flag (a device
+    tensor set as ``optimizer.found_inf``, as torch's fused optimizers read it): when it is 1, nothing moves,
+    without reading it back on the host.
+    """
+
+    def __init__(self, groups: list[dict], lr: float, momentum: float, ns_steps: int = NS_STEPS,
+                 fused: bool = False) -> None:
+        super().__init__(groups, {"lr": lr, "momentum": momentum, "weight_decay": 0.0, "muon": False,
+                                  "fused": fused})
         self.ns_steps = ns_steps
 
     @torch.no_grad()
     def step(self, closure=None):
         loss = None if closure is None else closure()
+        found_inf = getattr(self, "found_inf", None) if self.defaults["fused"] else None
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]  # a frozen bias has none
             if group["muon"]:
-                self._muon_step(group, params)
+                self._muon_step(group, params, found_inf)
             else:
-                self._sgd_step(group, params)
+                self._sgd_step(group, params, found_inf)
         return loss
 
-    def _muon_step(self, group: dict, params: list[torch.Tensor]) -> None:
+    def _muon_step(self, group: dict, params: list[torch.Tensor], found_inf: Optional[torch.Tensor]) -> None:
         momentum = group["momentum"]
+        skip = None if found_inf is None else found_inf.bool()
         for p in params:
             state = self.state[p]
             if "momentum_buffer" not in state:
                 state["momentum_buffer"] = torch.zeros_like(p.grad)
-            buffer = state["momentum_buffer"].mul_(momentum).add_(p.grad)
-            nesterov = p.grad.add(buffer, alpha=momentum)
-            p.mul_(math.sqrt(len(p)) / p.norm())  # the filter bank back to norm √out (scale-free under BatchNorm)
-            p.add_(orthogonalize(nesterov, self.ns_steps), alpha=-group["lr"])
+            buffer = state["momentum_buffer"]
+            new_buffer = buffer.mul(momentum).add_(p.grad)
+            nesterov = p.grad.add(new_buffer, alpha=momentum)
+            # the filter bank back to norm √out (scale-free under BatchNorm), then the orthogonalized step
+            new_p = p.mul(math.sqrt(len(p)) / p.norm()).add_(orthogonalize(nesterov, self.ns_steps), alpha=-group["lr"])
+            if skip is not None:  # a non-finite gradient: keep both as they were (chosen on the device)
+                new_buffer, new_p = torch.where(skip, buffer, new_buffer), torch.where(skip, p, new_p)
+            buffer.copy_(new_buffer)
+            p.copy_(new_p)
 
-    def _sgd_step(self, group: dict, params: list[torch.Tensor]) -> None:
+    def _sgd_step(self, group: dict, params: list[torch.Tensor], found_inf: Optional[torch.Tensor]) -> None:
         buffers = [self.state[p].get("momentum_buffer") for p in params]
         sgd(params, [p.grad for p in params], buffers, weight_decay=group["weight_decay"], momentum=group["momentum"],
-            lr=group["lr"], dampening=0.0, nesterov=True, maximize=False)
+            lr=group["lr"], dampening=0.0, nesterov=True, maximize=False, fused=self.defaults["fused"] or None,
+            found_inf=found_inf)
         for p, buffer in zip(params, buffers):  # sgd creates the buffers on the first step
             self.state[p]["momentum_buffer"] = buffer

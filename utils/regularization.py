@@ -26,7 +26,7 @@ from torchvision.ops import DropBlock2d, StochasticDepth
 DROPBLOCK_OPTIONS = ("dropblock_prob", "dropblock_size")
 
 __all__ = ["DROPBLOCK_OPTIONS", "DropBlock2d", "ScheduledDropBlock", "StochasticDepth", "drop_path", "drop_path_rates",
-           "dropblock", "dropblock_prob_at", "set_dropblock_prob"]
+           "dropblock", "dropblock_layers", "dropblock_prob_at", "set_dropblock_prob"]
 
 
 def drop_path_rates(num_blocks: int, drop_path_rate: float) -> list[float]:
@@ -82,9 +82,13 @@ def dropblock_prob_at(progress: float, target_prob: float) -> float:
     return target_prob * min(max(progress, 0.0), 1.0)
 
 
-def set_dropblock_prob(model: nn.Module, prob: float) -> int:
-    """Set the drop probability of every DropBlock in ``model``; return how many there are."""
-    blocks = [m for m in model.modules() if isinstance(m, DropBlock2d)]
+def dropblock_layers(model: nn.Module) -> list[nn.Module]:
+    """The DropBlock layers of ``model``: found once, since the loop sets their rate every step."""
+    return [m for m in model.modules() if isinstance(m, DropBlock2d)]
+
+
+def set_dropblock_prob(blocks: list[nn.Module], prob: float) -> int:
+    """Set the drop probability of every DropBlock in ``blocks`` (:func:`dropblock_layers`); return how many."""
     for block in blocks:
         if isinstance(block, ScheduledDropBlock):
             block.p.fill_(prob)  # a device write: no sync, no recompile

@@ -39,13 +39,14 @@ from utils.data_loader import DataBundle
 from utils.distributed import Placement, broadcast_buffers
 from utils.evaluation import evaluate, tta_views
 from utils.modern_trainer import Recipe, build_recipe
-from utils.regularization import dropblock_prob_at, set_dropblock_prob
+from utils.regularization import dropblock_layers, dropblock_prob_at, set_dropblock_prob
 from utils.run_record import (better_weights, curves_title, default_eval_every, epoch_entry, epoch_line, run_metrics,
                               write_metrics)
 from utils.seeds import epoch_rng_seed, seed_everything
 from utils.step_log import GUARD_EVERY, EpochTotals, StepLog
 from utils.stopping import StopRequested, StopSignals, diverged, stopped_by_signal
 from utils.tensorboard_log import LOG_FOLDER, TensorBoardLog
+from utils.train_step import train_step
 from utils.training_state import TrainState, restore_training, training_checkpoint
 from utils.visualization import plot_curves
 
@@ -58,7 +59,6 @@ def train(trainer: "Trainer", max_steps: Optional[int] = None) -> dict[str, Any]
     benchmark's timed window; calling again continues where it returned).
     """
     config, state, recipe, model = trainer.config, trainer.state, trainer.recipe, trainer.model
-    scaler = recipe.precision.scaler
     # --tensorboard: the writer opens where the run stands (a resume purges what was logged after its checkpoint)
     tensorboard = trainer.tensorboard.open(state.global_step)
     with StopSignals(trainer.placement.distributed, trainer.device) as signals, tensorboard:
@@ -69,21 +69,10 @@ def train(trainer: "Trainer", max_steps: Optional[int] = None) -> dict[str, Any]
                     break  # a fractional --epochs: the last epoch ends part-way (a resumed run too)
                 images, targets, labels = prepare_batch(trainer, images, labels)  # MixUp/CutMix, DropBlock
                 state.totals.lr = recipe.optimizer.param_groups[0]["lr"]  # the LR this step uses
-                # 1. forward under autocast (a no-op context in fp32), and the loss
-                with recipe.precision.autocast():
-                    logits = trainer.wrapped(images)
-                    loss = recipe.loss(logits.float(), targets)
-                # 2. backward; unscale_ finds inf/NaN gradients (a non-finite loss gives them), and
-                #    the fused optimizer then skips the step on the device: it never reaches the weights
-                recipe.optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                drop_gradients(trainer.frozen)  # a frozen layer's (--whitening-bias-epochs): computed, not applied
-                scaler.unscale_(recipe.optimizer)
-                if config.clip_grad:
-                    nn.utils.clip_grad_norm_(model.parameters(), config.clip_grad, foreach=True)
-                # 3. the step, the learning rate of the next one, and the averages of the weights
-                scaler.step(recipe.optimizer)
-                scaler.update()
+                # forward, loss, backward, clipping, the optimizer step (utils/train_step.py)
+                loss, correct = train_step(trainer.wrapped, recipe, images, targets, labels, trainer.frozen,
+                                           config.clip_grad)
+                # the learning rate of the next step, and the average of the weights
                 recipe.scheduler.step()
                 if recipe.ema is not None:
                     recipe.ema.update_parameters(model)
@@ -91,8 +80,8 @@ def train(trainer: "Trainer", max_steps: Optional[int] = None) -> dict[str, Any]
                 state.global_step += 1
                 if recipe.lookahead is not None:
                     recipe.lookahead.step(state.global_step, trainer.total_steps)
-                # 4. loss and correct count stay on the device; read back (one sync) every 50 steps
-                log.record(state.step_in_epoch - 1, loss.detach(), (logits.argmax(1) == labels).sum(), len(labels))
+                # loss and correct count stay on the device; read back (one sync) every 50 steps
+                log.record(state.step_in_epoch - 1, loss, correct, len(labels))
                 if signals.stop_now(log.fold_if_due(state.step_in_epoch)):
                     batches.close()
                     log.fold(state.step_in_epoch)
@@ -146,8 +135,8 @@ def prepare_batch(trainer: "Trainer", images: torch.Tensor, labels: torch.Tensor
     if config.channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
     if config.dropblock > 0:
-        set_dropblock_prob(trainer.model, dropblock_prob_at(trainer.state.global_step / trainer.total_steps,
-                                                            config.dropblock))
+        set_dropblock_prob(trainer.dropblocks, dropblock_prob_at(trainer.state.global_step / trainer.total_steps,
+                                                                 config.dropblock))
     if trainer.mixer is None:
         return images, labels, labels
     images, targets = trainer.mixer(images, labels)
@@ -166,11 +155,6 @@ def frozen_parameters(model: nn.Module, epoch: int, train_epochs: Optional[int])
     if train_epochs is not None and epoch >= train_epochs and whiten is not None and whiten.bias is not None:
         return [whiten.bias]
     return []
-
-
-def drop_gradients(parameters: list[nn.Parameter]) -> None:
-    for parameter in parameters:
-        parameter.grad = None  # an optimizer skips a parameter without a gradient
 
 
 # ------------------------------------------------------------------------------------ end of an epoch
@@ -286,6 +270,7 @@ class Trainer:
         self.total_steps = config.total_steps(self.steps_per_epoch)
         self.recipe: Recipe = build_recipe(model, config, self.steps_per_epoch, device)
         self.mixer = build_batch_mixer(config, data.num_classes)
+        self.dropblocks = dropblock_layers(model)  # --dropblock: their rate rises over the run
         # The model the loop runs: wrapped for torchrun (gradients averaged over processes in the
         # backward pass) and compiled, after the optimizer is built, so parameter names (for the decay
         # groups) are the model's own; checkpoints always hold ``model``'s state dict.
@@ -301,8 +286,8 @@ class Trainer:
         views = len(tta_views(torch.zeros(1, 3, 8, 8), config.tta))  # each test-time view is a forward pass
         self.eval_every = config.eval_every or default_eval_every(
             data.train_loader.num_images, self.test_image_count, (2 if config.ema else 1) * views)
-        # Without a scaler that skips non-finite steps on the device, check every step (and sync).
-        self.guard_every = GUARD_EVERY if self.recipe.precision.skips_nonfinite_steps else 1
+        # Where a non-finite step is not skipped on the device, check every step (and sync).
+        self.guard_every = GUARD_EVERY if self.recipe.skips_nonfinite_steps else 1
         # --tensorboard (rank 0 writes); a step's learning rate is the schedule's, a pure function of the step
         scheduler = self.recipe.scheduler
         self.tensorboard = TensorBoardLog(

@@ -47,7 +47,7 @@ def training_checkpoint(model: nn.Module, recipe, state: TrainState, config: Tra
         "weights_source": weights_source,
         "optimizer": recipe.optimizer.state_dict(),
         "scheduler": recipe.scheduler.state_dict(),
-        "scaler": recipe.precision.scaler.state_dict(),
+        "scaler": recipe.precision.scaler.state_dict() if recipe.precision.scaler is not None else {},
         "ema": recipe.ema.state_dict() if recipe.ema is not None else None,
         "lookahead": recipe.lookahead.state_dict() if recipe.lookahead is not None else None,
         "epoch": state.epoch,
@@ -135,7 +135,7 @@ def _restore_scaler(recipe, checkpoint: dict, config: TrainConfig) -> str:
     """The gradient scaler's state, when the run resumes in the precision it was saved in."""
     saved = checkpoint["config"]
     same_precision = (saved.get("amp"), saved.get("amp_dtype")) == (config.amp, config.amp_dtype)
-    if checkpoint["scaler"] and same_precision and recipe.precision.scaler.is_enabled():
+    if checkpoint["scaler"] and same_precision and recipe.precision.scaler is not None:
         recipe.precision.scaler.load_state_dict(checkpoint["scaler"])
     elif recipe.precision.dtype == torch.float16:
         return "fp16 loss scaling starts afresh"

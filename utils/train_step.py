@@ -1,0 +1,77 @@
+"""One training step: forward, loss, backward, clipping and the optimizer step, in one function.
+
+:func:`train_step` is what the loop in ``utils/trainer.py`` calls once per batch. It returns the loss
+and the number of correct predictions as device tensors, so nothing in it waits for the device.
+
+A non-finite loss or gradient must never reach the weights, and finding one must not cost a
+host-device sync every step (:func:`apply_gradients`):
+
+- in fp16, ``torch.amp.GradScaler`` does it: it scales the loss (fp16's 5-bit exponent underflows
+  small gradients), unscales, finds inf/NaN, and skips the step;
+- in bf16 and fp32 there is nothing to scale, so there is no scaler: the total gradient norm (which
+  clipping computes anyway) is non-finite exactly when some gradient is, and it goes to the optimizer
+  as ``found_inf``, the flag torch's fused optimizers (and :class:`utils.muon.MuonSGD`) read to skip
+  the step on the device. That is one read of the gradients, where the scaler's ``unscale_`` read and
+  wrote every one of them.
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+
+from utils.modern_trainer import Recipe
+
+
+def train_step(model: nn.Module, recipe: Recipe, images: torch.Tensor, targets: torch.Tensor,
+               labels: torch.Tensor, frozen: list[nn.Parameter], clip_grad: float
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Train on one batch; return (loss, correct count), both on the device.
+
+    ``targets`` are the labels, or MixUp/CutMix's soft targets; ``labels`` what accuracy counts against.
+    ``frozen``: parameters whose gradient is computed and dropped (``--whitening-bias-epochs``).
+    """
+    # 1. forward under autocast (a no-op context in fp32), and the loss in fp32
+    with recipe.precision.autocast():
+        logits = model(images)
+        loss = recipe.loss(logits.float(), targets)
+    # 2. backward (fp16: of the scaled loss); a frozen layer's gradient is dropped, so nothing moves it
+    recipe.optimizer.zero_grad(set_to_none=True)
+    recipe.precision.backward(loss)
+    drop_gradients(frozen)
+    # 3. clip, check and step
+    apply_gradients(recipe, model.parameters, clip_grad)
+    return loss.detach(), (logits.argmax(1) == labels).sum()
+
+
+def drop_gradients(parameters: list[nn.Parameter]) -> None:
+    for parameter in parameters:
+        parameter.grad = None  # an optimizer skips a parameter without a gradient
+
+
+def apply_gradients(recipe: Recipe, parameters: Callable[[], object], clip_grad: float) -> None:
+    """Clip the gradients to ``clip_grad`` (0: no clipping) and step, skipping the step on the device when a
+    gradient is not finite. ``parameters``: a callable giving the model's parameters (read each time)."""
+    optimizer, scaler = recipe.optimizer, recipe.precision.scaler
+    if scaler is not None:  # fp16
+        scaler.unscale_(optimizer)
+        if clip_grad:
+            nn.utils.clip_grad_norm_(parameters(), clip_grad, foreach=True)
+        scaler.step(optimizer)
+        scaler.update()
+        return
+    norm = gradient_norm(list(parameters()), clip_grad, needed=recipe.skips_nonfinite_steps)
+    if recipe.skips_nonfinite_steps:
+        optimizer.found_inf = torch.logical_not(torch.isfinite(norm)).float()  # read by the optimizer's step
+    optimizer.step()
+
+
+def gradient_norm(parameters: list[nn.Parameter], clip_grad: float, needed: bool) -> Optional[torch.Tensor]:
+    """The total gradient norm (a device tensor), clipping to ``clip_grad`` when it is > 0; None when neither
+    clipping nor the check needs it."""
+    if clip_grad:
+        return nn.utils.clip_grad_norm_(parameters, clip_grad, foreach=True)
+    if not needed:
+        return None
+    return nn.utils.get_total_norm([p.grad for p in parameters if p.grad is not None], foreach=True)
