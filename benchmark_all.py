@@ -135,7 +135,7 @@ def plan_from_args(args: argparse.Namespace, argv: Sequence[str]) -> BenchmarkPl
                          given={k: v for k, v in smoke_settings(settings).items() if k in PASSED_THROUGH})
     for experiment in experiments:  # every setting checked before hours are spent on the first run
         experiment_config(plan, experiment, 0)
-    if not args.list:  # missing data or a subset larger than it: one error now, not one per run later
+    if not (args.list or args.report):  # missing data or a subset larger than it: one error now, not one per run later
         first = experiment_config(plan, experiments[0], 0)
         train, _, _ = load_splits(first)
         take_subset(train, first.subset, first.seed, QUICK_SUBSET if first.quick else None, "--subset")

@@ -33,7 +33,14 @@ def main(argv: list[str] | None = None) -> None:
     if output == source or source in output.parents or output in source.parents:
         raise UserError(f"--output {args.output} overlaps --data-dir {args.data_dir}: the copy would write into the "
                         f"data it reads; choose a folder outside it")
+    existing = next(folder for folder in (output, *output.parents) if folder.exists())
+    if not existing.is_dir():  # checked before the first image, not after a progress bar has started
+        raise UserError(f"cannot create --output {args.output}: {existing} is a file")
     listing = list_image_folder(Path(args.data_dir))
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot create --output {args.output} ({error.strerror or error})") from None
     written = 0
     for split, files in (("train", listing.train), ("test", listing.test)):
         for path, label in tqdm(files[::args.step], desc=split):

@@ -113,10 +113,8 @@ def main(argv: Optional[list[str]] = None) -> list[dict[str, Any]]:
     parser.add_argument("--image-size", type=whole_number(8), default=32)
     parser.add_argument("--steps", type=whole_number(1), default=4, help="steps averaged (default 4)")
     args = parser.parse_args(argv)
-    rows = []
-    with exit_on_user_error("step_ops.py"):
-        for name in args.models:
-            rows.append(count_step_ops(step_config(name, args.preset, args.batch_size, args.image_size), args.steps))
+    rows = [count_step_ops(step_config(name, args.preset, args.batch_size, args.image_size), args.steps)
+            for name in args.models]
     print(f"torch {torch.__version__}, {platform.machine()}; operations per training step (ATen dispatches)")
     print("| model | precision | optimizer | EMA | step | model (fwd+loss+bwd) | recipe and loop | most added |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -128,4 +126,5 @@ def main(argv: Optional[list[str]] = None) -> list[dict[str, Any]]:
 
 
 if __name__ == "__main__":
-    main()
+    with exit_on_user_error("step_ops.py", file_errors=True):
+        main()

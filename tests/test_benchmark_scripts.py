@@ -55,6 +55,10 @@ def _cases(tmp: Path) -> dict[str, tuple[str, list[str], str]]:
                                                       "--quality", "500"], "between 1 and 100"),
         "large_folder into its own data": ("large_folder", ["--data-dir", str(data), "--output", str(data)],
                                            "overlaps --data-dir"),
+        "large_folder under a file": ("large_folder", ["--data-dir", str(data), "--output", str(a_file / "o")],
+                                      "cannot create --output"),
+        "step_ops with 0 steps": ("step_ops", ["--steps", "0"], "--steps: must be at least 1"),
+        "step_ops of an unknown model": ("step_ops", ["--models", "nosuch"], "unknown model 'nosuch'"),
         "speed on a banana": ("speed", ["--device", "banana"], "invalid choice"),
         "speed with 0 steps": ("speed", ["--steps", "0"], "--steps: must be at least 1"),
         "augmentation throughput with 0 repeats": ("augmentation_throughput", ["--repeats", "0"],
@@ -76,7 +80,8 @@ def _cases(tmp: Path) -> dict[str, tuple[str, list[str], str]]:
 CASE_NAMES = sorted([
     "eval_chunks unknown model", "eval_chunks no images", "eval_chunks unknown views", "eval_chunks negative chunk",
     "eval_chunks batch 0", "large_folder size 0", "large_folder step 0", "large_folder quality 500",
-    "large_folder into its own data", "speed on a banana", "speed with 0 steps",
+    "large_folder into its own data", "large_folder under a file", "step_ops with 0 steps",
+    "step_ops of an unknown model", "speed on a banana", "speed with 0 steps",
     "augmentation throughput with 0 repeats", "gpu_docs of a JSON that is not a report",
     "gpu_docs of a CPU smoke report", "gpu_docs with --readme at a folder", "gpu_suite with no time",
     "gpu_suite with a negative time", "gpu_suite into an earlier report"])
@@ -91,7 +96,7 @@ def test_bad_input_to_a_benchmark_script_is_one_line_and_exit_2(name, tmp_path, 
     assert code == 2 and len(lines) == 1 and "Traceback" not in err and expected in err, err
 
 
-def test_a_study_report_into_a_folder_of_another_study_is_refused_and_left_alone(tmp_path, capfd):
+def test_a_study_report_into_a_folder_of_another_study_is_refused_and_left_alone(tmp_path, capfd, monkeypatch):
     import benchmark_all
     from tests.conftest import run_main
 
@@ -104,6 +109,10 @@ def test_a_study_report_into_a_folder_of_another_study_is_refused_and_left_alone
     before = (out / "RESULTS.md").read_text()
     code, _, err = run_main(benchmark_all.main, [*tiny, "--record", "--report", "--output-dir", str(out)], capfd)
     assert code == 2 and "holds a benchmark of another command" in err
+    # --report trains nothing, so it reads no data: without a data source it still answers about the folder
+    monkeypatch.chdir(tmp_path)  # where the default --data-dir ./data would be made
+    code, _, err = run_main(benchmark_all.main, ["--record", "--report", "--output-dir", str(out)], capfd)
+    assert code == 2 and "holds a benchmark of another command" in err and not (tmp_path / "data").exists()
     assert (out / "RESULTS.md").read_text() == before
 
 

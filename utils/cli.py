@@ -23,6 +23,8 @@ from utils.rerun import rerun_from
 from utils.smoke import SMOKE_ENV, smoke_settings
 from utils.tensorboard_log import require_tensorboard
 
+COMPILE_CHOICES = ("off", "default", "max-autotune", "graphs")  # --compile MODE (utils/compiled_step.py)
+
 CONFIG_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 
 
@@ -188,9 +190,12 @@ def add_recipe_arguments(recipe: argparse._ArgumentGroup) -> None:
                         help="mixed precision (default on for --modern-training on CUDA and on CPUs with native bf16; "
                         "--no-amp: fp32)")
     recipe.add_argument("--amp-dtype", choices=AMP_DTYPES, help="auto: bf16 where supported, else fp16")
-    recipe.add_argument("--compile", action="store_const", const=True, help="wrap the model in torch.compile")
-    recipe.add_argument("--compile-mode", choices=("default", "reduce-overhead", "max-autotune"),
-                        help="torch.compile's mode (default: default)")
+    recipe.add_argument("--compile", nargs="?", const="default", choices=COMPILE_CHOICES, metavar="MODE",
+                        help="compile the training step whole with torch.compile (the model alone where the step "
+                        "cannot be: Muon, fp16, torchrun); MODE: off, default (the bare flag), max-autotune, or "
+                        "graphs (replayed as CUDA graphs, torch's reduce-overhead)")
+    recipe.add_argument("--compile-mode", choices=COMPILE_CHOICES[1:] + ("reduce-overhead",),
+                        help="as --compile MODE")
     recipe.add_argument("--sync-bn", action="store_const", const=True,
                         help="under torchrun on GPUs: BatchNorm statistics over the global batch (SyncBatchNorm)")
     recipe.add_argument("--no-tf32", dest="tf32", action="store_const", const=False,
@@ -230,7 +235,13 @@ def add_augmentation_arguments(augment: argparse._ArgumentGroup) -> None:
 
 def explicit_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The config fields the user set on the command line."""
-    return {k: v for k, v in vars(args).items() if k in CONFIG_FIELDS and v is not None}
+    settings = {k: v for k, v in vars(args).items() if k in CONFIG_FIELDS and v is not None}
+    if isinstance(settings.get("compile"), str):  # --compile MODE: the config holds on/off and the mode
+        mode = settings.pop("compile")
+        settings["compile"] = mode != "off"
+        if mode != "off":
+            settings.setdefault("compile_mode", mode)
+    return settings
 
 
 def config_from_args(args: argparse.Namespace, **fixed: Any) -> TrainConfig:

@@ -96,7 +96,7 @@ class TrainConfig:
     amp: Optional[bool] = None  # None: resolved for the device (resolve_amp)
     amp_dtype: str = "auto"
     compile: bool = False
-    compile_mode: Optional[str] = None  # torch.compile's mode: None (default), reduce-overhead, max-autotune
+    compile_mode: Optional[str] = None  # --compile MODE: default (None), max-autotune, graphs (utils/compiled_step.py)
     sync_bn: bool = False  # torchrun on GPUs: BatchNorm statistics over the global batch (SyncBatchNorm)
     tf32: bool = True  # TF32 matmuls and convolutions on CUDA (Ampere and later)
     channels_last: Optional[bool] = None  # None: resolved for the device (resolve_amp)

@@ -176,7 +176,8 @@ def start_line(config: TrainConfig, data: DataBundle, trainer: Trainer, placemen
     return (f"{config.model}: {count_parameters(trainer.model) / 1e6:.2f}M parameters | {data.dataset} "
             f"{data.train_loader.num_images} train / {trainer.test_image_count} test images ({data.data_mode}) | "
             f"{config.recipe} recipe ({config.optimizer}, {config.scheduler}) | {device}"
-            f"{' | AMP ' + config.amp_dtype if config.amp else ''}{processes} | {run_dir}")
+            f"{' | AMP ' + config.amp_dtype if config.amp else ''}{processes}"
+            f"{' | compiled: ' + trainer.compiled if trainer.compiled else ''} | {run_dir}")
 
 
 def summary_line(metrics: dict[str, Any], run_dir: Path) -> str:

@@ -46,6 +46,7 @@ from utils.seeds import epoch_rng_seed, seed_everything
 from utils.step_log import GUARD_EVERY, EpochTotals, StepLog
 from utils.stopping import StopRequested, StopSignals, diverged, stopped_by_signal
 from utils.tensorboard_log import LOG_FOLDER, TensorBoardLog
+from utils.compiled_step import compile_training
 from utils.train_step import train_step
 from utils.training_state import TrainState, restore_training, training_checkpoint
 from utils.visualization import plot_curves
@@ -70,8 +71,8 @@ def train(trainer: "Trainer", max_steps: Optional[int] = None) -> dict[str, Any]
                 images, targets, labels = prepare_batch(trainer, images, labels)  # MixUp/CutMix, DropBlock
                 state.totals.lr = recipe.optimizer.param_groups[0]["lr"]  # the LR this step uses
                 # forward, loss, backward, clipping, the optimizer step (utils/train_step.py)
-                loss, correct = train_step(trainer.wrapped, recipe, images, targets, labels, trainer.frozen,
-                                           config.clip_grad)
+                loss, correct = trainer.train_step(trainer.wrapped, recipe, images, targets, labels, trainer.frozen,
+                                                   config.clip_grad)
                 # the learning rate of the next step, and the average of the weights
                 recipe.scheduler.step()
                 if recipe.ema is not None:
@@ -272,15 +273,18 @@ class Trainer:
         self.mixer = build_batch_mixer(config, data.num_classes)
         self.dropblocks = dropblock_layers(model)  # --dropblock: their rate rises over the run
         # The model the loop runs: wrapped for torchrun (gradients averaged over processes in the
-        # backward pass) and compiled, after the optimizer is built, so parameter names (for the decay
-        # groups) are the model's own; checkpoints always hold ``model``'s state dict.
+        # backward pass). --compile compiles the whole step (utils/compiled_step.py) where it can, else the
+        # model, after the optimizer is built, so parameter names (for the decay groups) are the model's
+        # own; checkpoints always hold ``model``'s state dict.
         self.wrapped = model
         if placement.distributed:
             self.wrapped = nn.parallel.DistributedDataParallel(
                 model, device_ids=[device.index] if device.type == "cuda" else None)
+        self.train_step: Callable[..., tuple[torch.Tensor, torch.Tensor]] = train_step
+        self.compiled = None  # what --compile compiled: "step", or "model" with the reason
         if config.compile:
-            self.wrapped = torch.compile(self.wrapped, mode=None if config.compile_mode in (None, "default")
-                                             else config.compile_mode)
+            self.train_step, self.wrapped, self.compiled = compile_training(self.wrapped, self.recipe, config,
+                                                                            placement.distributed)
         self.test_image_count = (len(data.test_images) if data.test_images is not None
                                  else data.test_loader.num_images)
         views = len(tta_views(torch.zeros(1, 3, 8, 8), config.tta))  # each test-time view is a forward pass
