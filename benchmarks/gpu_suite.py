@@ -8,6 +8,10 @@ minute, in the test suite), and the results under ``benchmarks/results/gpu-<date
 Items, each in its own process with a time box (unused time passes to the next item):
 
   cuda        ``python -m pytest -m cuda``: the checks that only run where CUDA is;
+  steps       steady-state training img/s of resnet18 and efficientnet_b0 (modern recipe, synthetic data on
+              the device): batch 128 eager, the step compiled whole (``--compile``) and replayed as CUDA
+              graphs (``--compile graphs``), and batch 512 eager, side by side in one process; a timed window
+              of CUDA-synchronized steps after a warm-up, whose time (compilation, autotuning) is reported apart;
   flagship    the description's Option A, ``main_modern.py --model resnet18 --modern-training
               --epochs 50`` on the full data: final test accuracy, training time, img/s;
   airbench    ``--preset speed`` against airbench94 (``benchmarks/vs_airbench.py``), seed for seed,
@@ -58,12 +62,17 @@ class Item:
 
 
 ITEMS = (
-    Item("cuda", 90, "python -m pytest -m cuda (two of its tests compile)"),
-    Item("flagship", 190, "resnet18 --modern-training --epochs 50, full data (decodes the data first)"),
-    Item("airbench", 110, "--preset speed vs airbench94 (vs_airbench.py)"),
-    Item("models", 110, "one epoch of every registry model, modern recipe"),
-    Item("techniques", 40, "benchmark_all.py --techniques, the rest of the time"),
+    Item("cuda", 60, "python -m pytest -m cuda (two of its tests compile)"),
+    Item("steps", 150, "steady-state img/s: resnet18 and efficientnet_b0, eager / compiled / graphs at 128, eager at 512"),
+    Item("flagship", 150, "resnet18 --modern-training --epochs 50, full data (decodes the data first)"),
+    Item("airbench", 100, "--preset speed vs airbench94 (vs_airbench.py)"),
+    Item("models", 60, "one epoch of every registry model, modern recipe"),
+    Item("techniques", 20, "benchmark_all.py --techniques, the rest of the time"),
 )
+# The steps item's variants: (label, batch, --compile mode); each model runs them in this order.
+STEP_VARIANTS = (("eager", 128, "off"), ("compiled", 128, "default"), ("graphs", 128, "graphs"), ("eager", 512, "off"))
+STEP_MODELS = ("resnet18", "efficientnet_b0")
+STEP_WINDOW, STEP_WARMUP = 50, 15  # timed steps; warm-up steps (compilation, cuDNN autotuning, CUDA graph capture)
 FLAGSHIP_EPOCHS = 50
 AIRBENCH_SEEDS = 3
 
@@ -152,6 +161,36 @@ def item_cuda(args: argparse.Namespace, work: Path, progress: Progress) -> None:
                   "output_tail": "\n".join(lines[-40:]) if result.returncode else ""})
 
 
+def item_steps(args: argparse.Namespace, work: Path, progress: Progress) -> None:
+    """Steady-state training speed per model and variant, through ``benchmarks/speed.py``'s ``measure``."""
+    import torch
+
+    sys.path.insert(0, str(REPO / "benchmarks"))  # a script beside this one
+    import speed
+    from utils.config import TrainConfig, resolve_amp
+    from utils.devices import select_device
+
+    device = select_device("auto")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    models, variants = STEP_MODELS, STEP_VARIANTS
+    window, warmup = STEP_WINDOW, STEP_WARMUP
+    if args.smoke:  # the CPU: a small model, a few steps, the compiled variant once
+        models, variants, window, warmup = ("cnn",), (("eager", 16, "off"), ("compiled", 16, "default")), 2, 1
+    for model in models:
+        for label, batch, mode in variants:
+            torch._dynamo.reset()  # each variant compiles its own step
+            config = TrainConfig(model=model, recipe="modern", batch_size=batch, dataset="synthetic",
+                                 synthetic_size=batch * (window + warmup + 1), workers=0, cache_dir="",
+                                 compile=mode != "off", compile_mode=None if mode == "off" else mode,
+                                 progress=False).resolved()
+            row = speed.measure(resolve_amp(config, device), window, warmup, device, progress=False)
+            progress.add({"label": f"{model} {label} b{batch}", "model": model, "variant": label, "batch_size": batch,
+                          "steady_img_per_s": row["img_per_s"], "window_steps": window, "window_s": row["seconds"],
+                          "warmup_steps": warmup, "warmup_s": row["first_steps_s"],
+                          "peak_memory_mib": row["peak_memory_mib"], "precision": row["precision"]})
+
+
 def item_flagship(args: argparse.Namespace, work: Path, progress: Progress) -> None:
     epochs = 1 if args.smoke else FLAGSHIP_EPOCHS
     progress.add(train({**data_settings(args), "model": "resnet18", "recipe": "modern", "epochs": epochs},
@@ -197,7 +236,7 @@ def item_techniques(args: argparse.Namespace, work: Path, progress: Progress) ->
 
 
 RUNNERS: dict[str, Callable[[argparse.Namespace, Path, Progress], None]] = {
-    "cuda": item_cuda, "flagship": item_flagship, "airbench": item_airbench, "models": item_models,
+    "cuda": item_cuda, "steps": item_steps, "flagship": item_flagship, "airbench": item_airbench, "models": item_models,
     "techniques": item_techniques}
 
 
@@ -350,6 +389,10 @@ def markdown(report: dict[str, Any]) -> str:
     for item in report["items"]:
         lines += [f"## {item['name']}: {item['status']} ({item['seconds']:.0f} s of a {item['box_s']:.0f} s box)", "",
                   item["what"], ""]
+        steady = [r for r in item["rows"] if "steady_img_per_s" in r]
+        if steady:
+            lines += _table(steady, ["label", "precision", "steady_img_per_s", "window_steps", "window_s",
+                                     "warmup_steps", "warmup_s", "peak_memory_mib"]) + [""]
         training = [r for r in item["rows"] if "img_per_s" in r]
         if training:
             lines += _table(training, ["label", "epochs", "batch_size", "amp", "params_m", "train_s", "eval_s", "wall_s",

@@ -14,7 +14,7 @@ def _suite():
 def test_the_boxes_add_up_to_at_most_nine_minutes(capsys):
     suite = _suite()
     assert sum(item.box_s for item in suite.ITEMS) <= 9 * 60
-    assert [item.name for item in suite.ITEMS] == ["cuda", "flagship", "airbench", "models", "techniques"]
+    assert [item.name for item in suite.ITEMS] == ["cuda", "steps", "flagship", "airbench", "models", "techniques"]
     suite.main(["--plan"])
     out = capsys.readouterr().out
     assert "flagship" in out and "total 540s = 9.0 min" in out
@@ -26,9 +26,11 @@ def test_the_smoke_run_writes_every_item_in_at_most_eight_files(tmp_path):
     assert len(list(out.iterdir())) <= 8
     record = json.loads((out / "gpu-suite.json").read_text())
     items = {item["name"]: item for item in record["items"]}
-    assert list(items) == ["cuda", "flagship", "airbench", "models", "techniques"]
+    assert list(items) == ["cuda", "steps", "flagship", "airbench", "models", "techniques"]
     assert all(item["status"] == "done" for item in items.values()), [(i["name"], i.get("error")) for i in items.values()]
     assert items["cuda"]["rows"][0]["exit"] == 0  # the cuda tests collect (and skip without a GPU)
+    assert [row["variant"] for row in items["steps"]["rows"]] == ["eager", "compiled"]  # the step compiled whole
+    assert all(row["steady_img_per_s"] > 0 and row["warmup_s"] > 0 for row in items["steps"]["rows"])
     assert items["flagship"]["rows"][0]["model"] == "resnet18"
     assert items["airbench"]["rows"][0]["model"] == "speednet"  # the preset's network, not the default cnn
     assert [row["model"] for row in items["models"]["rows"]] == ["cnn", "vit_tiny"]
