@@ -12,7 +12,8 @@ script counts them on any machine (a CPU suffices: the dispatcher is the same), 
 - **recipe and loop**: the difference, the part of the step this project's code adds around the model.
 
 Counted with a ``TorchDispatchMode`` (every ATen call, in-place and foreach calls counted once), so the
-figure does not depend on the batch size or the device's speed.
+figure does not depend on the batch size or the device's speed. The eager step only: under a dispatch mode
+torch.compile does not run its graph (``--compile``'s count is the GPU profiler's business).
 
     python benchmarks/step_ops.py                                   # resnet18, efficientnet_b0, modern recipe
     python benchmarks/step_ops.py --models resnet_tiny --preset speed

@@ -105,3 +105,22 @@ def test_muon_skips_on_the_device_without_reading_the_flag_back(monkeypatch):
     monkeypatch.undo()
     assert reads == []
     assert copy.deepcopy(recipe.optimizer.state_dict())  # still a plain optimizer state (checkpoints hold it)
+
+
+# The modern recipe's own work per step (optimizer, clipping and the non-finite check, schedule, EMA, step log,
+# the batch's augmentation) beyond the model's forward and backward, in ATen dispatches (benchmarks/step_ops.py;
+# its figures in benchmarks/results/step-ops-cpu-2026-12-05.md). The budget leaves room for a few more, not for
+# a loop over the parameters (a GradScaler's unscale_, per-buffer copies).
+RECIPE_OPS_BUDGET = 80
+
+
+def test_the_recipe_adds_a_bounded_number_of_operations_per_step_whatever_the_model_size():
+    from tests.conftest import load_benchmark
+
+    step_ops = load_benchmark("step_ops")
+    rows = [step_ops.count_step_ops(step_ops.step_config(name, None, batch_size=4, image_size=16), steps=3)
+            for name in ("cnn", "resnet_tiny")]
+    for row in rows:
+        assert 0 < row["recipe_and_loop_ops"] <= RECIPE_OPS_BUDGET, row
+    # a model with more parameter tensors adds no per-step work: foreach and fused calls take them all at once
+    assert abs(rows[0]["recipe_and_loop_ops"] - rows[1]["recipe_and_loop_ops"]) <= 4, rows

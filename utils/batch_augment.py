@@ -55,10 +55,14 @@ def cutout_masks(height: int, width: int, size: int, centers: torch.Tensor) -> t
     return (inside_y[:, :, None] & inside_x[:, None, :])[:, None]
 
 
+def normalization(mean: torch.Tensor, std: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, shift), shaped (1, C, 1, 1): ``(x / 255 - mean) / std`` is ``x · scale + shift``."""
+    return (1.0 / (255.0 * std)).view(1, -1, 1, 1), (-mean / std).view(1, -1, 1, 1)
+
+
 def normalize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, dtype=torch.float32) -> torch.Tensor:
     """uint8 (N, 3, H, W) → ``(x / 255 - mean) / std`` as ``dtype``, in one multiply-add; keeps the memory format."""
-    scale = (1.0 / (255.0 * std)).view(1, -1, 1, 1)
-    shift = (-mean / std).view(1, -1, 1, 1)
+    scale, shift = normalization(mean, std)
     return torch.addcmul(shift.to(dtype), images.to(dtype), scale.to(dtype))
 
 
@@ -72,8 +76,9 @@ class BatchAugment:
     def __init__(self, padding: int, flip: bool, cutout: Optional[int], mean: Sequence[float], std: Sequence[float],
                  device: torch.device, pad_mode: str = "zeros") -> None:
         self.padding, self.flip, self.cutout, self.pad_mode = padding, flip, cutout, pad_mode
-        self.mean = torch.tensor(mean, dtype=torch.float32, device=device)
-        self.std = torch.tensor(std, dtype=torch.float32, device=device)
+        # computed once: every batch is then one multiply-add (float32)
+        self.scale, self.shift = normalization(torch.tensor(mean, dtype=torch.float32, device=device),
+                                               torch.tensor(std, dtype=torch.float32, device=device))
 
     def __call__(self, images: torch.Tensor, generator: Optional[torch.Generator] = None,
                  flip: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -86,7 +91,7 @@ class BatchAugment:
         if self.flip:
             flip = flip if flip is not None else torch.rand(n, generator=generator, device=device) < 0.5
             images = flip_where(images, flip)
-        out = normalize(images, self.mean, self.std)
+        out = torch.addcmul(self.shift, images.float(), self.scale)
         if self.cutout:
             centers = torch.stack([torch.randint(0, height, (n,), generator=generator, device=device),
                                    torch.randint(0, width, (n,), generator=generator, device=device)], dim=1)

@@ -1,8 +1,9 @@
 """The training loop: one plain loop for every model and every recipe (learning levels 1 and 3).
 
-:func:`train` is the loop, in one screen: for every epoch, for every batch: forward under autocast,
-loss, backward, optimizer step, schedule, EMA, and the loss recorded on the device; then the epoch's
-evaluation and checkpoint as named calls. What it runs (optimizer, schedule, precision, EMA, loss)
+:func:`train` is the loop, in one screen: for every epoch, for every batch: the training step
+(``utils/train_step.py``: forward under autocast, loss, backward, clipping, optimizer step; compiled
+whole with ``--compile``, ``utils/compiled_step.py``), the schedule, the EMA, and the loss recorded on the
+device; then the epoch's evaluation and checkpoint as named calls. What it runs (optimizer, schedule, precision, EMA, loss)
 comes from ``utils/modern_trainer.py``, so the standard and the modern recipe are the same code with
 different configuration. ``fit(model, data, config, run_dir, device)`` builds a :class:`Trainer`
 (what one run holds), resumes it if asked, and runs the loop.
