@@ -12,7 +12,7 @@ Items, each in its own process with a time box (unused time passes to the next i
               the device): batch 128 eager, the step compiled whole (``--compile``) and replayed as CUDA
               graphs (``--compile graphs``), and batch 512 eager, side by side in one process; a timed window
               of CUDA-synchronized steps after a warm-up, whose time (compilation, autotuning) is reported apart;
-  flagship    the description's Option A, ``main_modern.py --model resnet18 --modern-training
+  flagship    the original README's Option A, ``main_modern.py --model resnet18 --modern-training
               --epochs 50`` on the full data: final test accuracy, training time, img/s;
   airbench    ``--preset speed`` against airbench94 (``benchmarks/vs_airbench.py``), seed for seed,
               first-run (autotune) costs reported apart;

@@ -1,4 +1,4 @@
-"""The description's claimed improvements beside what the techniques study measured, budget by budget.
+"""The original README's claimed improvements beside what the techniques study measured, budget by budget.
 
     python benchmark_all.py --techniques --model cnn --no-amp --subset 10000 --epochs 5 --eval-every 5 --seeds 5 \\
         --data-dir ../shared/data/cifar10-jpeg --output-dir benchmarks/results/techniques-cpu-short-2026-12-01

@@ -15,9 +15,8 @@ and 4, DropBlock (``dropblock_prob``), as Ghiasi et al. (2018) apply it. ``zero_
 the last BatchNorm of each block to zero so that every block starts as the identity (Goyal et al.,
 2017, "Accurate, Large Minibatch SGD"). It is off by default: it suits SGD, but Adam moves each
 parameter by about ``lr`` per step whatever its gradient, so zeroed scales grow ~1e-3 per step and
-the residual branches stay nearly silent for the hundreds of steps a short run has. Measured here
-(resnet_tiny, ``--modern-training``, 3 epochs on 10k CIFAR-10 images, seed 0, 2-core CPU,
-2026-11-24): best test accuracy 47.65% with zero-init, 55.02% without.
+the residual branches stay nearly silent for the hundreds of steps a short run has (the measurement:
+benchmarks/results/cpu-2026-11-24.md, "zero-init").
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The description's claimed improvements, and a verdict on each from what a study measured.
+"""The original README's claimed improvements, and a verdict on each from what a study measured.
 
 The product description promised a table of improvements (standard → modern recipe +2 points,
 AdamW +1, ...), made for full runs on a GPU. A claim is *confirmed at a budget* when the measured
@@ -11,7 +11,7 @@ merely contains zero could hide a large effect. The verdict holds at the budget 
 regularizer that costs accuracy in 5 epochs can pay in 50, and the point of measuring two budgets is
 to see where it crosses.
 
-- :data:`CLAIMS`: each row of ``studies.TECHNIQUE_PAIRS`` with what the description claimed;
+- :data:`CLAIMS`: each row of ``studies.TECHNIQUE_PAIRS`` with what the original README claimed;
 - :func:`verdict`: the verdict on one interval;
 - :func:`technique_differences`: the paired differences of a finished (or partial) techniques study
   folder, read from its ``results.json``;
@@ -30,11 +30,11 @@ from utils.studies import TECHNIQUE_PAIRS, TECHNIQUES, Experiment, load_results,
 
 @dataclass(frozen=True)
 class Claim:
-    text: str  # as the description put it
+    text: str  # as the original README put it
     points: float  # the claimed difference in accuracy points (0: "same accuracy")
 
 
-# Keys are the row labels of studies.TECHNIQUE_PAIRS; the figures are the description's, quoted.
+# Keys are the row labels of studies.TECHNIQUE_PAIRS; the figures are the original README's, quoted.
 CLAIMS = {
     "standard -> modern recipe": Claim("91% → 93%, +2", 2.0),
     "Adam -> AdamW": Claim("91% → 92%, +1", 1.0),

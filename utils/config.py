@@ -383,9 +383,9 @@ def check_run(c: TrainConfig) -> None:
 def resolve_amp(config: TrainConfig, device: torch.device) -> TrainConfig:
     """Fill in AMP and channels_last for the device.
 
-    The modern recipe runs bf16 autocast on CUDA and on CPUs that do bf16 in hardware (there a
-    speednet step took 0.26 s against 0.59 s in fp32); channels_last goes with it, since oneDNN's
-    bf16 convolutions work in NHWC. Elsewhere fp32, unless asked.
+    The modern recipe runs bf16 autocast on CUDA and on CPUs that do bf16 in hardware (faster than fp32
+    there: benchmarks/results/speed-cpu-precisions-2026-12-01.md); channels_last goes with it, since
+    oneDNN's bf16 convolutions work in NHWC. Elsewhere fp32, unless asked.
     """
     cpu_bf16 = device.type == "cpu" and cpu_has_native_bf16() and config.amp_dtype in ("auto", "bf16")
     amp = config.amp if config.amp is not None else (config.recipe == "modern" and (device.type == "cuda" or cpu_bf16))

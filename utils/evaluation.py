@@ -63,10 +63,9 @@ def view_weights(mode: str, count: int) -> list[float]:
     return [1 / count] * count
 
 
-# On a CPU a forward pass is fastest in pieces whose activations stay in the caches: speednet in bf16
-# on 2 cores, with the preset's 6 test-time views, evaluates 463 test images/s in passes of 128
-# images against 213-243 in one pass of all 6 x 1,024 views (benchmarks/results/cpu-eval-chunks-2026-12-02.md).
-# A GPU wants the opposite: one large batch, few launches.
+# On a CPU a forward pass is fastest in pieces whose activations stay in the caches: passes of 128
+# images evaluate about twice as fast as one pass of every view of a large batch (the figures:
+# benchmarks/results/cpu-eval-chunks-2026-12-02.md). A GPU wants the opposite: one large batch, few launches.
 CPU_CHUNK = 128
 
 

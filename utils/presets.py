@@ -24,7 +24,7 @@ trainer and data path, ingredient by ingredient (each is a flag of its own):
   every epoch a cheap probe of 1,000 test images (``--probe-images 1000``, not counted in the times)
   records accuracy against training time.
 
-``speed-sgd``: the earlier record, airbench94, which the speed preset was until it moved to Muon:
+``speed-sgd``: the record before Muon, airbench94:
 Nesterov SGD on everything (batch 1,024, lr 1.5, decay 1.33e-3 in mean-loss units), a piecewise-
 linear schedule (0.2 → 1 of the peak over the first 23% of steps, then down to 0.07: ``--scheduler
 linear --warmup-epochs 2.3``) and Lookahead in place of an EMA (``--lookahead``), 10 epochs. It is
@@ -37,8 +37,7 @@ from typing import Any
 from utils.errors import UserError, close_names
 
 # The record airbench94 (Jordan, 2024): Nesterov SGD, a piecewise-linear schedule, Lookahead, 10 epochs.
-# The speed preset was this recipe until it moved to Muon; it is kept as the record study's base
-# (benchmark_all.py --record takes its ingredients out one at a time).
+# It is the record study's base (benchmark_all.py --record takes its ingredients out one at a time).
 SPEED_SGD: dict[str, Any] = {
     "model": "speednet",
     "recipe": "modern",  # bf16 where the device has it; the parts below replace AdamW, cosine, EMA, clipping

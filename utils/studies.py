@@ -3,7 +3,7 @@
 A *study* is a list of experiments, each a few settings over a common base config:
 
 - ``architectures``: every model asked, the same recipe and budget, each against the first one named;
-- ``techniques``: the description's ablation table, each technique against its baseline on the same
+- ``techniques``: the original README's ablation table, each technique against its baseline on the same
   model, data and budget (the pairs in :data:`TECHNIQUE_PAIRS`);
 - ``activations``: every activation of the registry on one model;
 - ``regularization``: level 4's augmentations and appendix A's in-network regularizers, each alone
@@ -48,10 +48,10 @@ from utils.presets import preset_settings
 from utils.statistics import expected_calibration_error
 
 STUDIES = ("architectures", "techniques", "activations", "regularization", "record", "preset_techniques")
-FULL_STUDIES = ("architectures", "techniques", "activations")  # --full: the description's three
+FULL_STUDIES = ("architectures", "techniques", "activations")  # --full: the original README's three
 
 RAW, EMA = "final_test_acc", "final_ema_test_acc"
-# The description's ablation table: (row, baseline experiment, treatment experiment, the baseline's
+# The original README's ablation table: (row, baseline experiment, treatment experiment, the baseline's
 # figure, the treatment's). Every row compares the raw weights' final test accuracy, except EMA's: there
 # the averaged weights are what the technique delivers (the raw weights of an EMA run train exactly as
 # without it).
@@ -516,7 +516,7 @@ def study_pairs(plan: BenchmarkPlan, study: str) -> list[tuple[str, str, str, st
 
 
 def pair_table(plan: BenchmarkPlan, summary: dict[str, dict[str, Any]], study: str) -> list[str]:
-    """Each treatment against its baseline (techniques: the description's table; record: the preset's
+    """Each treatment against its baseline (techniques: the original README's table; record: the preset's
     ingredients; activations: each against ReLU; architectures: each model against the first one named)."""
     from utils.statistics import paired_interval, welch_interval
 
@@ -690,7 +690,7 @@ def write_plots(plan: BenchmarkPlan, summary: dict[str, dict[str, Any]]) -> list
         plot_benchmark_curves(summary, out / "curves.png")
         lines += ["![test accuracy per epoch](curves.png)", ""]
     else:
-        (out / "curves.png").unlink(missing_ok=True)  # the dot plot an earlier version of this report drew
+        (out / "curves.png").unlink(missing_ok=True)  # a dot plot that older report folders hold
         lines += ["Each run was evaluated once, at its end: no per-epoch curve (`--eval-every` sets how often).", ""]
     reliability = _reliability_inputs(plan)
     if reliability:
