@@ -194,8 +194,14 @@ def test_quick_on_a_small_folder_uses_what_there_is_and_says_so(tmp_path, capsys
 
 def test_the_evaluation_batch_follows_batch_size(tmp_path):
     config = TrainConfig(dataset="synthetic", synthetic_size=64, batch_size=3, workers=0, progress=False).resolved()
-    assert build_data(config).test_loader.batch_size == 6  # twice --batch-size: no gradients are kept
-    assert build_data(config.replace(eval_batch_size=3)).test_loader.batch_size == 3
+    from utils.data_loader import even_batch
+
+    data = build_data(config)
+    images = data.test_loader.num_images
+    # twice --batch-size (no gradients are kept), or the divisor of the test set just below it
+    assert data.test_loader.batch_size == even_batch(images, 6) and 3 <= data.test_loader.batch_size <= 6
+    assert build_data(config.replace(eval_batch_size=3)).test_loader.batch_size == even_batch(images, 3)
+    assert build_data(config.replace(eval_batch_size=images)).test_loader.batch_size == images
 
 
 @pytest.mark.parametrize("path_taken", ["torchvision", "pillow"])
