@@ -157,6 +157,9 @@ def models_sentence(figures: Figures) -> str:
     if not figures.models:
         return f"One epoch of each registry model: {NOT_MEASURED}."
     speeds = ", ".join(f"{name} {row['img_per_s']:,.0f}" for name, row in figures.models.items())
+    if all(row.get("steady") for row in figures.models.values()):
+        return (f"Each model's training speed with the modern recipe at batch 128, in steady state (a timed window "
+                f"after a warm-up, whose autotuning is left out; img/s): {speeds}.")
     return (f"One epoch of each model with the modern recipe at batch 128 (img/s): {speeds}. The small models "
             f"run at nearly the same rate whatever their size: at batch 128 the GPU waits on the training loop's "
             f"per-step work (about 10 ms a step), not on arithmetic.")
@@ -168,7 +171,8 @@ def faq_memory(figures: Figures) -> str:
                 f"6 GB for EfficientNet-B0 and 8 GB for the CNN-Transformer).")
     peaks = ", ".join(f"{name} {row['peak_memory_mib'] / 1024:.2f} GiB" for name, row in figures.models.items()
                       if row.get("peak_memory_mib"))
-    return (f"**How much GPU memory is needed?** Peak memory PyTorch allocated in one epoch at batch 128 with the "
+    span = "a timed window" if all(row.get("steady") for row in figures.models.values()) else "one epoch"
+    return (f"**How much GPU memory is needed?** Peak memory PyTorch allocated in {span} at batch 128 with the "
             f"modern recipe (bf16; the EMA copy and the data set itself, 184 MB of uint8 pixels kept on the GPU, "
             f"included), on {figures.where()}: {peaks}. The original claims were "
             f"4 GB for ResNet-18, 6 GB for EfficientNet-B0 and 8 GB for the CNN-Transformer. `--batch-size` and "

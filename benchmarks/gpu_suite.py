@@ -16,8 +16,8 @@ Items, each in its own process with a time box (unused time passes to the next i
               --epochs 50`` on the full data: final test accuracy, training time, img/s;
   airbench    ``--preset speed`` against airbench94 (``benchmarks/vs_airbench.py``), seed for seed,
               first-run (autotune) costs reported apart;
-  models      one epoch of every registry model with the modern recipe: epoch time, img/s, peak
-              memory (the model table's columns, the FAQ's memory);
+  models      every registry model with the modern recipe, steady state at batch 128: img/s, the epoch time
+              it projects, peak memory (the model table's columns, the FAQ's memory), warm-up apart;
   techniques  ``benchmark_all.py --techniques`` at whatever budget fits the rest.
 
 An item that reaches its box is sent SIGINT (the trainer saves and stops cleanly), then killed; the
@@ -66,13 +66,14 @@ ITEMS = (
     Item("steps", 150, "steady-state img/s: resnet18 and efficientnet_b0, eager / compiled / graphs at 128, eager at 512"),
     Item("flagship", 150, "resnet18 --modern-training --epochs 50, full data (decodes the data first)"),
     Item("airbench", 100, "--preset speed vs airbench94 (vs_airbench.py)"),
-    Item("models", 60, "one epoch of every registry model, modern recipe"),
+    Item("models", 60, "steady-state img/s of every registry model, modern recipe, batch 128"),
     Item("techniques", 20, "benchmark_all.py --techniques, the rest of the time"),
 )
 # The steps item's variants: (label, batch, --compile mode); each model runs them in this order.
 STEP_VARIANTS = (("eager", 128, "off"), ("compiled", 128, "default"), ("graphs", 128, "graphs"), ("eager", 512, "off"))
 STEP_MODELS = ("resnet18", "efficientnet_b0")
 STEP_WINDOW, STEP_WARMUP = 50, 15  # timed steps; warm-up steps (compilation, cuDNN autotuning, CUDA graph capture)
+CIFAR_TRAIN_IMAGES = 50_000  # an epoch, for the projected epoch time of a steady-state window
 FLAGSHIP_EPOCHS = 50
 AIRBENCH_SEEDS = 3
 
@@ -162,33 +163,13 @@ def item_cuda(args: argparse.Namespace, work: Path, progress: Progress) -> None:
 
 
 def item_steps(args: argparse.Namespace, work: Path, progress: Progress) -> None:
-    """Steady-state training speed per model and variant, through ``benchmarks/speed.py``'s ``measure``."""
-    import torch
-
-    sys.path.insert(0, str(REPO / "benchmarks"))  # a script beside this one
-    import speed
-    from utils.config import TrainConfig, resolve_amp
-    from utils.devices import select_device
-
-    device = select_device("auto")
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    models, variants = STEP_MODELS, STEP_VARIANTS
-    window, warmup = STEP_WINDOW, STEP_WARMUP
+    """Steady-state training speed of the step's variants, model by model, in one process."""
+    models, variants, window, warmup = STEP_MODELS, STEP_VARIANTS, STEP_WINDOW, STEP_WARMUP
     if args.smoke:  # the CPU: a small model, a few steps, the compiled variant once
         models, variants, window, warmup = ("cnn",), (("eager", 16, "off"), ("compiled", 16, "default")), 2, 1
     for model in models:
         for label, batch, mode in variants:
-            torch._dynamo.reset()  # each variant compiles its own step
-            config = TrainConfig(model=model, recipe="modern", batch_size=batch, dataset="synthetic",
-                                 synthetic_size=batch * (window + warmup + 1), workers=0, cache_dir="",
-                                 compile=mode != "off", compile_mode=None if mode == "off" else mode,
-                                 progress=False).resolved()
-            row = speed.measure(resolve_amp(config, device), window, warmup, device, progress=False)
-            progress.add({"label": f"{model} {label} b{batch}", "model": model, "variant": label, "batch_size": batch,
-                          "steady_img_per_s": row["img_per_s"], "window_steps": window, "window_s": row["seconds"],
-                          "warmup_steps": warmup, "warmup_s": row["first_steps_s"],
-                          "peak_memory_mib": row["peak_memory_mib"], "precision": row["precision"]})
+            progress.add({**steady_state(model, batch, mode, window, warmup), "variant": label})
 
 
 def item_flagship(args: argparse.Namespace, work: Path, progress: Progress) -> None:
@@ -215,11 +196,38 @@ def item_airbench(args: argparse.Namespace, work: Path, progress: Progress) -> N
 
 
 def item_models(args: argparse.Namespace, work: Path, progress: Progress) -> None:
+    """Every registry model's steady-state training speed (modern recipe, batch 128, data on the device): a timed
+    window after a warm-up whose time (cuDNN autotuning, first allocations) is reported apart, the epoch time
+    projected from the window, and the peak memory."""
     from models import list_models
 
     for name in args.models or list_models():
-        progress.add(train({**data_settings(args), "model": name, "recipe": "modern", "epochs": 1},
-                           work / f"models-{name}", name, progress))
+        progress.add(steady_state(name, 16 if args.smoke else 128, "off", *((2, 1) if args.smoke else (30, 10))))
+
+
+def steady_state(model: str, batch: int, mode: str, window: int, warmup: int) -> dict[str, Any]:
+    """One model's training speed in a window of ``window`` steps after ``warmup`` (``benchmarks/speed.py``'s
+    ``measure``: the loop main_modern.py runs, CUDA-synchronized), on synthetic data kept on the device."""
+    import torch
+
+    sys.path.insert(0, str(REPO / "benchmarks"))  # a script beside this one
+    import speed
+    from utils.config import TrainConfig, resolve_amp
+    from utils.devices import select_device
+
+    device = select_device("auto")
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    torch._dynamo.reset()  # a compiled variant compiles its own step
+    config = TrainConfig(model=model, recipe="modern", batch_size=batch, dataset="synthetic",
+                         synthetic_size=batch * (window + warmup + 1), workers=0, cache_dir="",
+                         compile=mode != "off", compile_mode=None if mode == "off" else mode, progress=False).resolved()
+    row = speed.measure(resolve_amp(config, device), window, warmup, device, progress=False)
+    return {"label": f"{model} b{batch}" + ("" if mode == "off" else f" --compile {mode}"), "model": model,
+            "variant": "eager" if mode == "off" else mode, "batch_size": batch, "steady": True,
+            "img_per_s": row["img_per_s"], "train_s": round(CIFAR_TRAIN_IMAGES / row["img_per_s"], 2),
+            "window_steps": window, "window_s": row["seconds"], "warmup_steps": warmup, "warmup_s": row["first_steps_s"],
+            "peak_memory_mib": row["peak_memory_mib"], "amp": row["precision"]}
 
 
 def item_techniques(args: argparse.Namespace, work: Path, progress: Progress) -> None:
@@ -389,11 +397,11 @@ def markdown(report: dict[str, Any]) -> str:
     for item in report["items"]:
         lines += [f"## {item['name']}: {item['status']} ({item['seconds']:.0f} s of a {item['box_s']:.0f} s box)", "",
                   item["what"], ""]
-        steady = [r for r in item["rows"] if "steady_img_per_s" in r]
+        steady = [r for r in item["rows"] if r.get("steady")]
         if steady:
-            lines += _table(steady, ["label", "precision", "steady_img_per_s", "window_steps", "window_s",
+            lines += _table(steady, ["label", "amp", "img_per_s", "train_s", "window_steps", "window_s",
                                      "warmup_steps", "warmup_s", "peak_memory_mib"]) + [""]
-        training = [r for r in item["rows"] if "img_per_s" in r]
+        training = [r for r in item["rows"] if "img_per_s" in r and not r.get("steady")]
         if training:
             lines += _table(training, ["label", "epochs", "batch_size", "amp", "params_m", "train_s", "eval_s", "wall_s",
                                        "img_per_s", "final_test_acc", "peak_memory_mib"]) + [""]

@@ -30,7 +30,8 @@ def test_the_smoke_run_writes_every_item_in_at_most_eight_files(tmp_path):
     assert all(item["status"] == "done" for item in items.values()), [(i["name"], i.get("error")) for i in items.values()]
     assert items["cuda"]["rows"][0]["exit"] == 0  # the cuda tests collect (and skip without a GPU)
     assert [row["variant"] for row in items["steps"]["rows"]] == ["eager", "compiled"]  # the step compiled whole
-    assert all(row["steady_img_per_s"] > 0 and row["warmup_s"] > 0 for row in items["steps"]["rows"])
+    assert all(row["img_per_s"] > 0 and row["warmup_s"] > 0 for row in items["steps"]["rows"])
+    assert all(row["steady"] and row["train_s"] > 0 for row in items["models"]["rows"])  # windows, not whole epochs
     assert items["flagship"]["rows"][0]["model"] == "resnet18"
     assert items["airbench"]["rows"][0]["model"] == "speednet"  # the preset's network, not the default cnn
     assert [row["model"] for row in items["models"]["rows"]] == ["cnn", "vit_tiny"]
