@@ -19,7 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.claims import CLAIMS, claims_table, display_label, interval_points, technique_differences  # noqa: E402
+from utils.claims import (CLAIMS, claims_table, display_label, interval_points, study_budget,  # noqa: E402
+                          technique_differences)
 from utils.errors import OneLineArgumentParser, UserError, exit_on_user_error  # noqa: E402
 from utils.visualization import picture_path, plot_differences_by_budget  # noqa: E402
 
@@ -43,10 +44,16 @@ def main(argv: list[str] | None = None) -> None:
     out = picture_path(args.plot) if args.plot else None  # a bad path fails before any work
     measured = [(name, technique_differences(folder)) for name, folder in budgets]
     print("\n".join(claims_table(measured)))
+    for name, folder in budgets:
+        print(f"- {name}: {study_budget(folder)} ({folder})")
     if out is not None:
-        plot_differences_by_budget([display_label(label) for label in CLAIMS],
-                                   [claim.points for claim in CLAIMS.values()],
-                                   [(name, interval_points(differences)) for name, differences in measured], out)
+        # the claims' rows some study measured, then any row a study measured that no claim has (Cutout)
+        found = {label for _, differences in measured for label in differences}
+        rows = [label for label in CLAIMS if label in found] + sorted(found - set(CLAIMS))
+        plot_differences_by_budget([display_label(label) for label in rows],
+                                   [CLAIMS[label].points if label in CLAIMS else None for label in rows],
+                                   [(f"{name}: {study_budget(folder)}", interval_points(differences, rows))
+                                    for (name, folder), (_, differences) in zip(budgets, measured)], out)
         print(f"written to {args.plot}")
 
 

@@ -39,13 +39,13 @@ def test_every_claim_names_a_comparison_the_techniques_study_makes():
     assert list(CLAIMS) == [label for label, *_ in TECHNIQUE_PAIRS]
 
 
-def write_study(folder, accuracies):
+def write_study(folder, accuracies, study="techniques", config=None):
     """A techniques study's results.json: {experiment: [accuracy per seed]}, EMA weights 1 point above."""
-    results = [{"study": "techniques", "experiment": name, "seed": seed, "status": "done", "final_test_acc": acc,
+    results = [{"study": study, "experiment": name, "config": config or {}, "seed": seed, "status": "done", "final_test_acc": acc,
                 "final_ema_test_acc": acc + 1.0, "best_test_acc": acc, "params": 1, "gflops": 0.1,
                 "test_acc_curve": [acc]} for name, per_seed in accuracies.items()
                for seed, acc in enumerate(per_seed)]
-    results.append({"study": "techniques", "experiment": "mixup", "seed": 0, "status": "failed", "error": "x"})
+    results.append({"study": study, "experiment": "mixup", "seed": 0, "status": "failed", "error": "x"})
     folder.mkdir(parents=True)
     (folder / "results.json").write_text(json.dumps({"command": "", "results": results}))
     return folder
@@ -87,3 +87,20 @@ def test_the_docs_script_prints_the_table_and_draws_the_budgets(tmp_path, capfd)
         script.main([str(short)])
     with pytest.raises(UserError, match="results.json"):
         script.main([f"short={tmp_path / 'nowhere'}"])
+
+
+def test_the_preset_study_gives_its_rows_under_the_claims_labels_and_names_its_budget(tmp_path):
+    """--preset-techniques: the same techniques on another network and budget, one more column of the table;
+    Cutout, which no claim has, keeps its own row."""
+    from utils.claims import study_budget
+
+    preset = write_study(tmp_path / "preset", {"baseline": [90.0, 90.5, 91.0], "mixup": [89.0, 90.0, 90.0],
+                                               "cutout": [90.5, 91.0, 91.0], "ema": [90.0, 90.5, 91.0]},
+                         study="preset_techniques", config={"model": "speednet", "subset": None, "epochs": 24})
+    differences = technique_differences(preset)
+    assert differences["no MixUp -> MixUp"].mean == pytest.approx(-2.5 / 3)
+    assert differences["EMA off -> on (EMA weights)"].mean == 1.0  # judged by the EMA weights
+    assert differences["no Cutout -> Cutout (16 px)"].mean == pytest.approx(1 / 3)
+    assert study_budget(preset) == "speednet, all training images, 24 epochs, 3 seeds"
+    mixup = next(line for line in claims_table([("50k", differences)]) if line.startswith("| no MixUp → MixUp |"))
+    assert "-0.83 [" in mixup

@@ -25,7 +25,8 @@ from typing import Optional, Sequence
 
 from utils.errors import UserError
 from utils.statistics import paired_interval
-from utils.studies import TECHNIQUE_PAIRS, TECHNIQUES, Experiment, load_results, summarize
+from utils.studies import (PRESET_TECHNIQUE_PAIRS, PRESET_TECHNIQUES, TECHNIQUE_PAIRS, TECHNIQUES, Experiment,
+                           load_results, summarize)
 
 
 @dataclass(frozen=True)
@@ -81,20 +82,45 @@ def verdict(claim: Claim, difference: Optional[Difference]) -> str:
     return f"confirmed at this budget, {'smaller' if smaller else 'larger'} than claimed"
 
 
+# The preset-techniques study's rows under the techniques study's labels (the claims'), by treatment arm; Cutout
+# has no claim and keeps its own label.
+PRESET_ROW_LABELS = {"label_smoothing": "label smoothing 0 -> 0.1", "ema": "EMA off -> on (EMA weights)",
+                     "randaugment": "standard augmentation -> RandAugment", "mixup": "no MixUp -> MixUp"}
+
+
 def technique_differences(folder: Path) -> dict[str, Difference]:
-    """Each TECHNIQUE_PAIRS row's paired difference over the seeds both arms finished, from ``results.json``."""
+    """Each row's paired difference over the seeds both arms finished, from a study folder's ``results.json``: a
+    techniques study (``--techniques``, rows of TECHNIQUE_PAIRS) or the preset's (``--preset-techniques``, its
+    rows under the same labels where a claim has them)."""
     if not (Path(folder) / "results.json").is_file():
         raise UserError(f"{folder} holds no results.json: give the folder of a techniques study "
-                        f"(benchmark_all.py --techniques --output-dir FOLDER)")
-    experiments = [Experiment("techniques", name, changes) for name, changes in TECHNIQUES.items()]
-    summary = summarize(load_results(Path(folder)), experiments)
+                        f"(benchmark_all.py --techniques or --preset-techniques --output-dir FOLDER)")
+    results = load_results(Path(folder))
+    if any(r["study"] == "preset_techniques" for r in results):
+        study, arms, pairs = "preset_techniques", PRESET_TECHNIQUES, PRESET_TECHNIQUE_PAIRS
+    else:
+        study, arms, pairs = "techniques", TECHNIQUES, TECHNIQUE_PAIRS
+    summary = summarize(results, [Experiment(study, name, changes) for name, changes in arms.items()])
     differences = {}
-    for label, base, treat, base_figure, treat_figure in TECHNIQUE_PAIRS:
-        mean, low, high, seeds = paired_interval(summary[f"techniques/{treat}"][treat_figure + "_by_seed"],
-                                                 summary[f"techniques/{base}"][base_figure + "_by_seed"])
+    for label, base, treat, base_figure, treat_figure in pairs:
+        mean, low, high, seeds = paired_interval(summary[f"{study}/{treat}"][treat_figure + "_by_seed"],
+                                                 summary[f"{study}/{base}"][base_figure + "_by_seed"])
         if mean is not None:
-            differences[label] = Difference(mean, low, high, seeds)
+            differences[PRESET_ROW_LABELS.get(treat, label) if study == "preset_techniques" else label] = \
+                Difference(mean, low, high, seeds)
     return differences
+
+
+def study_budget(folder: Path) -> str:
+    """The budget a study folder's finished runs had, in words: network, images, epochs, seeds."""
+    done = [r for r in load_results(Path(folder)) if r["status"] == "done"]
+    if not done:
+        return "no finished run"
+    config = done[0].get("config", {})
+    images = f"{config['subset']:,} images" if config.get("subset") else "all training images"
+    epochs = f"{config['epochs']:g} epochs" if "epochs" in config else "epochs not recorded"
+    seeds = len({r["seed"] for r in done})
+    return f"{config.get('model', 'model not recorded')}, {images}, {epochs}, {seeds} seed{'s' if seeds > 1 else ''}"
 
 
 def display_label(label: str) -> str:
@@ -102,10 +128,12 @@ def display_label(label: str) -> str:
     return label.replace(" -> ", " → ")
 
 
-def interval_points(measured: dict[str, Difference]) -> list[Optional[tuple[float, float, float]]]:
-    """(mean, low, high) per row of CLAIMS, None where there is no interval: what the budgets picture draws."""
+def interval_points(measured: dict[str, Difference], rows: Sequence[str] = tuple(CLAIMS)
+                    ) -> list[Optional[tuple[float, float, float]]]:
+    """(mean, low, high) per row (default: the rows of CLAIMS), None where there is no interval: what the budgets
+    picture draws."""
     return [None if measured.get(label) is None or measured[label].low is None else
-            (measured[label].mean, measured[label].low, measured[label].high) for label in CLAIMS]
+            (measured[label].mean, measured[label].low, measured[label].high) for label in rows]
 
 
 def _cell(difference: Optional[Difference]) -> str:
@@ -119,7 +147,7 @@ def _cell(difference: Optional[Difference]) -> str:
 def claims_table(budgets: Sequence[tuple[str, dict[str, Difference]]]) -> list[str]:
     """Markdown: claim | each budget's paired difference [95% CI] | each budget's verdict."""
     names = [name for name, _ in budgets]
-    lines = ["| technique | claimed (description) | " + " | ".join(f"measured, {n}" for n in names) + " | "
+    lines = ["| technique | claimed (original README) | " + " | ".join(f"measured, {n}" for n in names) + " | "
              + " | ".join(f"verdict, {n}" for n in names) + " |",
              "| --- | --- | " + " | ".join("---" for _ in names * 2) + " |"]
     for label, claim in CLAIMS.items():

@@ -324,7 +324,7 @@ def plot_time_to_accuracy(runs: dict[str, list[dict]], path: Path, title: str) -
     save_figure(fig, path, dpi=110)
 
 
-def plot_differences_by_budget(rows: Sequence[str], claimed: Sequence[float],
+def plot_differences_by_budget(rows: Sequence[str], claimed: Sequence[Optional[float]],
                                budgets: Sequence[tuple[str, Sequence[Optional[tuple[float, float, float]]]]],
                                path: Path, title: str = "") -> None:
     """One row per technique: each budget's difference (dot) and 95% interval (bar), the claim (x), zero (line).
@@ -332,7 +332,7 @@ def plot_differences_by_budget(rows: Sequence[str], claimed: Sequence[float],
     ``budgets``: (name, per row (mean, low, high) or None); a row whose interval crosses from one budget to the
     next side of zero is the picture of "it costs in short runs and pays in long ones".
     """
-    fig, axis = plt.subplots(figsize=(8, 0.55 * len(rows) + 1.6))
+    fig, axis = plt.subplots(figsize=(8, 0.55 * len(rows) + 1.6 + 0.22 * (len(budgets) + 1)))
     spread = 0.5 / max(1, len(budgets))
     for b, (name, points) in enumerate(budgets):
         offset = (b - (len(budgets) - 1) / 2) * spread
@@ -344,13 +344,15 @@ def plot_differences_by_budget(rows: Sequence[str], claimed: Sequence[float],
             axis.errorbar(mean, i + offset, xerr=[[mean - low], [high - mean]], fmt="o", capsize=3, color=f"C{b}",
                           label=None if labelled else name)
             labelled = True
-    axis.scatter(claimed, range(len(rows)), marker="x", color="black", zorder=3, label="claimed (description)")
+    claims = [(value, i) for i, value in enumerate(claimed) if value is not None]  # None: a row with no claim
+    axis.scatter([v for v, _ in claims], [i for _, i in claims], marker="x", color="black", zorder=3,
+                 label="claimed (original README)")
     axis.axvline(0, color="grey", linewidth=1)
     axis.set_yticks(range(len(rows)), rows, fontsize=8)
     axis.invert_yaxis()
     axis.set_xlabel("difference in final test accuracy (points), paired 95% interval")
     axis.set_title(title or "each technique against its baseline, by budget", fontsize=10)
     axis.grid(axis="x", alpha=0.3)
-    axis.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=len(budgets) + 1)  # off the data
+    axis.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=1)  # off the data; a budget a line
     fig.tight_layout()
     save_figure(fig, path, dpi=110)
