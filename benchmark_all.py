@@ -8,7 +8,7 @@
     python benchmark_all.py --full --list        # the experiments it would run, and exit
 
 Every (experiment, seed) is an ordinary training run (``utils/experiment.run_training``) in
-``--output-dir/<study>/<experiment>/seed-<n>``; ``utils/studies.py`` plans, runs and reports them.
+``--output-dir/<study>/<experiment>/seed-<n>``; ``utils/studies/`` plans, runs and reports them.
 Re-running the same command continues an interrupted benchmark: finished runs are skipped.
 """
 from __future__ import annotations

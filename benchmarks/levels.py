@@ -174,7 +174,7 @@ def read_figures(script: str, argv: list[str], out: Path) -> dict[str, Any]:
 
 def benchmark_figures(out: Path) -> dict[str, Any]:
     """The second arm against the first, paired by seed: the level-7 lesson in three numbers."""
-    from utils.statistics import mean_std, paired_interval
+    from utils.studies.statistics import mean_std, paired_interval
 
     results = [r for r in json.loads((out / "results.json").read_text())["results"] if r["status"] == "done"]
     arms: dict[str, dict[int, float]] = {}

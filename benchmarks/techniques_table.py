@@ -7,7 +7,7 @@
 
 Each ``NAME=FOLDER`` is a techniques study (finished or stopped part-way: a comparison uses the seeds
 both of its arms finished) and becomes a column: the paired difference with its 95% interval, and a
-verdict (``utils/claims.py``: confirmed / reversed at this budget / not resolved). It prints the
+verdict (``utils/studies/claims.py``: confirmed / reversed at this budget / not resolved). It prints the
 Markdown table (README's "Expected improvements" is this table) and, with ``--plot``, draws every
 budget's intervals beside the claims.
 A GPU run of the same study (``benchmarks/gpu_suite.py``) is one more column: ``full=FOLDER``.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.claims import (CLAIMS, claims_table, display_label, interval_points, study_budget,  # noqa: E402
+from utils.studies.claims import (CLAIMS, claims_table, display_label, interval_points, study_budget,  # noqa: E402
                           technique_differences)
 from utils.errors import OneLineArgumentParser, UserError, exit_on_user_error  # noqa: E402
 from utils.visualization import picture_path, plot_differences_by_budget  # noqa: E402

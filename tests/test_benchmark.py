@@ -13,7 +13,7 @@ import benchmark_all
 from utils.model_cost import forward_gflops
 from utils.errors import RunStopped, UserError
 from utils.experiment import run_training
-from utils.statistics import (calibration_bins, expected_calibration_error, mean_std, paired_interval, t_quantile_975,
+from utils.studies.statistics import (calibration_bins, expected_calibration_error, mean_std, paired_interval, t_quantile_975,
                               welch_interval)
 
 from tests.conftest import run_main
@@ -306,8 +306,10 @@ def _fail_writing(monkeypatch, name: str, times: int = 1) -> None:
         return real(path, write)
 
     monkeypatch.setattr(files, "atomic_write", atomic_write)
-    import utils.studies
-    monkeypatch.setattr(utils.studies, "atomic_write", atomic_write)
+    import utils.studies.report
+    import utils.studies.runner
+    monkeypatch.setattr(utils.studies.runner, "atomic_write", atomic_write)
+    monkeypatch.setattr(utils.studies.report, "atomic_write", atomic_write)
 
 
 def test_a_full_disk_while_benchmark_json_is_written_is_one_line_and_the_folder_stays_usable(tmp_path, capfd,

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from utils.claims import CLAIMS, Claim, Difference, claims_table, technique_differences, verdict
+from utils.studies.claims import CLAIMS, Claim, Difference, claims_table, technique_differences, verdict
 from utils.errors import UserError
 
 from tests.conftest import load_benchmark, run_main
@@ -92,7 +92,7 @@ def test_the_docs_script_prints_the_table_and_draws_the_budgets(tmp_path, capfd)
 def test_the_preset_study_gives_its_rows_under_the_claims_labels_and_names_its_budget(tmp_path):
     """--preset-techniques: the same techniques on another network and budget, one more column of the table;
     Cutout, which no claim has, keeps its own row."""
-    from utils.claims import study_budget
+    from utils.studies.claims import study_budget
 
     preset = write_study(tmp_path / "preset", {"baseline": [90.0, 90.5, 91.0], "mixup": [89.0, 90.0, 90.0],
                                                "cutout": [90.5, 91.0, 91.0], "ema": [90.0, 90.5, 91.0]},

@@ -276,7 +276,7 @@ def plot_benchmark_curves(summary: dict, path: Path) -> None:
 
 def plot_reliability(pooled: dict, path: Path, bins: int = 15) -> None:
     """Reliability diagram (accuracy against confidence per bin) of each named set of test predictions."""
-    from utils.statistics import calibration_bins, expected_calibration_error
+    from utils.studies.statistics import calibration_bins, expected_calibration_error
 
     fig, axis = plt.subplots(figsize=(5.5, 5))
     axis.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")

@@ -24,9 +24,11 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from utils.errors import UserError
-from utils.statistics import paired_interval
-from utils.studies import (PRESET_TECHNIQUE_PAIRS, PRESET_TECHNIQUES, TECHNIQUE_PAIRS, TECHNIQUES, Experiment,
-                           load_results, summarize)
+from utils.studies.statistics import paired_interval
+from utils.studies.catalogue import (PRESET_TECHNIQUE_PAIRS, PRESET_TECHNIQUES, TECHNIQUE_PAIRS, TECHNIQUES,
+                                     Experiment)
+from utils.studies.report import summarize
+from utils.studies.runner import load_results
 
 
 @dataclass(frozen=True)
