@@ -525,3 +525,17 @@ def test_a_stopped_run_pickles_whole():
     stop = RunStopped("SIGINT received: stopped", 130, quiet=True, advice="continue with --resume")
     again = pickle.loads(pickle.dumps(stop))
     assert (str(again), again.what, again.exit_code, again.quiet) == (str(stop), stop.what, 130, True)
+
+
+def test_the_study_in_progress_still_continues_with_this_code():
+    """The committed full-data study's folder records its command's signature; the same command, planned by this
+    code, must still match it (else the next session's re-run would be refused and the finished runs orphaned)."""
+    import shlex
+
+    from utils.studies.runner import plan_signature, same_study
+
+    folder = Path(__file__).resolve().parents[1] / "benchmarks/results/preset-techniques-cpu-8ep-2026-12-05"
+    saved = json.loads((folder / "benchmark.json").read_text())
+    argv = shlex.split(saved["command"])[2:]  # after "python benchmark_all.py"
+    plan = benchmark_all.plan_from_args(benchmark_all.build_parser().parse_args([*argv, "--list"]), argv)
+    assert same_study(saved["signature"], plan_signature(plan))

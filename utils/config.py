@@ -52,6 +52,16 @@ QUICK_SUBSET = 2000
 QUICK_TEST_SUBSET = 1000
 
 
+def no_result(default: Any = None, factory: Optional[Any] = None) -> Any:
+    """A config field that changes no result of a run: where it is written, how it is shown, how many workers
+    feed it, where its values came from. Studies leave these out of what makes two runs comparable
+    (:func:`result_free_fields`)."""
+    metadata = {"changes_result": False}
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
 @dataclass
 class TrainConfig:
     # ---- data
@@ -64,7 +74,7 @@ class TrainConfig:
     val_split: Optional[int] = None  # training images held out (stratified) to choose best.pt on, not the test set
     cache_dir: Optional[str] = None  # None: ~/.cache/cifar10-framework; "" disables the cache
     synthetic_size: int = 512  # training images of the synthetic data set (test: a quarter)
-    workers: Optional[int] = None  # None: one per CPU core, at most 8 (DataLoader path only)
+    workers: Optional[int] = no_result(None)  # None: one per CPU core, at most 8 (DataLoader path only)
     data_mode: str = "auto"  # memory: DataLoader over the decoded tensor; device: the tensor on the device, batched aug
     # ---- model
     model: str = "cnn"
@@ -121,21 +131,26 @@ class TrainConfig:
     dropblock_size: int = 3
     # ---- run
     device: str = "auto"
-    output_dir: Optional[str] = None
-    resume: bool = False
-    progress: bool = True
+    output_dir: Optional[str] = no_result(None)
+    resume: bool = no_result(False)
+    progress: bool = no_result(True)
     eval_every: Optional[int] = None  # None: as rarely as keeps evaluation near 15% of the run (last epoch always)
     eval_batch_size: Optional[int] = None  # None: twice --batch-size (no gradients, so less memory per image)
     tta: str = "none"  # test-time augmentation of every evaluation: none, flip, flip-translate, weighted
     probe_images: Optional[int] = None  # every epoch: accuracy on this many test images (stratified), untimed
     quick: bool = False
     max_nonfinite_steps: int = 5
-    tensorboard: bool = False  # event files in RUN_DIR/tensorboard/ (utils/tensorboard_log.py; an optional package)
+    tensorboard: bool = no_result(False)  # event files in RUN_DIR/tensorboard/ (utils/tensorboard_log.py; an optional package)
     # ---- where the values came from (see the module's docstring)
-    user_settings: list[str] = dataclasses.field(default_factory=list)
-    preset_settings: list[str] = dataclasses.field(default_factory=list)
-    resolved_for: Optional[str] = None
-    rerun_of: Optional[str] = None  # --config: the config.json this run was started from (utils/rerun.py)
+    user_settings: list[str] = no_result(factory=list)
+    preset_settings: list[str] = no_result(factory=list)
+    resolved_for: Optional[str] = no_result(None)
+    rerun_of: Optional[str] = no_result(None)  # --config: the config.json this run was started from (utils/rerun.py)
+
+    @classmethod
+    def result_free_fields(cls) -> frozenset[str]:
+        """The fields marked :func:`no_result`: two configs that differ only in these train the same model."""
+        return frozenset(f.name for f in dataclasses.fields(cls) if not f.metadata.get("changes_result", True))
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":

@@ -225,7 +225,7 @@ def experiment_config(plan: BenchmarkPlan, experiment: Experiment, seed: int) ->
 
 def differing_settings(baseline: TrainConfig, treatment: TrainConfig) -> str:
     """The resolved settings in which two configs differ, as flags (``--optimizer adamw --weight-decay 0.05``)."""
-    ignore = {"output_dir", "seed", "user_settings", "preset_settings", "resolved_for", "resume"}
+    ignore = TrainConfig.result_free_fields() | {"seed"}
     parts = [f"--{k.replace('_', '-')} {v}" for k, v in treatment.to_dict().items()
              if k not in ignore and v != getattr(baseline, k)]
     return " ".join(parts) or "(none)"

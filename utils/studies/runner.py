@@ -113,8 +113,7 @@ def catch_user_error(function: Callable[..., Any], *args: Any) -> Any:
 
 
 # Settings that change no result: a study may be continued with them changed (--tensorboard turned on midway).
-SIGNATURE_IGNORES = {"output_dir", "progress", "resume", "user_settings", "preset_settings", "resolved_for", "workers",
-                     "tensorboard", "rerun_of"}
+SIGNATURE_IGNORES = TrainConfig.result_free_fields()  # a study is the same study whatever these say
 
 
 def plan_signature(plan: BenchmarkPlan) -> dict[str, Any]:
