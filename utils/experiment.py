@@ -31,7 +31,7 @@ from utils.evaluation import evaluate_saved, load_saved
 from utils.files import write_json
 from utils.model_cost import forward_gflops, inference_latency_ms
 from utils.modern_trainer import Precision, learning_rates
-from utils.run_dir import RUN_FILES, claim_run_dir, unique_run_dir
+from utils.run_dir import claim_run_dir, holds_checkpoint, unique_run_dir
 from utils.seeds import generator, seed_everything
 from utils.trainer import Trainer, train
 from utils.visualization import (confusion_matrix, picture_path, plot_comparison, plot_confusion_matrix,
@@ -219,8 +219,9 @@ def compare_models(config: TrainConfig, names: Optional[Sequence[str]] = None) -
     return results
 
 
-BOOKKEEPING = {"output_dir", "resume", "progress", "user_settings", "preset_settings", "resolved_for", "amp", "tensorboard", "rerun_of",
-               "amp_dtype", "channels_last"}  # settings that do not change what a finished run is
+# Settings that do not change what a finished run is: those that change no result, and the precision this
+# machine chose (a run finished in bf16 here is not trained again in fp32 elsewhere).
+BOOKKEEPING = TrainConfig.result_free_fields() | {"amp", "amp_dtype", "channels_last"}
 
 
 def continue_model_run(config: TrainConfig) -> dict[str, Any]:
@@ -230,7 +231,7 @@ def continue_model_run(config: TrainConfig) -> dict[str, Any]:
     does); a folder holding the model trained with other settings is refused.
     """
     run_dir = Path(config.output_dir)
-    if (run_dir / "last.pt").exists():
+    if holds_checkpoint(run_dir):
         saved = load_checkpoint(run_dir / "last.pt")
         differ = sorted(k for k, v in config.to_dict().items()
                         if k not in BOOKKEEPING and saved["config"].get(k, v) != v)
@@ -241,8 +242,6 @@ def continue_model_run(config: TrainConfig) -> dict[str, Any]:
             print(f"{config.model}: finished in {run_dir}, not trained again", flush=True)
             return json.loads((run_dir / "metrics.json").read_text())
         return run_training(config.replace(resume=True))
-    for name in RUN_FILES:  # stopped before its first checkpoint: what it left holds nothing to resume
-        (run_dir / name).unlink(missing_ok=True)
     return run_training(config)
 
 

@@ -33,6 +33,18 @@ STUDY_FILES = ("benchmark.json", "results.json", "results.csv", "RESULTS.md")  #
 LOCK_NAME = "run.lock"
 
 
+def holds_checkpoint(run_dir: Path) -> bool:
+    """Run or resume: True when ``run_dir`` holds a run to continue (its ``last.pt``); else False, and what a run
+    stopped before its first checkpoint left there (``config.json``) is removed, so that it starts afresh.
+
+    What a study and ``--compare-models`` do for each of their runs: a re-run of the command continues them."""
+    if (Path(run_dir) / "last.pt").exists():
+        return True
+    for name in RUN_FILES:
+        (Path(run_dir) / name).unlink(missing_ok=True)
+    return False
+
+
 def refuse_run_files(path: Path, flag: str) -> None:
     """A file a command writes on request (predictions, say) never replaces a run's or a study's own files."""
     own = (*RUN_FILES, *STUDY_FILES, LOCK_NAME)

@@ -27,7 +27,7 @@ from utils.errors import RunStopped, UserError
 from utils.evaluation import evaluate_saved
 from utils.files import atomic_write, write_json
 from utils.model_cost import forward_gflops
-from utils.run_dir import RUN_FILES, RunLock
+from utils.run_dir import RUN_FILES, RunLock, holds_checkpoint
 from utils.studies.catalogue import BenchmarkPlan, Experiment, experiment_config
 from utils.studies.statistics import expected_calibration_error
 
@@ -59,12 +59,8 @@ def run_one(plan: BenchmarkPlan, experiment: Experiment, seed: int,
     run_dir = Path(config.output_dir)
     record: dict[str, Any] = {"study": experiment.study, "experiment": experiment.name, "seed": seed,
                               "run_dir": str(run_dir)}
-    resume = (run_dir / "last.pt").exists()
-    if resume:
-        config = config.replace(resume=True)
-    else:  # stopped before its first checkpoint: the files it left (config.json) hold nothing to resume
-        for name in RUN_FILES:
-            (run_dir / name).unlink(missing_ok=True)
+    resume = holds_checkpoint(run_dir)
+    config = config.replace(resume=resume)
     device = select_device(config.device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
