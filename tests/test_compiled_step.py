@@ -90,3 +90,6 @@ def test_muon_fp16_and_torchrun_compile_the_model_alone_and_say_why():
     assert "torchrun" in whole_step_supported(recipe, distributed=True)
     fp16 = TrainConfig(model="cnn", amp=True, amp_dtype="fp16").resolved()
     assert "fp16" in whole_step_supported(build_recipe(model, fp16, 8, torch.device("cpu")), distributed=False)
+    # inductor's CPU code gave speednet's bf16 step NaN gradients (aot_eager, the same graph, gave the eager ones)
+    bf16 = TrainConfig(model="cnn", amp=True, amp_dtype="bf16").resolved()
+    assert "bf16" in whole_step_supported(build_recipe(model, bf16, 8, torch.device("cpu")), distributed=False)

@@ -57,6 +57,20 @@ def test_a_non_finite_gradient_moves_nothing_and_the_next_finite_step_trains(opt
     assert not all(torch.equal(a, b) for a, b in zip(after, moved))
 
 
+def test_a_finite_loss_with_a_non_finite_gradient_is_reported_as_a_non_finite_loss():
+    """The skip must not be silent: the step log stops a run on a non-finite loss, so a skipped step reports one
+    (a NaN gradient under a finite loss: a layer's backward gone wrong, not the data)."""
+    model, config, recipe, images, labels = tiny_setup("adamw", amp=False)
+    train_step(model, recipe, images, labels, labels, [], config.clip_grad)
+    before = state_tensors(model, recipe.optimizer)
+    hook = next(model.parameters()).register_hook(lambda grad: torch.full_like(grad, float("nan")))
+    model.eval()  # no BatchNorm statistics update: only the step could change anything
+    loss, _ = train_step(model, recipe, images, labels, labels, [], config.clip_grad)
+    hook.remove()
+    assert torch.isnan(loss)
+    assert all(torch.equal(a, b) for a, b in zip(before, state_tensors(model, recipe.optimizer)))
+
+
 def scaler_step(model, recipe, scaler, images, labels, clip_grad):
     """The step as it was written with a gradient scaler at scale 1 (its only job then: the inf/NaN check)."""
     logits = model(images)

@@ -192,7 +192,7 @@ def add_recipe_arguments(recipe: argparse._ArgumentGroup) -> None:
     recipe.add_argument("--amp-dtype", choices=AMP_DTYPES, help="auto: bf16 where supported, else fp16")
     recipe.add_argument("--compile", nargs="?", const="default", choices=COMPILE_CHOICES, metavar="MODE",
                         help="compile the training step whole with torch.compile (the model alone where the step "
-                        "cannot be: Muon, fp16, torchrun); MODE: off, default (the bare flag), max-autotune, or "
+                        "cannot be: Muon, fp16, torchrun, bf16 on a CPU); MODE: off, default (the bare flag), max-autotune, or "
                         "graphs (replayed as CUDA graphs, torch's reduce-overhead)")
     recipe.add_argument("--compile-mode", choices=COMPILE_CHOICES[1:] + ("reduce-overhead",),
                         help="as --compile MODE")

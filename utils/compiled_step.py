@@ -12,12 +12,14 @@ check, the optimizer update) as one ``torch.compile(fullgraph=True)`` graph:
 - the learning rate of each parameter group is a device tensor, filled from the schedule before each
   step: a changing rate changes no graph (a Python float would be baked in and recompile every step);
 - a non-finite gradient (total norm not finite) sets the rate to 0 and the gradients to 0 on the device:
-  the weights do not move (Adam's moments decay one step, SGD's momentum likewise);
+  the weights do not move (Adam's moments decay one step, SGD's momentum likewise), and the step reports a
+  non-finite loss, which the step log turns into a stopped run, as the eager step does;
 - ``mode="graphs"`` is torch.compile's ``reduce-overhead``: the graph is replayed as a CUDA graph.
 
 The EMA and Lookahead stay outside (one foreach call each), as do the data and its augmentation.
-Muon's Newton-Schulz step and torchrun's gradient hooks are not in the graph: there the model alone is
-compiled (:func:`whole_step_supported` says which).
+Muon's Newton-Schulz step, torchrun's gradient hooks and fp16's scaler are not in the graph, and on a CPU
+the bf16 step is not compiled whole (inductor's CPU code gave NaN gradients for speednet's): there the model
+alone is compiled (:func:`whole_step_supported` says which, and the run's first line).
 """
 from __future__ import annotations
 
@@ -53,6 +55,10 @@ def whole_step_supported(recipe: Recipe, distributed: bool) -> Optional[str]:
         return "under torchrun the gradient averaging runs in DDP's hooks"
     if recipe.precision.scaler is not None:
         return "fp16's gradient scaler steps outside a graph"
+    if recipe.precision.device_type == "cpu" and recipe.precision.dtype is not None:
+        # Measured: speednet's compiled bf16 step gave NaN gradients on a CPU where the same graph run by
+        # aot_eager gave the eager step's (tests/test_compiled_step.py checks the refusal).
+        return "inductor's CPU code for a bf16 backward pass is not trusted here (NaN gradients)"
     if not isinstance(recipe.optimizer, (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD)):
         return f"{type(recipe.optimizer).__name__} is not one of Adam, AdamW, SGD"
     if not hasattr(torch._dynamo.config, "trace_autograd_ops"):
@@ -101,7 +107,8 @@ class CompiledStep:
         with torch.no_grad():
             for state, kept, lr in zip(self.state, groups, self.lrs):
                 update(state, kept, torch.where(found, 0.0, lr), found)
-        return loss.detach(), (logits.argmax(1) == labels).sum()
+        # a skipped step reports a non-finite loss, so the step log stops the run as it does for one
+        return torch.where(found, float("nan"), loss.detach()), (logits.argmax(1) == labels).sum()
 
 
 def bind_state(optimizer: torch.optim.Optimizer) -> list[dict[str, Any]]:

@@ -40,9 +40,11 @@ def train_step(model: nn.Module, recipe: Recipe, images: torch.Tensor, targets: 
     recipe.optimizer.zero_grad(set_to_none=True)
     recipe.precision.backward(loss)
     drop_gradients(frozen)
-    # 3. clip, check and step
-    apply_gradients(recipe, model.parameters, clip_grad)
-    return loss.detach(), (logits.argmax(1) == labels).sum()
+    # 3. clip, check and step; a step skipped for a non-finite gradient reports a non-finite loss, which the
+    #    step log turns into a stopped run (in bf16 and fp32 nothing should overflow)
+    found_inf = apply_gradients(recipe, model.parameters, clip_grad)
+    loss = loss.detach() if found_inf is None else torch.where(found_inf.bool(), float("nan"), loss.detach())
+    return loss, (logits.argmax(1) == labels).sum()
 
 
 def drop_gradients(parameters: list[nn.Parameter]) -> None:
@@ -50,9 +52,11 @@ def drop_gradients(parameters: list[nn.Parameter]) -> None:
         parameter.grad = None  # an optimizer skips a parameter without a gradient
 
 
-def apply_gradients(recipe: Recipe, parameters: Callable[[], object], clip_grad: float) -> None:
+def apply_gradients(recipe: Recipe, parameters: Callable[[], object], clip_grad: float) -> Optional[torch.Tensor]:
     """Clip the gradients to ``clip_grad`` (0: no clipping) and step, skipping the step on the device when a
-    gradient is not finite. ``parameters``: a callable giving the model's parameters (read each time)."""
+    gradient is not finite. ``parameters``: a callable giving the model's parameters (read each time).
+
+    Returns the device flag of a skipped step (bf16 and fp32 with a fused optimizer), else None."""
     optimizer, scaler = recipe.optimizer, recipe.precision.scaler
     if scaler is not None:  # fp16
         scaler.unscale_(optimizer)
@@ -60,11 +64,14 @@ def apply_gradients(recipe: Recipe, parameters: Callable[[], object], clip_grad:
             nn.utils.clip_grad_norm_(parameters(), clip_grad, foreach=True)
         scaler.step(optimizer)
         scaler.update()
-        return
+        return None
     norm = gradient_norm(list(parameters()), clip_grad, needed=recipe.skips_nonfinite_steps)
-    if recipe.skips_nonfinite_steps:
-        optimizer.found_inf = torch.logical_not(torch.isfinite(norm)).float()  # read by the optimizer's step
+    if not recipe.skips_nonfinite_steps:
+        optimizer.step()
+        return None
+    optimizer.found_inf = torch.logical_not(torch.isfinite(norm)).float()  # read by the optimizer's step
     optimizer.step()
+    return optimizer.found_inf
 
 
 def gradient_norm(parameters: list[nn.Parameter], clip_grad: float, needed: bool) -> Optional[torch.Tensor]:
