@@ -10,7 +10,7 @@ both of its arms finished) and becomes a column: the paired difference with its 
 verdict (``utils/studies/claims.py``: confirmed / reversed at this budget / not resolved). It prints the
 Markdown table (README's "Expected improvements" is this table) and, with ``--plot``, draws every
 budget's intervals beside the claims.
-A GPU run of the same study (``benchmarks/gpu_suite.py``) is one more column: ``full=FOLDER``.
+A GPU run of the same study (``benchmarks/gpu/gpu_suite.py``) is one more column: ``full=FOLDER``.
 """
 from __future__ import annotations
 

@@ -53,11 +53,18 @@ def image_folder(tmp_path: Path) -> Path:
     return write_image_folder(tmp_path / "images")
 
 
+def benchmark_path(name: str) -> Path:
+    """``benchmarks/<name>.py``, or ``benchmarks/gpu/<name>.py`` for the tooling of a lent GPU."""
+    path = REPO / "benchmarks" / f"{name}.py"
+    return path if path.exists() else REPO / "benchmarks" / "gpu" / f"{name}.py"
+
+
 def load_benchmark(name: str):
     """Import ``benchmarks/<name>.py`` (a script folder, not a package) as a module, to call its functions."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    path = benchmark_path(name)
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses in the script look their module up there
     spec.loader.exec_module(module)

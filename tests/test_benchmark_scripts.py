@@ -9,15 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, load_benchmark
+from tests.conftest import REPO, benchmark_path, load_benchmark
 from utils.errors import exit_on_user_error
 
-SCRIPTS = sorted(p.stem for p in (REPO / "benchmarks").glob("*.py"))
+SCRIPTS = sorted(p.stem for p in [*(REPO / "benchmarks").glob("*.py"), *(REPO / "benchmarks/gpu").glob("*.py")])
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
 def test_every_script_enters_through_the_one_line_error_handler(script):
-    text = (REPO / "benchmarks" / f"{script}.py").read_text()
+    text = benchmark_path(script).read_text()
     main_block = text.split('if __name__ == "__main__":')[-1]
     assert "exit_on_user_error(" in main_block or script == "levels", script
     assert "file_errors=True" in main_block or script == "levels", script  # a read-only folder is one line too
@@ -117,8 +117,8 @@ def test_a_study_report_into_a_folder_of_another_study_is_refused_and_left_alone
 
 
 def test_gpu_run_without_arguments_prints_its_usage_on_stderr_and_exits_2():
-    result = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_run.sh")], capture_output=True, text=True)
-    assert result.returncode == 2 and "usage: bash benchmarks/gpu_run.sh OUT" in result.stderr and not result.stdout
+    result = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu" / "gpu_run.sh")], capture_output=True, text=True)
+    assert result.returncode == 2 and "usage: bash benchmarks/gpu/gpu_run.sh OUT" in result.stderr and not result.stdout
 
 
 def test_a_read_only_output_folder_is_one_line(tmp_path, capfd):

@@ -47,7 +47,7 @@ def test_the_docs_hold_commands_of_every_script():
     assert scripts == set(MAINS)
 
 
-BENCHMARK_COMMAND = re.compile(r"python benchmarks/([a-z_]+)\.py([^`|\n#]*)")
+BENCHMARK_COMMAND = re.compile(r"python benchmarks/(?:gpu/)?([a-z_]+)\.py([^`|\n#]*)")
 
 
 def documented_benchmark_commands() -> list[tuple[str, str, str]]:

@@ -1,4 +1,4 @@
-"""benchmarks/gpu_docs.py: GPU figures go into the docs' marked regions, and nowhere else."""
+"""benchmarks/gpu/gpu_docs.py: GPU figures go into the docs' marked regions, and nowhere else."""
 from __future__ import annotations
 
 import json

@@ -21,8 +21,8 @@ MAX_CLASS_LINES = 200
 def project_modules() -> dict[str, Path]:
     """Module name → file, for the packages and the top-level scripts and benchmarks."""
     modules = {}
-    for path in [*ROOT.glob("*.py"), *ROOT.glob("benchmarks/*.py"), *(p for pkg in PACKAGES
-                                                                     for p in (ROOT / pkg).rglob("*.py"))]:
+    scripts = [*ROOT.glob("*.py"), *ROOT.glob("benchmarks/*.py"), *ROOT.glob("benchmarks/gpu/*.py")]
+    for path in [*scripts, *(p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py"))]:
         parts = path.relative_to(ROOT).with_suffix("").parts
         name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
         modules[name] = path

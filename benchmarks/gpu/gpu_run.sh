@@ -5,11 +5,11 @@
 #   mkdir -p .gpu && tar -czf .gpu/cifar10-jpeg.tgz -C ../shared/data cifar10-jpeg
 #   pip download airbench==0.1.8 --no-deps -d .gpu          # pure Python: unpacked there, not built
 # On the device machine (carry: .gpu), under its 10-minute limit:
-#   bash benchmarks/gpu_run.sh "$OUT"                         # extra flags go to gpu_suite.py
-# Then here: copy OUT into benchmarks/results/gpu-<date>/ and run benchmarks/gpu_docs.py on its gpu-suite.json.
+#   bash benchmarks/gpu/gpu_run.sh "$OUT"                         # extra flags go to gpu_suite.py
+# Then here: copy OUT into benchmarks/results/gpu-<date>/ and run benchmarks/gpu/gpu_docs.py on its gpu-suite.json.
 set -uo pipefail
 if [ $# -lt 1 ] || [ -z "$1" ]; then
-  echo "usage: bash benchmarks/gpu_run.sh OUT [gpu_suite.py flags]  (OUT: a new folder for the results)" >&2
+  echo "usage: bash benchmarks/gpu/gpu_run.sh OUT [gpu_suite.py flags]  (OUT: a new folder for the results)" >&2
   exit 2
 fi
 out=$1
@@ -18,7 +18,7 @@ if [ -e "$out/gpu-suite.json" ] || [ -e "$out/gpu-run.log" ]; then
   echo "gpu_run.sh: $out holds the results of an earlier visit; give a new folder" >&2
   exit 2
 fi
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 export PYTHONUNBUFFERED=1 MPLBACKEND=Agg
 mkdir -p "$out"
 {
@@ -41,7 +41,7 @@ else
   echo "gpu_run.sh: no .gpu/airbench-*.tar.gz: the airbench item will say airbench is missing" | tee -a "$out/gpu-run.log"
 fi
 
-python3 benchmarks/gpu_suite.py --data-dir "$data" --out "$out" "$@" 2>&1 | tee -a "$out/gpu-run.log"
+python3 benchmarks/gpu/gpu_suite.py --data-dir "$data" --out "$out" "$@" 2>&1 | tee -a "$out/gpu-run.log"
 status=${PIPESTATUS[0]}
 echo "== summary (exit $status)"
 [ -f "$out/gpu-suite.md" ] && grep -E '^## |^\| (resnet18|--preset|preset|airbench94) |Time ratio|exit [0-9]' "$out/gpu-suite.md"

@@ -1,6 +1,6 @@
 """One command that turns a lent GPU's minutes into every figure this project owes, in priority order.
 
-Claim: on one H200 the whole visit is one command of about 9 minutes (``benchmarks/gpu_run.sh``), and
+Claim: on one H200 the whole visit is one command of about 9 minutes (``benchmarks/gpu/gpu_run.sh``), and
 nothing it measured is lost when an item fails or runs out of time. Evidence: ``--plan`` (the boxes
 add up to at most 9 minutes, a test checks it), ``--smoke`` (the same items on the CPU in under a
 minute, in the test suite), and the results under ``benchmarks/results/gpu-<date>/``.
@@ -24,11 +24,11 @@ An item that reaches its box is sent SIGINT (the trainer saves and stops cleanly
 suite records how far it got (epochs done and the projection to the end, read from the run's
 ``metrics.json``). An item that fails records its traceback and the next one runs. Results go into
 ``--out`` as they come, in at most 8 files: ``gpu-suite.json`` (everything), ``gpu-suite.md`` and a
-few PNGs. ``benchmarks/gpu_docs.py`` turns the JSON into README's and the guide's GPU figures.
+few PNGs. ``benchmarks/gpu/gpu_docs.py`` turns the JSON into README's and the guide's GPU figures.
 
-    python benchmarks/gpu_suite.py --plan
-    python benchmarks/gpu_suite.py --data-dir .gpu/data/cifar10-jpeg --out OUT
-    python benchmarks/gpu_suite.py --smoke --out /tmp/gpu-smoke          # the CPU, synthetic data, < 1 min
+    python benchmarks/gpu/gpu_suite.py --plan
+    python benchmarks/gpu/gpu_suite.py --data-dir .gpu/data/cifar10-jpeg --out OUT
+    python benchmarks/gpu/gpu_suite.py --smoke --out /tmp/gpu-smoke          # the CPU, synthetic data, < 1 min
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 TOTAL_S = 540  # 9 minutes: the device call's 10-minute limit less unpacking, start-up and the report
@@ -465,10 +465,10 @@ def main(argv: Optional[list[str]] = None) -> Optional[dict[str, Any]]:
     if (Path(args.out) / "gpu-suite.json").exists():  # minutes of a lent GPU: never written over
         raise UserError(f"{args.out} holds the report of an earlier suite run; give --out a new folder")
     if not args.smoke and not (Path(args.data_dir) / "train").is_dir():
-        print(f"gpu_suite.py: error: no CIFAR-10 image folder at {args.data_dir}; benchmarks/gpu_run.sh unpacks "
+        print(f"gpu_suite.py: error: no CIFAR-10 image folder at {args.data_dir}; benchmarks/gpu/gpu_run.sh unpacks "
               f".gpu/cifar10-jpeg.tgz there (or pass --data-dir)", file=sys.stderr)
         sys.exit(2)
-    command_line = "python benchmarks/gpu_suite.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command_line = "python benchmarks/gpu/gpu_suite.py " + " ".join(argv if argv is not None else sys.argv[1:])
     report = run_suite(args, command_line)
     print(f"written: {Path(args.out) / 'gpu-suite.json'} and gpu-suite.md")
     return report

@@ -2,7 +2,7 @@
 
 The docs mark each place a GPU figure belongs with a pair of HTML comments,
 ``<!-- gpu:NAME -->`` ... ``<!-- /gpu:NAME -->``. This script reads one or more ``gpu-suite.json``
-files (``benchmarks/gpu_suite.py``; a later file adds what an earlier one lacks) and rewrites what
+files (``benchmarks/gpu/gpu_suite.py``; a later file adds what an earlier one lacks) and rewrites what
 lies between each pair:
 
 - ``models-table``: in the markdown table there, the measured GPU columns of each model's row
@@ -11,7 +11,7 @@ lies between each pair:
 - ``gpu-results``, ``faq-memory``, ``faq-accuracy``, ``guide-gpu``, ``guide-airbench``: a paragraph
   written from the figures, with the GPU, torch version, date and command.
 
-    python benchmarks/gpu_docs.py benchmarks/results/gpu-2026-11-30/gpu-suite.json \\
+    python benchmarks/gpu/gpu_docs.py benchmarks/results/gpu-2026-11-30/gpu-suite.json \\
         benchmarks/results/gpu-2026-11-30/models-2/gpu-suite.json --readme README.md --guide MODERN_DL_GUIDE.md
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 import argparse
 from typing import Any, Callable, Optional
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from utils.errors import OneLineArgumentParser, UserError, exit_on_user_error  # noqa: E402
 
@@ -65,7 +65,7 @@ def load(paths: list[str]) -> Figures:
         except (OSError, ValueError) as error:
             raise UserError(f"cannot read {path}: {error}") from None
         if not isinstance(report, dict) or not isinstance(report.get("items"), list) or "machine" not in report:
-            raise UserError(f"{path} is not a report of benchmarks/gpu_suite.py (no items and machine in it)")
+            raise UserError(f"{path} is not a report of benchmarks/gpu/gpu_suite.py (no items and machine in it)")
         if report.get("smoke") or not report["machine"].get("gpu"):
             raise UserError(f"{path} is a CPU smoke run of the suite: it holds no GPU figure for the docs")
         reports.append(report)
@@ -147,7 +147,7 @@ def cuda_sentence(figures: Figures) -> str:
 
 def gpu_results(figures: Figures) -> str:
     return "\n\n".join([f"Measured on {figures.where()} by the GPU suite "
-                        f"(`bash benchmarks/gpu_run.sh`; figures in [`{Path(figures.sources[0]).parent}`]"
+                        f"(`bash benchmarks/gpu/gpu_run.sh`; figures in [`{Path(figures.sources[0]).parent}`]"
                         f"({Path(figures.sources[0]).parent}/)):",
                         "- " + flagship_sentence(figures), "- " + airbench_sentence(figures),
                         "- " + cuda_sentence(figures), "- " + models_sentence(figures)])
