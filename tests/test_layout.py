@@ -4,6 +4,13 @@ Run as a script to see the project's import graph (function-level imports includ
 (none, if the tests pass) and the longest classes and functions of ``utils/`` and ``models/``:
 
     python tests/test_layout.py
+
+``--walk`` follows the config instead: it trains two one-epoch runs on a small image folder (one per data
+path) and counts the files a reader enters following ``config`` from ``run_training`` through every call
+that receives it, the times the walk comes back to a file it had left, and the calls that go up the import
+graph (into a module that imports the caller's):
+
+    python tests/test_layout.py --walk
 """
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ import ast
 import re
 import sys
 from pathlib import Path
+from typing import Iterable
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("utils", "models")
@@ -194,7 +202,129 @@ def test_every_file_function_and_method_the_docs_name_exists():
         assert doc_pointers_that_do_not_exist((ROOT / doc).read_text()) == [], doc
 
 
-if __name__ == "__main__":
+# ------------------------------------------------------------------------------------ the config's walk
+def walk_counts(calls: Iterable[tuple[str, str]], graph: dict[str, set[str]]) -> dict[str, int]:
+    """Files entered, returns and upward calls of a walk given as (caller module, callee module) calls.
+
+    A return is a call into a module the walk had already entered, from another module; an upward call is
+    one into a module that imports the caller's module (directly or not).
+    """
+    above: dict[str, set[str]] = {}  # module -> the modules that import it, directly or not
+
+    def importers(module: str) -> set[str]:
+        if module not in above:
+            above[module] = set()
+            direct = {m for m, targets in graph.items() if module in targets}
+            above[module] = direct.union(*(importers(m) for m in direct)) if direct else set()
+        return above[module]
+
+    entered: list[str] = []
+    returns = upward = 0
+    for caller, callee in calls:
+        if callee == caller:
+            continue
+        if callee in entered:
+            returns += 1
+        else:
+            entered.append(callee)
+        upward += callee in importers(caller)
+    return {"files": len(entered), "returns": returns, "upward": upward}
+
+
+def trace_walk(run, config_only: bool = True) -> list[tuple[str, str]]:
+    """The (caller, callee) module of each project call made under ``run_training`` during ``run()``, each
+    call read once (not once a batch). With ``config_only``, only the calls that receive the config (as an
+    argument, or as the ``.config`` of one) from a call that did; the config's own methods are not steps.
+    Calls through library code (``nn.Module.__call__``) count from the nearest project caller."""
+    from utils.config import TrainConfig
+    modules = {str(path): name for name, path in project_modules().items()}
+    calls: list[tuple[str, str]] = []
+    stack: list[tuple[bool, str | None, object]] = []  # (walking, nearest project module, its code)
+    seen: set = set()
+
+    def receives_config(frame) -> bool:
+        code = frame.f_code
+        names = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
+        values = [frame.f_locals.get(name) for name in names]
+        if names and names[0] in ("self", "cls") and isinstance(values[0], TrainConfig):
+            return False
+        return any(isinstance(value, TrainConfig) or isinstance(getattr(value, "config", None), TrainConfig)
+                   for value in values)
+
+    def profile(frame, event, arg) -> None:
+        if event == "call":
+            walking, caller, caller_code = stack[-1] if stack else (False, None, None)
+            module = modules.get(frame.f_code.co_filename)
+            if module is None:  # library code: passes the walk through
+                stack.append((walking, caller, caller_code))
+                return
+            starts = module == "utils.experiment" and frame.f_code.co_name == "run_training"
+            step = starts or (walking and (not config_only or receives_config(frame)))
+            if step and not starts and (caller_code, frame.f_code) not in seen:
+                seen.add((caller_code, frame.f_code))
+                calls.append((caller, module))
+            stack.append((step, module, frame.f_code))
+        elif event == "return" and stack:
+            stack.pop()
+
+    sys.setprofile(profile)
+    try:
+        run()
+    finally:
+        sys.setprofile(None)
+    return calls
+
+
+def _walk_runs(root: Path) -> dict[str, list[tuple[str, str]]]:
+    """One-epoch runs on a 40-image folder, one per data path, each traced."""
+    import torch
+    from torchvision.io import write_png
+    from utils.config import TrainConfig, resolve
+    from utils.experiment import run_training
+    generator = torch.Generator().manual_seed(0)
+    for split, count in (("train", 32), ("test", 8)):
+        for index in range(count):
+            folder = root / "data" / split / f"class{index % 2}"
+            folder.mkdir(parents=True, exist_ok=True)
+            write_png(torch.randint(0, 256, (3, 16, 16), dtype=torch.uint8, generator=generator), str(folder / f"{index}.png"))
+    walks = {}
+    for mode in ("memory", "device"):
+        config = resolve(TrainConfig(model="cnn", dataset="folder", data_dir=str(root / "data"), image_size=16,
+                                     epochs=1, batch_size=16, data_mode=mode, workers=0, device="cpu",
+                                     progress=False, output_dir=str(root / mode), cache_dir="", amp=False))
+        walks[mode] = trace_walk(lambda: run_training(config))
+        walks[f"{mode}, every call"] = trace_walk(lambda: run_training(config.replace(
+            output_dir=str(root / f"{mode}-all"))), config_only=False)
+    return walks
+
+
+def test_the_walk_counts_files_returns_and_upward_calls():
+    graph = {"top": {"mid"}, "mid": {"low"}, "low": set()}
+    calls = [("top", "mid"), ("mid", "low"), ("low", "low"), ("low", "mid"), ("mid", "top"), ("top", "low")]
+    # enters mid and low (and top, from low's callback); comes back to mid and to low; low->mid, mid->top go up
+    assert walk_counts(calls, graph) == {"files": 3, "returns": 2, "upward": 2}
+
+
+def print_walk() -> None:
+    import tempfile
+    sys.path.insert(0, str(ROOT))
+    graph = import_graph()
+    with tempfile.TemporaryDirectory() as root:
+        walks = _walk_runs(Path(root))
+    for mode, calls in walks.items():
+        counts = walk_counts(calls, graph)
+        visits: dict[str, int] = {}
+        for caller, callee in calls:
+            if caller != callee:
+                visits[callee] = visits.get(callee, 0) + 1
+        busiest = ", ".join(f"{m} {n}" for m, n in sorted(visits.items(), key=lambda kv: -kv[1])[:6])
+        print(f"--data-mode {mode}: {counts['files']} files entered, {counts['returns']} returns, "
+              f"{counts['upward']} upward calls; entered most: {busiest}")
+
+
+if __name__ == "__main__" and "--walk" in sys.argv:
+    print_walk()
+elif __name__ == "__main__":
     graph = import_graph()
     for module in sorted(graph):
         print(f"{module} -> {', '.join(sorted(graph[module])) or '-'}")
