@@ -26,13 +26,13 @@ with exit_at_once_on_ctrl_c("benchmark_all.py"):  # Ctrl-C while torch imports (
                                differing_settings, experiment_config, keep_only, run_benchmark, write_report)
     from utils.cli import epoch_count, new_parser
     from utils.config import AMP_DTYPES, DATA_MODES, DATASETS, DEVICES, QUICK_SUBSET, QUICK_TEST_SUBSET, TrainConfig
-    from utils.data_order import take_subset
-    from utils.data_sources import load_splits
+    from utils.data.order import take_subset
+    from utils.data.sources import load_splits
     from utils.errors import UserError
     from utils.presets import PRESETS
-    from utils.run_dir import unique_run_dir
+    from utils.training.run_dir import unique_run_dir
     from utils.smoke import SMOKE_MAX_SEEDS, smoke_enabled, smoke_settings
-    from utils.tensorboard_log import require_tensorboard
+    from utils.training.tensorboard_log import require_tensorboard
 
 FULL_EPOCHS = 20  # the description's budget for each study
 

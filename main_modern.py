@@ -23,10 +23,10 @@ with exit_at_once_on_ctrl_c("main_modern.py"):  # Ctrl-C while torch imports (se
     from utils.errors import UserError
     from utils.experiment import (compare_models, evaluate_checkpoint, plot_schedules, preview_augmentation,
                                   run_training)
-    from utils.explain import explain_checkpoint
+    from utils.after.explain import explain_checkpoint
     from utils.config import EXPORT_FORMATS
-    from utils.export import export_checkpoint
-    from utils.predict import predict_images
+    from utils.after.export import export_checkpoint
+    from utils.after.predict import predict_images
     from utils.smoke import smoke_settings
 
 

@@ -436,7 +436,7 @@ def earlier_report(given: Optional[str], smoke: bool, data_dir: Optional[str]) -
 
 def results_folder(given: Optional[str]) -> Path:
     """The results folder, claimed whole: never one that holds another run's levels.json."""
-    from utils.run_dir import unique_run_dir
+    from utils.training.run_dir import unique_run_dir
 
     if given is None:
         import torch

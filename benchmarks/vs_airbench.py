@@ -45,7 +45,7 @@ import torch  # noqa: E402
 from utils.cli import epoch_count  # noqa: E402
 from utils.config import TrainConfig  # noqa: E402
 from utils.errors import OneLineArgumentParser, exit_on_user_error  # noqa: E402
-from utils.data_sources import load_splits  # noqa: E402
+from utils.data.sources import load_splits  # noqa: E402
 from utils.experiment import run_training  # noqa: E402
 from utils.files import unused_stem  # noqa: E402
 from utils.presets import preset_settings  # noqa: E402

@@ -14,10 +14,10 @@ import torch
 import main_modern
 from models import create_model, list_models
 from utils.evaluation import evaluate_saved
-from utils.explain import attention_maps, grad_cam, rollout_of
-from utils.export import ImageClassifierForUInt8, compare_with_pytorch, export_checkpoint
-from utils.inference import load_trained_model
-from utils.predict import image_files, predict_images
+from utils.after.explain import attention_maps, grad_cam, rollout_of
+from utils.after.export import ImageClassifierForUInt8, compare_with_pytorch, export_checkpoint
+from utils.after.inference import load_trained_model
+from utils.after.predict import image_files, predict_images
 
 from tests.conftest import run_main, write_image_folder
 
@@ -226,7 +226,7 @@ def test_explain_writes_the_picture_and_refuses_a_bad_count(folder_run, tmp_path
 
 def test_predict_breaks_ties_as_evaluation_does():
     """bf16 logits tie now and then: the predicted class is the lowest index among the tied, as argmax says."""
-    from utils.predict import prediction_rows
+    from utils.after.predict import prediction_rows
 
     probabilities = torch.tensor([[0.1, 0.35, 0.35, 0.2], [0.25, 0.25, 0.25, 0.25], [0.0, 0.0, 0.3, 0.7]])
     rows = prediction_rows(["a.jpg", "b.jpg", "c.jpg"], probabilities, ["w", "x", "y", "z"], top_k=3)

@@ -25,8 +25,8 @@ from PIL import Image
 import benchmark_all
 import main as main_script
 import main_modern
-from utils.checkpoint import load_checkpoint, save_checkpoint
-from utils.run_dir import RunLock
+from utils.training.checkpoint import load_checkpoint, save_checkpoint
+from utils.training.run_dir import RunLock
 
 from tests.conftest import SYNTHETIC, RunsCode, run_main, write_image_folder
 

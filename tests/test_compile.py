@@ -11,7 +11,7 @@ import torch
 
 import main_modern
 from models import create_model, list_models
-from utils.checkpoint import load_checkpoint
+from utils.training.checkpoint import load_checkpoint
 
 from tests.conftest import SYNTHETIC, run_main
 

@@ -1,4 +1,4 @@
-"""--compile: the whole training step as one graph (utils/compiled_step.py), checked on the CPU.
+"""--compile: the whole training step as one graph (utils/training/compiled_step.py), checked on the CPU.
 
 One compilation serves every check (a compile of even a small model takes seconds on a CPU).
 """
@@ -9,10 +9,10 @@ import torch
 from torch import nn
 
 from models import create_model
-from utils.compiled_step import CompiledStep, whole_step_supported
+from utils.training.compiled_step import CompiledStep, whole_step_supported
 from utils.config import TrainConfig
 from utils.modern_trainer import build_recipe
-from utils.train_step import train_step
+from utils.training.step import train_step
 
 pytestmark = pytest.mark.skipif(whole_step_supported.__module__ and not hasattr(torch._dynamo.config,
                                                                                 "trace_autograd_ops"),

@@ -41,7 +41,7 @@ def test_a_compiled_ema_run_on_cuda_checkpoints_resumes_and_evaluates(tmp_path, 
     import json
 
     import main_modern
-    from utils.checkpoint import load_checkpoint
+    from utils.training.checkpoint import load_checkpoint
 
     from tests.conftest import run_main
 

@@ -3,9 +3,11 @@ import pytest
 import torch
 
 from utils.config import TrainConfig
-from utils.data_loader import EpochBatchSampler, build_data
-from utils.data_order import channel_stats, stratified_subset
-from utils.data_sources import image_folder_splits, resolve_dataset, synthetic_splits
+from utils.data.torch_loader import EpochBatchSampler
+from utils.data_loader import build_data
+from utils.data.order import channel_stats, stratified_subset
+from utils.data.image_folder import image_folder_splits
+from utils.data.sources import resolve_dataset, synthetic_splits
 from utils.errors import UserError
 
 from tests.conftest import write_image_folder
@@ -128,7 +130,7 @@ def test_augmented_batches_with_workers_are_a_function_of_seed_and_epoch():
 
 
 def test_the_evaluation_batch_divides_the_split_when_a_divisor_is_near():
-    from utils.data_loader import even_batch
+    from utils.data.order import even_batch
 
     assert even_batch(10_000, 256) == 250  # 40 batches of one shape, not 39 of 256 and one of 16
     assert even_batch(500, 256) == 250 and even_batch(100, 256) == 100

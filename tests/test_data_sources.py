@@ -13,8 +13,8 @@ from PIL import Image
 
 from utils.config import TrainConfig
 from utils.data_loader import build_data
-from utils.data_sources import (decode_image_file, image_folder_layout, image_folder_splits,
-                                list_image_folder, to_uint8)
+from utils.data.decode import decode_image_file, to_uint8
+from utils.data.image_folder import image_folder_layout, image_folder_splits, list_image_folder
 from utils.errors import UserError
 from utils.files import files_fingerprint
 
@@ -194,7 +194,7 @@ def test_quick_on_a_small_folder_uses_what_there_is_and_says_so(tmp_path, capsys
 
 def test_the_evaluation_batch_follows_batch_size(tmp_path):
     config = TrainConfig(dataset="synthetic", synthetic_size=64, batch_size=3, workers=0, progress=False).resolved()
-    from utils.data_loader import even_batch
+    from utils.data.order import even_batch
 
     data = build_data(config)
     images = data.test_loader.num_images
@@ -209,7 +209,7 @@ def test_a_photo_stored_sideways_is_read_upright_as_a_viewer_shows_it(tmp_path, 
     """EXIF orientation 6 (rotate 90° clockwise to view): 8 wide × 4 high as stored, 4 wide × 8 high as shown."""
     from PIL import Image, ImageOps
 
-    from utils import data_sources
+    from utils.data import decode
 
     stored = np.zeros((4, 8, 3), np.uint8)
     stored[:, :4] = (250, 0, 0)  # the left half red, the right half blue, as stored
@@ -221,8 +221,8 @@ def test_a_photo_stored_sideways_is_read_upright_as_a_viewer_shows_it(tmp_path, 
     if path_taken == "pillow":
         def refuse(*args, **kwargs):
             raise RuntimeError("not this decoder")
-        monkeypatch.setattr(data_sources, "decode_image", refuse)
-    image = data_sources.decode_image_file(path)
+        monkeypatch.setattr(decode, "decode_image", refuse)
+    image = decode.decode_image_file(path)
     with Image.open(path) as opened:
         viewed = torch.from_numpy(np.array(ImageOps.exif_transpose(opened).convert("RGB"))).permute(2, 0, 1)
     assert image.shape == (3, 8, 4) == viewed.shape

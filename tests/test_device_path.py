@@ -13,13 +13,13 @@ from torchvision.transforms import v2
 import main_modern
 from models import create_model
 from utils.augmentation import cutout
-from utils.batch_augment import BatchAugment, crop_with_padding, cutout_masks, flip_where, normalize
+from utils.data.batch_augment import BatchAugment, crop_with_padding, cutout_masks, flip_where, normalize
 from utils.config import TrainConfig
 from utils.data_loader import build_data
 from utils.experiment import build_model
 from utils.modern_trainer import ModelEMA, ema_decay_at
-from utils.run_record import default_eval_every
-from utils.step_log import StepLog
+from utils.training.run_record import default_eval_every
+from utils.training.step_log import StepLog
 from utils.trainer import Trainer, train
 
 from tests.conftest import SYNTHETIC, load_benchmark, run_main, train_and_read_metrics

@@ -11,11 +11,11 @@ import time
 import pytest
 import torch
 
-from utils.checkpoint import load_checkpoint
-from utils.data_loader import EpochBatchSampler
-from utils.data_order import epoch_order
-from utils.data_sources import ImageTensors
-from utils.device_loader import DeviceLoader
+from utils.training.checkpoint import load_checkpoint
+from utils.data.torch_loader import EpochBatchSampler
+from utils.data.order import epoch_order
+from utils.data.splits import ImageTensors
+from utils.data.device_loader import DeviceLoader
 
 from tests.conftest import REPO, run_script, wait_for
 

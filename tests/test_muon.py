@@ -1,4 +1,4 @@
-"""Muon (utils/muon.py): its update direction is torch.optim.Muon's, its SGD half is torch's SGD, it resumes."""
+"""Muon (utils/training/muon.py): its update direction is torch.optim.Muon's, its SGD half is torch's SGD, it resumes."""
 from __future__ import annotations
 
 import math
@@ -8,12 +8,12 @@ import torch
 from torch import nn
 
 from models import create_model
-from utils.checkpoint import save_checkpoint
+from utils.training.checkpoint import save_checkpoint
 from utils.config import TrainConfig
 from utils.data_loader import build_data
 from utils.experiment import build_model
-from utils.modern_trainer import build_optimizer, learning_rates
-from utils.muon import MuonSGD, muon_parameter_groups, orthogonalize
+from utils.modern_trainer import learning_rates
+from utils.training.muon import MuonSGD, muon_parameter_groups, orthogonalize
 from utils.seeds import seed_everything
 from utils.trainer import Trainer, train
 

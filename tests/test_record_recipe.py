@@ -10,7 +10,7 @@ from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
 from models import create_model
-from utils.batch_augment import crop_with_padding
+from utils.data.batch_augment import crop_with_padding
 from utils.config import TrainConfig
 from utils.data_loader import DataBundle, build_data
 from utils.errors import UserError
@@ -20,7 +20,7 @@ from utils.cli import epoch_count
 from utils.modern_trainer import (Lookahead, build_optimizer, learning_rates, lookahead_decay_at,
                                    piecewise_linear_factor)
 from utils.experiment import build_model
-from utils.train_step import drop_gradients
+from utils.training.step import drop_gradients
 from utils.trainer import Trainer, frozen_parameters, train
 
 from tests.conftest import SYNTHETIC, train_and_read_metrics

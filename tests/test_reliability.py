@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 
-from utils.checkpoint import load_checkpoint, save_checkpoint
+from utils.training.checkpoint import load_checkpoint, save_checkpoint
 from utils.errors import UserError
 
 from tests.conftest import SYNTHETIC, RunsCode, run_script, start_script, wait_for

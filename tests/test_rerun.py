@@ -15,7 +15,7 @@ import main_modern
 from utils.cli import config_from_args
 from utils.config import TrainConfig, resolve_for_device
 from utils.presets import preset_settings
-from utils.rerun import DECIDED_HERE, NOT_INHERITED, rerun_settings, with_preset
+from utils.after.rerun import DECIDED_HERE, NOT_INHERITED, rerun_settings, with_preset
 
 from tests.conftest import run_main
 

@@ -16,9 +16,9 @@ import torch
 import main as main_script
 import main_modern
 from utils import trainer as trainer_module
-from utils.checkpoint import load_checkpoint
+from utils.training.checkpoint import load_checkpoint
 from utils.errors import UserError
-from utils.run_dir import LOCK_NAME, RunLock, claim_run_dir, unique_run_dir
+from utils.training.run_dir import LOCK_NAME, RunLock, claim_run_dir, unique_run_dir
 
 from tests.conftest import REPO, SYNTHETIC, run_main, run_script, start_script, wait_for
 

@@ -118,10 +118,10 @@ def test_explicit_flags_override_the_preset(tmp_path, capfd):
 
 
 def test_alternating_flip_shows_each_image_both_ways_over_two_epochs():
-    from utils.batch_augment import BatchAugment
-    from utils.data_order import epoch_order
-    from utils.data_sources import ImageTensors
-    from utils.device_loader import DeviceLoader
+    from utils.data.batch_augment import BatchAugment
+    from utils.data.order import epoch_order
+    from utils.data.splits import ImageTensors
+    from utils.data.device_loader import DeviceLoader
 
     n = 16
     images = torch.randint(0, 256, (n, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))

@@ -8,8 +8,8 @@ import torch
 import main_modern
 from utils.config import TrainConfig
 from utils.data_loader import build_data
-from utils.data_sources import ImageFiles, LazyImages
-from utils.streaming import should_stream
+from utils.data.splits import ImageFiles, LazyImages
+from utils.data.streaming import should_stream
 
 from tests.conftest import run_main, write_image_folder
 

@@ -21,7 +21,7 @@ import main_modern  # noqa: E402
 from utils.config import TrainConfig  # noqa: E402
 from utils.data_loader import build_data  # noqa: E402
 from utils.experiment import build_model  # noqa: E402
-from utils.tensorboard_log import epoch_tag  # noqa: E402
+from utils.training.tensorboard_log import epoch_tag  # noqa: E402
 from utils.trainer import Trainer, train  # noqa: E402
 
 from tests.conftest import run_main  # noqa: E402

@@ -1,4 +1,4 @@
-"""The training step (utils/train_step.py): no gradient scaler outside fp16, non-finite steps skipped on the device."""
+"""The training step (utils/training/step.py): no gradient scaler outside fp16, non-finite steps skipped on the device."""
 from __future__ import annotations
 
 import copy
@@ -10,7 +10,7 @@ from torch import nn
 from models import create_model
 from utils.config import TrainConfig
 from utils.modern_trainer import build_recipe
-from utils.train_step import train_step
+from utils.training.step import train_step
 
 OPTIMIZERS = {  # one of each kind the recipes build: fused SGD, fused AdamW, Muon (its own step)
     "sgd": dict(optimizer="sgd", lr=0.05),

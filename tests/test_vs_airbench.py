@@ -16,7 +16,7 @@ def test_airbench_files_hold_our_pixels_in_its_layout(tmp_path):
     assert test["images"].shape == (6, 32, 32, 3) and train["labels"].dtype == torch.int64
     assert train["classes"] == ["cat", "dog", "ship"] and sorted(set(train["labels"].tolist())) == [0, 1, 2]
     from utils.config import TrainConfig
-    from utils.data_sources import load_splits
+    from utils.data.sources import load_splits
 
     ours, _, _ = load_splits(TrainConfig(data_dir=str(data), progress=False, cache_dir="").resolved())
     theirs = train["images"].permute(0, 3, 1, 2)

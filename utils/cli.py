@@ -19,11 +19,11 @@ from utils.experiment import resume_config
 from utils.distributed import restarted_by_torchrun
 from utils.errors import OneLineArgumentParser
 from utils.presets import PRESETS, preset_settings
-from utils.rerun import rerun_from
+from utils.after.rerun import rerun_from
 from utils.smoke import SMOKE_ENV, smoke_settings
-from utils.tensorboard_log import require_tensorboard
+from utils.training.tensorboard_log import require_tensorboard
 
-COMPILE_CHOICES = ("off", "default", "max-autotune", "graphs")  # --compile MODE (utils/compiled_step.py)
+COMPILE_CHOICES = ("off", "default", "max-autotune", "graphs")  # --compile MODE (utils/training/compiled_step.py)
 
 CONFIG_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 
@@ -246,7 +246,7 @@ def explicit_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 def config_from_args(args: argparse.Namespace, **fixed: Any) -> TrainConfig:
     """The resolved config: flags (and ``fixed`` settings) over the saved run when resuming, over a recorded run's
-    settings with ``--config`` (``utils/rerun.py``), else over the defaults."""
+    settings with ``--config`` (``utils/after/rerun.py``), else over the defaults."""
     rerun, rerun_given = rerun_from(args.config, args.resume, fixed) if getattr(args, "config", None) else ({}, [])
     given = {**rerun, **explicit_settings(args), **fixed}
     explicit = smoke_settings(given)  # CIFAR_SMOKE=1: synthetic data, one epoch

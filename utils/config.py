@@ -14,7 +14,7 @@ Each part can still be set on its own, and the resolved config shows what was us
 ``config.json`` and every checkpoint store the resolved config, flat, with where its values came
 from recorded apart: ``user_settings`` (the flags given), ``preset_settings`` (what ``--preset``
 gave), ``resolved_for`` (the device AMP and channels_last were chosen for) and ``rerun_of`` (the
-``config.json`` a ``--config`` rerun started from: ``utils/rerun.py``). Facts of a run that
+``config.json`` a ``--config`` rerun started from: ``utils/after/rerun.py``). Facts of a run that
 are not settings (the number of classes, of processes) are in ``metrics.json`` and the checkpoint.
 """
 from __future__ import annotations
@@ -34,14 +34,14 @@ from utils.files import write_json
 
 DATASETS = ("cifar10", "cifar100", "folder", "synthetic")
 AUGMENTATIONS = ("none", "standard", "randaugment", "autoaugment", "trivialaugment")
-OPTIMIZERS = ("adam", "adamw", "sgd", "muon")  # muon: utils/muon.py
+OPTIMIZERS = ("adam", "adamw", "sgd", "muon")  # muon: utils/training/muon.py
 SCHEDULERS = ("step", "cosine", "linear", "decay", "none")  # utils/modern_trainer.build_scheduler
 DEVICES = ("auto", "cpu", "cuda", "mps")
 AMP_DTYPES = ("auto", "bf16", "fp16")
 RECIPES = ("standard", "modern")
 DATA_MODES = ("auto", "memory", "device", "stream")
 TTA_MODES = ("none", "flip", "flip-translate", "weighted")  # utils/evaluation.py
-EXPORT_FORMATS = ("onnx", "pt2")  # utils/export.py
+EXPORT_FORMATS = ("onnx", "pt2")  # utils/after/export.py
 CROP_PAD_MODES = ("zeros", "reflect")
 # Augmentations the device-resident path does on whole batches; the others are per-image policies.
 BATCHED_AUGMENTATIONS = ("none", "standard")
@@ -106,7 +106,7 @@ class TrainConfig:
     amp: Optional[bool] = None  # None: resolved for the device (resolve_amp)
     amp_dtype: str = "auto"
     compile: bool = False
-    compile_mode: Optional[str] = None  # --compile MODE: default (None), max-autotune, graphs (utils/compiled_step.py)
+    compile_mode: Optional[str] = None  # --compile MODE: default (None), max-autotune, graphs (utils/training/compiled_step.py)
     sync_bn: bool = False  # torchrun on GPUs: BatchNorm statistics over the global batch (SyncBatchNorm)
     tf32: bool = True  # TF32 matmuls and convolutions on CUDA (Ampere and later)
     channels_last: Optional[bool] = None  # None: resolved for the device (resolve_amp)
@@ -140,12 +140,12 @@ class TrainConfig:
     probe_images: Optional[int] = None  # every epoch: accuracy on this many test images (stratified), untimed
     quick: bool = False
     max_nonfinite_steps: int = 5
-    tensorboard: bool = no_result(False)  # event files in RUN_DIR/tensorboard/ (utils/tensorboard_log.py; an optional package)
+    tensorboard: bool = no_result(False)  # event files in RUN_DIR/tensorboard/ (utils/training/tensorboard_log.py; an optional package)
     # ---- where the values came from (see the module's docstring)
     user_settings: list[str] = no_result(factory=list)
     preset_settings: list[str] = no_result(factory=list)
     resolved_for: Optional[str] = no_result(None)
-    rerun_of: Optional[str] = no_result(None)  # --config: the config.json this run was started from (utils/rerun.py)
+    rerun_of: Optional[str] = no_result(None)  # --config: the config.json this run was started from (utils/after/rerun.py)
 
     @classmethod
     def result_free_fields(cls) -> frozenset[str]:

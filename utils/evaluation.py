@@ -27,11 +27,11 @@ from typing import Any, Callable, Optional
 import torch
 from torch import nn
 
-from utils.batch_augment import crop_with_padding
+from utils.data.batch_augment import crop_with_padding
 from utils.config import TTA_MODES
 from utils.distributed import all_reduce_sum, gather_to_all, share_state_from_main
 from utils.errors import UserError
-from utils.stopping import StopRequested
+from utils.training.stopping import StopRequested
 
 SHIFT = 2  # pixels of the translated views, at any image size (CIFAR's training crops move up to 4)
 

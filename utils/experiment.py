@@ -20,7 +20,7 @@ from torch import nn
 
 from models import count_parameters, create_model
 from utils.augmentation import build_batch_mixer
-from utils.checkpoint import check_class_names, load_checkpoint
+from utils.training.checkpoint import check_class_names, load_checkpoint
 from utils.config import RESUME_MUST_MATCH, RESUME_NEEDS_OUTPUT_DIR, TrainConfig, resolve_for_device
 from utils.data_loader import DataBundle, build_data
 from utils import distributed
@@ -31,7 +31,7 @@ from utils.evaluation import evaluate_saved, load_saved
 from utils.files import write_json
 from utils.model_cost import forward_gflops, inference_latency_ms
 from utils.modern_trainer import Precision, learning_rates
-from utils.run_dir import claim_run_dir, holds_checkpoint, unique_run_dir
+from utils.training.run_dir import claim_run_dir, holds_checkpoint, unique_run_dir
 from utils.seeds import generator, seed_everything
 from utils.trainer import Trainer, train
 from utils.visualization import (confusion_matrix, picture_path, plot_comparison, plot_confusion_matrix,

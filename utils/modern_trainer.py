@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from utils.config import TrainConfig
-from utils.muon import MuonSGD, muon_parameter_groups
+from utils.training.muon import MuonSGD, muon_parameter_groups
 
 
 # ------------------------------------------------------------------------------------ optimizer
@@ -177,7 +177,7 @@ class Precision:
     Only fp16 has a gradient scaler: its 5-bit exponent underflows small gradients unless the loss is
     scaled up, and the scaler then also finds the inf/NaN gradients of an overflow and skips that step.
     bf16 has fp32's range and needs no scaling; there (and in fp32) the step's gradient norm finds
-    non-finite gradients instead (``utils/train_step.py``).
+    non-finite gradients instead (``utils/training/step.py``).
     """
 
     device_type: str

@@ -13,7 +13,7 @@ trainer and data path, ingredient by ingredient (each is a flag of its own):
   three wide conv groups, dirac init, max-pooled head with a temperature;
 - the whole data set on the device, 2-pixel translations with reflect padding (``--crop-pad-mode
   reflect``) and a flip that alternates between epochs (``--alternating-flip``), on whole batches;
-- Muon on the conv filters (``--optimizer muon``, ``utils/muon.py``: lr 0.24, momentum 0.6, the
+- Muon on the conv filters (``--optimizer muon``, ``utils/training/muon.py``: lr 0.24, momentum 0.6, the
   filters renormalized every step) and Nesterov SGD (momentum 0.85) on the biases (64x the head's
   learning rate, ``--norm-bias-lr-scale 64``) and the head; batch 2,000, 8 epochs;
 - a learning rate that falls linearly from its peak to 0 (``--scheduler decay``), no warm-up;

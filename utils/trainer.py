@@ -1,8 +1,8 @@
 """The training loop: one plain loop for every model and every recipe (learning levels 1 and 3).
 
 :func:`train` is the loop, in one screen: for every epoch, for every batch: the training step
-(``utils/train_step.py``: forward under autocast, loss, backward, clipping, optimizer step; compiled
-whole with ``--compile``, ``utils/compiled_step.py``), the schedule, the EMA, and the loss recorded on the
+(``utils/training/step.py``: forward under autocast, loss, backward, clipping, optimizer step; compiled
+whole with ``--compile``, ``utils/training/compiled_step.py``), the schedule, the EMA, and the loss recorded on the
 device; then the epoch's evaluation and checkpoint as named calls. What it runs (optimizer, schedule, precision, EMA, loss)
 comes from ``utils/modern_trainer.py``, so the standard and the modern recipe are the same code with
 different configuration. ``fit(model, data, config, run_dir, device)`` builds a :class:`Trainer`
@@ -10,14 +10,14 @@ different configuration. ``fit(model, data, config, run_dir, device)`` builds a 
 
 The engineering around the loop is in small modules, each with one job:
 
-- ``utils/step_log.py``: the step never waits for the device; losses are read back every 50 steps,
+- ``utils/training/step_log.py``: the step never waits for the device; losses are read back every 50 steps,
   which is also where a NaN/inf loss is caught;
-- ``utils/stopping.py``: Ctrl-C/SIGTERM finish the step, save ``last.pt`` (mid-epoch) and stop with
+- ``utils/training/stopping.py``: Ctrl-C/SIGTERM finish the step, save ``last.pt`` (mid-epoch) and stop with
   130/143; under torchrun the processes agree on the step to stop at;
-- ``utils/run_record.py``: the history, the metrics, the raw-or-EMA rule, the files and the log line;
-- ``utils/tensorboard_log.py``: ``--tensorboard``'s event files, written from the rows the step log read
+- ``utils/training/run_record.py``: the history, the metrics, the raw-or-EMA rule, the files and the log line;
+- ``utils/training/tensorboard_log.py``: ``--tensorboard``'s event files, written from the rows the step log read
   (no read of its own) and from each epoch's history row;
-- ``utils/training_state.py``: what ``last.pt`` holds and how a run is restored from it. The data order
+- ``utils/training/state.py``: what ``last.pt`` holds and how a run is restored from it. The data order
   and RNG of every epoch are functions of (seed, epoch), so a resumed run continues as an
   uninterrupted one would.
 """
@@ -34,22 +34,22 @@ from tqdm import tqdm
 
 from models import count_parameters
 from utils.augmentation import build_batch_mixer
-from utils.checkpoint import save_checkpoint
+from utils.training.checkpoint import save_checkpoint
 from utils.config import TrainConfig
 from utils.data_loader import DataBundle
 from utils.distributed import Placement, broadcast_buffers
 from utils.evaluation import evaluate, tta_views
 from utils.modern_trainer import Recipe, build_recipe
 from utils.regularization import dropblock_layers, dropblock_prob_at, set_dropblock_prob
-from utils.run_record import (better_weights, curves_title, default_eval_every, epoch_entry, epoch_line, run_metrics,
+from utils.training.run_record import (better_weights, curves_title, default_eval_every, epoch_entry, epoch_line, run_metrics,
                               write_metrics)
 from utils.seeds import epoch_rng_seed, seed_everything
-from utils.step_log import GUARD_EVERY, EpochTotals, StepLog
-from utils.stopping import StopRequested, StopSignals, diverged, stopped_by_signal
-from utils.tensorboard_log import LOG_FOLDER, TensorBoardLog
-from utils.compiled_step import compile_training
-from utils.train_step import train_step
-from utils.training_state import TrainState, restore_training, training_checkpoint
+from utils.training.step_log import GUARD_EVERY, EpochTotals, StepLog
+from utils.training.stopping import StopRequested, StopSignals, diverged, stopped_by_signal
+from utils.training.tensorboard_log import LOG_FOLDER, TensorBoardLog
+from utils.training.compiled_step import compile_training
+from utils.training.step import train_step
+from utils.training.state import TrainState, restore_training, training_checkpoint
 from utils.visualization import plot_curves
 
 
@@ -71,7 +71,7 @@ def train(trainer: "Trainer", max_steps: Optional[int] = None) -> dict[str, Any]
                     break  # a fractional --epochs: the last epoch ends part-way (a resumed run too)
                 images, targets, labels = prepare_batch(trainer, images, labels)  # MixUp/CutMix, DropBlock
                 state.totals.lr = recipe.optimizer.param_groups[0]["lr"]  # the LR this step uses
-                # forward, loss, backward, clipping, the optimizer step (utils/train_step.py)
+                # forward, loss, backward, clipping, the optimizer step (utils/training/step.py)
                 loss, correct = trainer.train_step(trainer.wrapped, recipe, images, targets, labels, trainer.frozen,
                                                    config.clip_grad)
                 # the learning rate of the next step, and the average of the weights
@@ -274,7 +274,7 @@ class Trainer:
         self.mixer = build_batch_mixer(config, data.num_classes)
         self.dropblocks = dropblock_layers(model)  # --dropblock: their rate rises over the run
         # The model the loop runs: wrapped for torchrun (gradients averaged over processes in the
-        # backward pass). --compile compiles the whole step (utils/compiled_step.py) where it can, else the
+        # backward pass). --compile compiles the whole step (utils/training/compiled_step.py) where it can, else the
         # model, after the optimizer is built, so parameter names (for the decay groups) are the model's
         # own; checkpoints always hold ``model``'s state dict.
         self.wrapped = model

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.backend_bases import FigureCanvasBase  # noqa: E402
 
-from utils.checkpoint import atomic_write  # noqa: E402
+from utils.training.checkpoint import atomic_write  # noqa: E402
 from utils.errors import UserError  # noqa: E402
 
 

@@ -10,7 +10,7 @@ host-device sync every step (:func:`apply_gradients`):
   small gradients), unscales, finds inf/NaN, and skips the step;
 - in bf16 and fp32 there is nothing to scale, so there is no scaler: the total gradient norm (which
   clipping computes anyway) is non-finite exactly when some gradient is, and it goes to the optimizer
-  as ``found_inf``, the flag torch's fused optimizers (and :class:`utils.muon.MuonSGD`) read to skip
+  as ``found_inf``, the flag torch's fused optimizers (and :class:`utils.training.muon.MuonSGD`) read to skip
   the step on the device. That is one read of the gradients, where the scaler's ``unscale_`` read and
   wrote every one of them.
 """

@@ -3,7 +3,7 @@
 CIFAR-10 is 184 MB as uint8 pixels: it fits on any GPU many times over. So instead of a DataLoader
 that decodes, augments and copies one image at a time in worker processes, the uint8 tensor is
 moved to the device once, and every batch is a gather from it followed by batched augmentation
-(``utils/batch_augment.py``): no worker processes, no per-image Python, no host-to-device copy per
+(``utils/data/batch_augment.py``): no worker processes, no per-image Python, no host-to-device copy per
 batch. This is the input pipeline of the CIFAR-10 speed records (airbench; Page's "How to train
 your ResNet"); on a CPU the "device" is the CPU and the same code runs there.
 
@@ -12,7 +12,7 @@ not mirrored at random each epoch; it gets one random orientation for even epoch
 for odd ones, so every pair of epochs shows each image both ways (random flips repeat an
 orientation half the time, which wastes part of a short run).
 
-Determinism: the order of an epoch is :func:`utils.data_order.epoch_order` (the same permutation
+Determinism: the order of an epoch is :func:`utils.data.order.epoch_order` (the same permutation
 as the DataLoader path), and the augmentation of batch ``b`` of epoch ``e`` is drawn from a
 generator seeded with (seed, e, b). So every batch is a pure function of (seed, epoch, step): a run
 resumed anywhere, even mid-epoch, continues exactly as an uninterrupted one.
@@ -23,10 +23,10 @@ from typing import Iterator, Optional, Sequence
 
 import torch
 
-from utils.batch_augment import BatchAugment
+from utils.data.batch_augment import BatchAugment
 from utils.config import TrainConfig
-from utils.data_order import epoch_order, shard_window, steps_per_epoch
-from utils.data_sources import ImageTensors
+from utils.data.order import epoch_order, even_batch, shard_window, steps_per_epoch
+from utils.data.splits import ImageTensors
 from utils.seeds import batch_seed, generator, order_seed
 
 
@@ -44,7 +44,7 @@ class DeviceLoader:
 
     ``shuffle`` True: each epoch in :func:`epoch_order`, the last incomplete batch dropped (as the
     DataLoader path does), process ``rank`` of ``world_size`` taking its shard of each global batch
-    (:func:`utils.data_order.shard_window`); False: the split in order, every image once (evaluation).
+    (:func:`utils.data.order.shard_window`); False: the split in order, every image once (evaluation).
     """
 
     def __init__(self, split: ImageTensors, batch_size: int, device: torch.device, mean: Sequence[float],
@@ -96,3 +96,17 @@ class DeviceLoader:
             if self.even_epoch_flip is not None:
                 flip = self.even_epoch_flip[indices] ^ (self.epoch % 2 == 1)
             yield self.augment(images, self.generator, flip), labels
+
+
+def device_loaders(config: TrainConfig, train: ImageTensors, evaluated: list[Optional[ImageTensors]],
+                   mean: Sequence[float], std: Sequence[float], device: torch.device, rank: int = 0,
+                   world_size: int = 1) -> tuple[DeviceLoader, list[Optional[DeviceLoader]]]:
+    """The training loader (shuffled, augmented in whole batches, process ``rank``'s shard of every global batch)
+    and one plain loader per split of ``evaluated`` (test, validation, probe: None stays None), all on ``device``."""
+    eval_batch = config.eval_batch_size or config.batch_size
+    train_loader = DeviceLoader(train, config.batch_size, device, mean, std, seed=config.seed, shuffle=True,
+                                augment=build_batch_augment(config, mean, std, device),
+                                alternating_flip=config.alternating_flip, rank=rank, world_size=world_size)
+    evaluation = [DeviceLoader(split, even_batch(len(split), eval_batch), device, mean, std) if split is not None
+                  else None for split in evaluated]
+    return train_loader, evaluation

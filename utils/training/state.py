@@ -5,7 +5,7 @@ schedule, gradient scaler, EMA and Lookahead states, the loop's position (:class
 the history, the RNG states and the config: with the data order a pure function of (seed, epoch),
 that is everything a resumed run needs to continue as an uninterrupted one would. ``best.pt`` is
 the same with the weights worth keeping (raw or EMA). Writing and reading the files safely is
-``utils/checkpoint.py``'s job; this module decides what goes in and what comes back out.
+``utils/training/checkpoint.py``'s job; this module decides what goes in and what comes back out.
 """
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from utils.checkpoint import capture_rng_state, check_class_names, load_checkpoint, restore_rng_state
+from utils.training.checkpoint import capture_rng_state, check_class_names, load_checkpoint, restore_rng_state
 from utils.config import TrainConfig
 from utils.errors import UserError
-from utils.step_log import EpochTotals
+from utils.training.step_log import EpochTotals
 
 
 @dataclass
@@ -40,7 +40,7 @@ def training_checkpoint(model: nn.Module, recipe, state: TrainState, config: Tra
     """The checkpoint of a run at ``state``; ``weights`` replaces the model's own (best.pt's EMA weights).
 
     ``normalization`` ({"mean": [...], "std": [...]}) is what a new image needs besides the config:
-    predict, export and explain read it (``utils/inference.py``).
+    predict, export and explain read it (``utils/after/inference.py``).
     """
     return {
         "model": weights if weights is not None else model.state_dict(),

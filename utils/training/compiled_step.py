@@ -1,6 +1,6 @@
 """The training step compiled whole (``--compile``): one graph, no per-step host work.
 
-:func:`utils.train_step.train_step` is the step a student reads. On a GPU its cost at a small batch is
+:func:`utils.training.step.train_step` is the step a student reads. On a GPU its cost at a small batch is
 the host: hundreds of operations dispatched one by one, and the optimizer's Python around its fused
 kernel. :class:`CompiledStep` runs the same step (forward, loss, backward, clipping, the non-finite
 check, the optimizer update) as one ``torch.compile(fullgraph=True)`` graph:
@@ -31,7 +31,7 @@ from torch.optim.adam import adam
 from torch.optim.sgd import sgd
 
 from utils.modern_trainer import Recipe
-from utils.train_step import train_step
+from utils.training.step import train_step
 
 # --compile's modes, as torch.compile's: "graphs" replays the step as a CUDA graph ("reduce-overhead")
 COMPILE_MODES = {"default": None, "max-autotune": "max-autotune", "graphs": "reduce-overhead",
@@ -67,7 +67,7 @@ def whole_step_supported(recipe: Recipe, distributed: bool) -> Optional[str]:
 
 
 class CompiledStep:
-    """Callable like :func:`utils.train_step.train_step`; the first call compiles."""
+    """Callable like :func:`utils.training.step.train_step`; the first call compiles."""
 
     def __init__(self, model: nn.Module, recipe: Recipe, mode: str = "default") -> None:
         self.model, self.recipe = model, recipe

@@ -10,7 +10,7 @@ The run writes event files into ``RUN_DIR/tensorboard/`` with ``torch.utils.tens
 - the run's resolved config, as text and as hyperparameters (the HPARAMS tab lays a study's runs side by side).
 
 It adds no work to the training step and no read of the device: the per-step losses are the rows the step
-log (``utils/step_log.py``) already brings back in its one transfer every 50 steps and at the end of an epoch,
+log (``utils/training/step_log.py``) already brings back in its one transfer every 50 steps and at the end of an epoch,
 and a step's learning rate is the schedule's, a pure function of the step. Under torchrun, rank 0 alone writes.
 
 A resumed run appends a new event file that opens with a purge at the first step it will write: steps a

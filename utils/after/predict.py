@@ -1,6 +1,6 @@
 """Classify your own images with a trained model: ``main_modern.py --predict CHECKPOINT IMAGE_OR_FOLDER...``.
 
-Each image goes the way the run's test images went (``utils/inference.py``): decoded to RGB by the
+Each image goes the way the run's test images went (``utils/after/inference.py``): decoded to RGB by the
 data path's own decoder (any size, mode and bit depth it reads), resized to the run's image size,
 normalized with the run's statistics, and classified in the run's precision, with the run's
 test-time views unless ``--tta`` says otherwise. So a test image of the run gets here the class the
@@ -20,11 +20,12 @@ from typing import Any, Optional, Sequence
 
 import torch
 
-from utils.data_sources import IMAGE_EXTENSIONS, decode_resized
+from utils.data.decode import decode_resized
+from utils.data.image_folder import IMAGE_EXTENSIONS
 from utils.errors import UserError
 from utils.files import atomic_write, unused_stem
-from utils.inference import load_trained_model
-from utils.run_dir import refuse_run_files
+from utils.after.inference import load_trained_model
+from utils.training.run_dir import refuse_run_files
 
 SHOWN_ROWS = 20  # rows of the printed table; a folder's full list goes to the file
 

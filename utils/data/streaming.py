@@ -6,7 +6,7 @@ split stays a list of files (:class:`utils.data_sources.ImageFiles`), and each D
 decodes and resizes the images of its batch with the same function the decoded tensor was built
 with (:func:`utils.data_sources.decode_resized`), so a streamed epoch sees the same pixels, in the
 same order, under the same transforms. Only the normalization statistics need the whole set: they
-come from a seeded sample of images, cached (:func:`utils.data_order.sampled_channel_stats`).
+come from a seeded sample of images, cached (:func:`utils.data.order.sampled_channel_stats`).
 
 This module holds the one question asked before: does a folder fit? ``build_data``
 (``utils/data_loader.py``) streams a folder, when nobody chose the data mode, if its decoded tensor

@@ -17,7 +17,7 @@ from typing import Optional
 
 import torch
 
-from utils.data_sources import ImageFiles, ImageTensors
+from utils.data.splits import ImageFiles, ImageTensors
 from utils.errors import UserError
 from utils.files import files_fingerprint, write_json
 from utils.seeds import generator, order_seed
@@ -139,3 +139,17 @@ def sampled_channel_stats(split: ImageFiles, seed: int, cache_dir: Optional[Path
         except (OSError, UserError):
             pass  # the statistics are recomputed next time
     return mean, std
+def even_batch(images: int, batch: int) -> int:
+    """The evaluation batch for a split of ``images``: the largest divisor of it from ``batch // 2`` to ``batch``
+    (10,000 test images in batches of 250, not 39 of 256 and one of 16), else ``batch``.
+
+    Evaluation results do not depend on the batch; a GPU does: every new batch shape costs cuDNN a round of
+    autotuning and a CUDA graph another capture.
+    """
+    if 0 < images <= batch:
+        return images  # one batch
+    for size in range(batch, batch // 2 - 1, -1):
+        if size > 0 and images % size == 0:
+            return size
+    return batch
+

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from utils.files import atomic_write, write_json
-from utils.step_log import EpochTotals
+from utils.training.step_log import EpochTotals
 
 EVAL_SHARE = 0.15  # the default --eval-every keeps evaluation near this share of a run
 

@@ -19,12 +19,12 @@ from typing import Optional
 import torch
 from torch import nn
 
-from utils.batch_augment import normalize
-from utils.checkpoint import load_checkpoint
+from utils.data.batch_augment import normalize
+from utils.training.checkpoint import load_checkpoint
 from utils.config import TrainConfig, resolve_for_device
 from utils.data_loader import build_data
-from utils.data_order import stratified_subset
-from utils.data_sources import load_splits
+from utils.data.order import stratified_subset
+from utils.data.sources import load_splits
 from utils.devices import select_device
 from utils.errors import UserError
 from utils.evaluation import forward_chunk, predict
