@@ -20,18 +20,19 @@ from pathlib import Path
 from typing import Sequence
 
 from utils.errors import exit_at_once_on_ctrl_c, exit_on_user_error
+from utils.resolve import resolve
 
 with exit_at_once_on_ctrl_c("benchmark_all.py"):  # Ctrl-C while torch imports (seconds) is one line too
-    from utils.studies import (FULL_STUDIES, STUDIES, BenchmarkPlan, build_experiments, check_same_study,
-                               differing_settings, experiment_config, keep_only, run_benchmark, write_report)
     from utils.cli import epoch_count, new_parser
     from utils.config import AMP_DTYPES, DATA_MODES, DATASETS, DEVICES, QUICK_SUBSET, QUICK_TEST_SUBSET, TrainConfig
     from utils.data.order import take_subset
     from utils.data.sources import load_splits
     from utils.errors import UserError
     from utils.presets import PRESETS
-    from utils.training.run_dir import unique_run_dir
     from utils.smoke import SMOKE_MAX_SEEDS, smoke_enabled, smoke_settings
+    from utils.studies import (FULL_STUDIES, STUDIES, BenchmarkPlan, build_experiments, check_same_study,
+                               differing_settings, experiment_config, keep_only, run_benchmark, write_report)
+    from utils.training.run_dir import unique_run_dir
     from utils.training.tensorboard_log import require_tensorboard
 
 FULL_EPOCHS = 20  # the description's budget for each study
@@ -151,7 +152,7 @@ def print_plan(plan: BenchmarkPlan) -> None:
     print(f"{len(plan.experiments)} experiments x {len(plan.seeds)} seeds = {len(plan.experiments) * len(plan.seeds)} "
           f"runs of {epochs} epochs; output {plan.out_dir}")
     for experiment, config in zip(plan.experiments, configs):
-        reference = base.replace(model=config.model).resolved()
+        reference = resolve(base.replace(model=config.model))
         print(f"  {experiment.key:<36} {config.model:<22} {differing_settings(reference, config)}")
 
 

@@ -18,15 +18,15 @@ from utils.errors import exit_at_once_on_ctrl_c, exit_on_user_error
 
 with exit_at_once_on_ctrl_c("main_modern.py"):  # Ctrl-C while torch imports (seconds) is one line too
     from models import count_parameters, create_model, list_models, model_family
-    from utils.cli import (add_common_arguments, add_modern_arguments, config_from_args, explicit_settings,
-                           new_parser, print_activations)
-    from utils.errors import UserError
-    from utils.experiment import (compare_models, evaluate_checkpoint, plot_schedules, preview_augmentation,
-                                  run_training)
     from utils.after.explain import explain_checkpoint
-    from utils.config import EXPORT_FORMATS
     from utils.after.export import export_checkpoint
     from utils.after.predict import predict_images
+    from utils.cli import (add_common_arguments, add_modern_arguments, config_from_args, explicit_settings,
+                           new_parser, print_activations)
+    from utils.comparison import compare_models
+    from utils.config import EXPORT_FORMATS
+    from utils.errors import UserError
+    from utils.experiment import evaluate_checkpoint, plot_schedules, preview_augmentation, run_training
     from utils.smoke import smoke_settings
 
 

@@ -18,6 +18,7 @@ from utils.config import TrainConfig  # noqa: E402
 from utils.data_loader import build_data  # noqa: E402
 
 from utils.errors import OneLineArgumentParser, exit_on_user_error, whole_number  # noqa: E402
+from utils.resolve import resolve
 POLICIES = [("standard", {}), ("randaugment", {}), ("randaugment+cutout", {"cutout": 0}),
             ("autoaugment", {}), ("trivialaugment", {}), ("standard+random_erasing", {"random_erasing": 0.25})]
 
@@ -45,9 +46,9 @@ def main() -> None:
     results = {}
     for label, extra in POLICIES:
         policy = label.split("+")[0]
-        config = TrainConfig(data_dir=args.data_dir, subset=args.subset, workers=args.workers, progress=False,
+        config = resolve(TrainConfig(data_dir=args.data_dir, subset=args.subset, workers=args.workers, progress=False,
                              batch_size=args.batch_size, augmentation=policy, data_mode="memory",
-                             **extra).resolved()  # the per-image path: what these policies run on
+                             **extra))  # the per-image path: what these policies run on
         results[label] = epoch_seconds(config, args.repeats)
     base = results["standard"]
     print(f"{'policy':<26} {'epoch (s)':>9} {'images/s':>9} {'vs standard':>12}   "

@@ -17,9 +17,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from torchvision.io import write_jpeg  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from utils.errors import OneLineArgumentParser, UserError, exit_on_user_error, whole_number  # noqa: E402
 from utils.data.decode import decode_resized  # noqa: E402
 from utils.data.image_folder import list_image_folder  # noqa: E402
+from utils.errors import OneLineArgumentParser, UserError, exit_on_user_error, whole_number  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -34,11 +34,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
-from utils.config import TrainConfig, resolve_amp  # noqa: E402
+from utils.config import TrainConfig  # noqa: E402
 from utils.data_loader import build_data  # noqa: E402
 from utils.errors import OneLineArgumentParser, exit_on_user_error, whole_number  # noqa: E402
 from utils.experiment import build_model  # noqa: E402
 from utils.presets import PRESETS, preset_settings  # noqa: E402
+from utils.resolve import resolve_amp  # noqa: E402
+from utils.resolve import resolve
 from utils.trainer import Trainer, prepare_batch, train  # noqa: E402
 
 
@@ -64,7 +66,7 @@ def step_config(model: str, preset: Optional[str], batch_size: int, image_size: 
     settings.update(model=model, dataset="synthetic", image_size=image_size,
                     batch_size=batch_size, workers=0, cache_dir="", device="cpu", progress=False, probe_images=None,
                     low_res_epochs=0, data_mode="device")
-    return resolve_amp(TrainConfig(**settings).resolved(), torch.device("cpu"))
+    return resolve_amp(resolve(TrainConfig(**settings)), torch.device("cpu"))
 
 
 def count_step_ops(config: TrainConfig, steps: int = 4, warmup: int = 2) -> dict[str, Any]:

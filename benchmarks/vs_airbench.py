@@ -44,11 +44,12 @@ import torch  # noqa: E402
 
 from utils.cli import epoch_count  # noqa: E402
 from utils.config import TrainConfig  # noqa: E402
-from utils.errors import OneLineArgumentParser, exit_on_user_error  # noqa: E402
 from utils.data.sources import load_splits  # noqa: E402
+from utils.errors import OneLineArgumentParser, exit_on_user_error  # noqa: E402
 from utils.experiment import run_training  # noqa: E402
 from utils.files import unused_stem  # noqa: E402
 from utils.presets import preset_settings  # noqa: E402
+from utils.resolve import resolve
 
 RESULTS = REPO / "benchmarks" / "results"
 
@@ -60,7 +61,7 @@ def write_airbench_data(data_dir: str, folder: Path, cache_dir: str | None = Non
     airbench normalizes with CIFAR-10's published mean and std, so the images must be CIFAR-10's own
     (32×32, 10 classes): another folder would run, but would not be a fair race.
     """
-    config = TrainConfig(data_dir=data_dir, progress=False, cache_dir=cache_dir).resolved()
+    config = resolve(TrainConfig(data_dir=data_dir, progress=False, cache_dir=cache_dir))
     train, test, classes = load_splits(config)
     target = folder / "cifar10"
     target.mkdir(parents=True, exist_ok=True)
@@ -100,7 +101,7 @@ def run_preset(args: argparse.Namespace, seed: int, run_dir: Path) -> dict[str, 
                 "output_dir": str(run_dir), "compile": args.compile}
     if args.epochs is not None:
         settings["epochs"] = args.epochs
-    config = TrainConfig(**settings).resolved()
+    config = resolve(TrainConfig(**settings))
     metrics, wall = cuda_timed(lambda: run_training(config))
     last = metrics["history"][-1]
     accuracy = last["ema_test_acc"] if last.get("ema_test_acc") is not None else last["test_acc"]

@@ -13,11 +13,11 @@ import torch
 
 import main_modern
 from models import create_model, list_models
-from utils.evaluation import evaluate_saved
 from utils.after.explain import attention_maps, grad_cam, rollout_of
 from utils.after.export import ImageClassifierForUInt8, compare_with_pytorch, export_checkpoint
 from utils.after.inference import load_trained_model
 from utils.after.predict import image_files, predict_images
+from utils.evaluation import evaluate_saved
 
 from tests.conftest import run_main, write_image_folder
 

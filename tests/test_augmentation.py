@@ -7,6 +7,7 @@ from models import create_model
 from utils.augmentation import BatchMixer, Cutout, build_test_transform, build_train_transform, cutout
 from utils.config import AUGMENTATIONS, TrainConfig
 from utils.regularization import ScheduledDropBlock, dropblock_layers, dropblock_prob_at, set_dropblock_prob
+from utils.resolve import resolve
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 
@@ -18,7 +19,7 @@ def _image(seed: int = 0, size: int = 32) -> torch.Tensor:
 @pytest.mark.parametrize("policy", AUGMENTATIONS)
 @pytest.mark.parametrize("extras", [{}, {"cutout": 0, "random_erasing": 0.5}])
 def test_train_transforms_give_normalized_float_images_of_the_same_size(policy, extras):
-    config = TrainConfig(augmentation=policy, **extras).resolved()
+    config = resolve(TrainConfig(augmentation=policy, **extras))
     transform = build_train_transform(config, MEAN, STD)
     for seed in range(5):
         out = transform(_image(seed))
@@ -27,14 +28,14 @@ def test_train_transforms_give_normalized_float_images_of_the_same_size(policy, 
 
 
 def test_test_transform_is_deterministic_normalization():
-    transform = build_test_transform(TrainConfig().resolved(), MEAN, STD)
+    transform = build_test_transform(resolve(TrainConfig()), MEAN, STD)
     image = _image()
     torch.testing.assert_close(transform(image), (image.float() / 255 - 0.5) / 0.25)
 
 
 def test_randaugment_changes_images_but_keeps_their_size():
-    config = TrainConfig(augmentation="randaugment", randaugment_n=2, randaugment_m=15).resolved()
-    plain = build_train_transform(TrainConfig(augmentation="none").resolved(), MEAN, STD)
+    config = resolve(TrainConfig(augmentation="randaugment", randaugment_n=2, randaugment_m=15))
+    plain = build_train_transform(resolve(TrainConfig(augmentation="none")), MEAN, STD)
     transform = build_train_transform(config, MEAN, STD)
     torch.manual_seed(0)
     changed = sum(not torch.equal(transform(_image(s)), plain(_image(s))) for s in range(20))
@@ -56,8 +57,8 @@ def test_cutout_is_clipped_at_the_borders(center, expected):
 
 
 def test_cutout_module_default_size_scales_with_the_image():
-    assert TrainConfig(cutout=0).resolved().cutout == 16
-    assert TrainConfig(cutout=0, image_size=64).resolved().cutout == 32
+    assert resolve(TrainConfig(cutout=0)).cutout == 16
+    assert resolve(TrainConfig(cutout=0, image_size=64)).cutout == 32
     torch.manual_seed(0)
     zeroed = [(Cutout(8)(torch.ones(1, 32, 32)) == 0).sum().item() for _ in range(50)]
     assert max(zeroed) == 64 and min(zeroed) >= 16  # a corner keeps at least a quarter
@@ -184,9 +185,10 @@ def test_dropblock_is_ramped_over_training_and_placed_in_late_stages():
 def test_the_dropblock_flag_reaches_the_model_through_the_config():
     from utils.experiment import build_model
 
-    with_flag = build_model(TrainConfig(model="resnet_tiny", dropblock=0.1).resolved(), 10)
-    without = build_model(TrainConfig(model="resnet_tiny").resolved(), 10)
+    with_flag = build_model(resolve(TrainConfig(model="resnet_tiny", dropblock=0.1)), 10)
+    without = build_model(resolve(TrainConfig(model="resnet_tiny")), 10)
     assert sum(isinstance(m, DropBlock2d) for m in with_flag.modules()) == 3  # stages 3 and 4: 2 + 1 blocks
     assert not any(isinstance(m, DropBlock2d) for m in without.modules())
     # a model without DropBlock layers ignores the option instead of failing
-    assert not any(isinstance(m, DropBlock2d) for m in build_model(TrainConfig(model="cnn", dropblock=0.1).resolved(), 10).modules())
+    model = build_model(resolve(TrainConfig(model="cnn", dropblock=0.1)), 10)
+    assert not any(isinstance(m, DropBlock2d) for m in model.modules())

@@ -9,9 +9,10 @@ import torch
 from torch import nn
 
 from models import create_model
-from utils.training.compiled_step import CompiledStep, whole_step_supported
 from utils.config import TrainConfig
 from utils.modern_trainer import build_recipe
+from utils.resolve import resolve
+from utils.training.compiled_step import CompiledStep, whole_step_supported
 from utils.training.step import train_step
 
 pytestmark = pytest.mark.skipif(whole_step_supported.__module__ and not hasattr(torch._dynamo.config,
@@ -25,8 +26,8 @@ def setup(optimizer: str):
     for module in model.modules():  # compiled code draws dropout masks from its own generator: no dropout here
         if isinstance(module, nn.modules.dropout._DropoutNd):
             module.p = 0.0
-    config = TrainConfig(model="cnn", recipe="modern", optimizer=optimizer, amp=False, ema=False, lr=0.01,
-                         clip_grad=1.0).resolved()
+    config = resolve(TrainConfig(model="cnn", recipe="modern", optimizer=optimizer, amp=False, ema=False, lr=0.01,
+                         clip_grad=1.0))
     recipe = build_recipe(model, config, steps_per_epoch=8, device=torch.device("cpu"))
     for group in recipe.optimizer.param_groups:
         # Adam's step is about lr·sign(gradient) where a gradient is near 0: there a last-bit difference of a
@@ -88,8 +89,8 @@ def test_muon_fp16_and_torchrun_compile_the_model_alone_and_say_why():
     assert "MuonSGD" in whole_step_supported(recipe, distributed=False)
     model, config, recipe = setup("adamw")
     assert "torchrun" in whole_step_supported(recipe, distributed=True)
-    fp16 = TrainConfig(model="cnn", amp=True, amp_dtype="fp16").resolved()
+    fp16 = resolve(TrainConfig(model="cnn", amp=True, amp_dtype="fp16"))
     assert "fp16" in whole_step_supported(build_recipe(model, fp16, 8, torch.device("cpu")), distributed=False)
     # inductor's CPU code gave speednet's bf16 step NaN gradients (aot_eager, the same graph, gave the eager ones)
-    bf16 = TrainConfig(model="cnn", amp=True, amp_dtype="bf16").resolved()
+    bf16 = resolve(TrainConfig(model="cnn", amp=True, amp_dtype="bf16"))
     assert "bf16" in whole_step_supported(build_recipe(model, bf16, 8, torch.device("cpu")), distributed=False)

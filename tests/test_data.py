@@ -3,12 +3,13 @@ import pytest
 import torch
 
 from utils.config import TrainConfig
+from utils.data.image_folder import image_folder_splits
+from utils.data.order import channel_stats, stratified_subset
+from utils.data.sources import resolve_dataset, synthetic_splits
 from utils.data.torch_loader import EpochBatchSampler
 from utils.data_loader import build_data
-from utils.data.order import channel_stats, stratified_subset
-from utils.data.image_folder import image_folder_splits
-from utils.data.sources import resolve_dataset, synthetic_splits
 from utils.errors import UserError
+from utils.resolve import resolve
 
 from tests.conftest import write_image_folder
 
@@ -100,7 +101,7 @@ def test_epoch_order_is_a_function_of_seed_and_epoch_and_resumes_mid_epoch():
 
 def test_build_data_on_a_folder_gives_normalized_batches(tmp_path):
     root = write_image_folder(tmp_path / "data", per_class=6)
-    config = TrainConfig(data_dir=str(root), batch_size=4, workers=0, cache_dir="", progress=False).resolved()
+    config = resolve(TrainConfig(data_dir=str(root), batch_size=4, workers=0, cache_dir="", progress=False))
     data = build_data(config)
     data.set_epoch(0)
     images, labels = next(iter(data.train_loader))
@@ -110,15 +111,15 @@ def test_build_data_on_a_folder_gives_normalized_batches(tmp_path):
 
 
 def test_build_data_subset_and_test_subset(tmp_path):
-    config = TrainConfig(dataset="synthetic", synthetic_size=200, subset=50, test_subset=20, image_size=16,
-                         workers=0).resolved()
+    config = resolve(TrainConfig(dataset="synthetic", synthetic_size=200, subset=50, test_subset=20, image_size=16,
+                         workers=0))
     data = build_data(config)
     assert data.train_loader.num_images == 50 and data.test_loader.num_images == 20
 
 
 def test_augmented_batches_with_workers_are_a_function_of_seed_and_epoch():
-    config = TrainConfig(dataset="synthetic", synthetic_size=64, image_size=16, batch_size=16, workers=2,
-                         augmentation="randaugment", seed=1).resolved()
+    config = resolve(TrainConfig(dataset="synthetic", synthetic_size=64, image_size=16, batch_size=16, workers=2,
+                         augmentation="randaugment", seed=1))
     first, second = build_data(config), build_data(config)
     batches = []
     for data in (first, second):

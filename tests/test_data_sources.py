@@ -12,11 +12,12 @@ import torch
 from PIL import Image
 
 from utils.config import TrainConfig
-from utils.data_loader import build_data
 from utils.data.decode import decode_image_file, to_uint8
 from utils.data.image_folder import image_folder_layout, image_folder_splits, list_image_folder
+from utils.data_loader import build_data
 from utils.errors import UserError
 from utils.files import files_fingerprint
+from utils.resolve import resolve
 
 from tests.conftest import write_image_folder
 
@@ -185,7 +186,7 @@ def test_a_cache_with_the_wrong_shape_is_rebuilt(tmp_path):
 # ------------------------------------------------------------------------------------ subsets and loaders
 def test_quick_on_a_small_folder_uses_what_there_is_and_says_so(tmp_path, capsys):
     root = write_image_folder(tmp_path / "data")
-    config = TrainConfig(data_dir=str(root), quick=True, workers=0, cache_dir="", progress=False).resolved()
+    config = resolve(TrainConfig(data_dir=str(root), quick=True, workers=0, cache_dir="", progress=False))
     data = build_data(config)
     assert data.train_loader.num_images == 12 and data.test_loader.num_images == 6
     out = capsys.readouterr().out
@@ -193,7 +194,7 @@ def test_quick_on_a_small_folder_uses_what_there_is_and_says_so(tmp_path, capsys
 
 
 def test_the_evaluation_batch_follows_batch_size(tmp_path):
-    config = TrainConfig(dataset="synthetic", synthetic_size=64, batch_size=3, workers=0, progress=False).resolved()
+    config = resolve(TrainConfig(dataset="synthetic", synthetic_size=64, batch_size=3, workers=0, progress=False))
     from utils.data.order import even_batch
 
     data = build_data(config)

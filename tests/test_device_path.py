@@ -13,14 +13,15 @@ from torchvision.transforms import v2
 import main_modern
 from models import create_model
 from utils.augmentation import cutout
-from utils.data.batch_augment import BatchAugment, crop_with_padding, cutout_masks, flip_where, normalize
 from utils.config import TrainConfig
+from utils.data.batch_augment import BatchAugment, crop_with_padding, cutout_masks, flip_where, normalize
 from utils.data_loader import build_data
 from utils.experiment import build_model
 from utils.modern_trainer import ModelEMA, ema_decay_at
+from utils.resolve import resolve
+from utils.trainer import Trainer, train
 from utils.training.run_record import default_eval_every
 from utils.training.step_log import StepLog
-from utils.trainer import Trainer, train
 
 from tests.conftest import SYNTHETIC, load_benchmark, run_main, train_and_read_metrics
 
@@ -83,7 +84,7 @@ def test_batch_augment_draws_every_offset_and_flips_about_half():
 def _config(**changes) -> TrainConfig:
     values = dict(dataset="synthetic", synthetic_size=96, image_size=16, batch_size=16, workers=0, progress=False,
                   seed=3)
-    return TrainConfig(**{**values, **changes}).resolved()
+    return resolve(TrainConfig(**{**values, **changes}))
 
 
 def test_auto_picks_the_device_path_unless_a_per_image_policy_needs_workers():

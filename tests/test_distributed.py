@@ -11,11 +11,11 @@ import time
 import pytest
 import torch
 
-from utils.training.checkpoint import load_checkpoint
-from utils.data.torch_loader import EpochBatchSampler
+from utils.data.device_loader import DeviceLoader
 from utils.data.order import epoch_order
 from utils.data.splits import ImageTensors
-from utils.data.device_loader import DeviceLoader
+from utils.data.torch_loader import EpochBatchSampler
+from utils.training.checkpoint import load_checkpoint
 
 from tests.conftest import REPO, run_script, wait_for
 

@@ -24,6 +24,12 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("utils", "models")
 MAX_FUNCTION_LINES = 60  # docstrings not counted
 MAX_CLASS_LINES = 200
+MAX_MODULE_LINES = 350  # a module longer than this holds more than one idea: it becomes a package
+# The files the product's first description named: a reader of it finds them where it said, and what stands
+# behind them lives in sub-packages named for what they hold (data/, training/, after/, studies/).
+FRONT_DOORS = ("utils/trainer.py", "utils/modern_trainer.py", "utils/augmentation.py", "utils/regularization.py",
+               "utils/data_loader.py", "utils/visualization.py", "models/network.py", "models/resnet.py",
+               "models/efficientnet.py", "models/cnn_transformer.py", "main.py", "main_modern.py", "benchmark_all.py")
 
 
 def project_modules() -> dict[str, Path]:
@@ -138,6 +144,18 @@ def test_no_function_or_class_outgrows_a_screen():
     too_long = [(lines, kind, where) for lines, kind, where in sizes()
                 if lines > (MAX_CLASS_LINES if kind == "class" else MAX_FUNCTION_LINES)]
     assert too_long == []
+
+
+def test_no_module_outgrows_its_idea():
+    too_long = {str(path.relative_to(ROOT)): lines for package in PACKAGES for path in (ROOT / package).rglob("*.py")
+                if (lines := len(path.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert too_long == {}
+
+
+def test_the_described_files_are_where_the_description_put_them():
+    assert [door for door in FRONT_DOORS if not (ROOT / door).is_file()] == []
+    flat = [path.name for path in (ROOT / "utils").glob("*.py")]
+    assert len(flat) <= 24, f"utils/ holds {len(flat)} modules side by side: group them by what they hold"
 
 
 DOC_TOKEN = re.compile(r"`([^`\s]+?)(?:\(\))?`")
@@ -279,14 +297,16 @@ def _walk_runs(root: Path) -> dict[str, list[tuple[str, str]]]:
     """One-epoch runs on a 40-image folder, one per data path, each traced."""
     import torch
     from torchvision.io import write_png
-    from utils.config import TrainConfig, resolve
+    from utils.config import TrainConfig
     from utils.experiment import run_training
+    from utils.resolve import resolve
     generator = torch.Generator().manual_seed(0)
     for split, count in (("train", 32), ("test", 8)):
         for index in range(count):
             folder = root / "data" / split / f"class{index % 2}"
             folder.mkdir(parents=True, exist_ok=True)
-            write_png(torch.randint(0, 256, (3, 16, 16), dtype=torch.uint8, generator=generator), str(folder / f"{index}.png"))
+            pixels = torch.randint(0, 256, (3, 16, 16), dtype=torch.uint8, generator=generator)
+            write_png(pixels, str(folder / f"{index}.png"))
     walks = {}
     for mode in ("memory", "device"):
         config = resolve(TrainConfig(model="cnn", dataset="folder", data_dir=str(root / "data"), image_size=16,

@@ -1,4 +1,5 @@
-"""Muon (utils/training/muon.py): its update direction is torch.optim.Muon's, its SGD half is torch's SGD, it resumes."""
+"""Muon (utils/training/muon.py): its update direction is torch.optim.Muon's, its SGD half is torch's SGD, it
+resumes."""
 from __future__ import annotations
 
 import math
@@ -8,14 +9,15 @@ import torch
 from torch import nn
 
 from models import create_model
-from utils.training.checkpoint import save_checkpoint
 from utils.config import TrainConfig
 from utils.data_loader import build_data
 from utils.experiment import build_model
 from utils.modern_trainer import learning_rates
-from utils.training.muon import MuonSGD, muon_parameter_groups, orthogonalize
+from utils.resolve import resolve
 from utils.seeds import seed_everything
 from utils.trainer import Trainer, train
+from utils.training.checkpoint import save_checkpoint
+from utils.training.muon import MuonSGD, muon_parameter_groups, orthogonalize
 
 
 @pytest.mark.parametrize("shape", [(48, 48), (32, 96), (96, 32)])
@@ -80,7 +82,7 @@ def test_the_sgd_groups_step_as_torchs_sgd_and_the_filters_keep_their_norm():
 
 
 def test_the_decay_schedule_falls_linearly_to_zero():
-    config = TrainConfig(optimizer="muon", scheduler="decay", lr=2.0, epochs=2, recipe="modern").resolved()
+    config = resolve(TrainConfig(optimizer="muon", scheduler="decay", lr=2.0, epochs=2, recipe="modern"))
     rates = learning_rates(config, 5)
     assert rates == pytest.approx([2.0 * (1 - step / 10) for step in range(10)])
 
@@ -88,10 +90,10 @@ def test_the_decay_schedule_falls_linearly_to_zero():
 def test_a_muon_run_stopped_mid_epoch_resumes_as_if_never_stopped(tmp_path):
     def trainer_for(run_dir) -> Trainer:
         run_dir.mkdir(exist_ok=True)
-        config = TrainConfig(dataset="synthetic", image_size=16, synthetic_size=128, batch_size=32, epochs=2,
+        config = resolve(TrainConfig(dataset="synthetic", image_size=16, synthetic_size=128, batch_size=32, epochs=2,
                              model="speednet", recipe="modern", optimizer="muon", scheduler="decay", lr=0.5,
                              norm_bias_lr_scale=8.0, ema=False, amp=False, workers=0, progress=False, cache_dir="",
-                             output_dir=str(run_dir), eval_every=2).resolved()
+                             output_dir=str(run_dir), eval_every=2))
         seed_everything(config.seed)  # as a run starts: the same initial weights for every trainer
         data = build_data(config)
         return Trainer(build_model(config, data.num_classes), data, config, run_dir, torch.device("cpu"))

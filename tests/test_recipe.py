@@ -8,8 +8,8 @@ from torch import nn
 from models import create_model
 from utils.config import TrainConfig
 from utils.modern_trainer import (Precision, build_ema, build_loss, build_optimizer, build_scheduler, ema_decay_at,
-                                  learning_rates,
-                                  parameter_groups, step_decay_factor, warmup_cosine_factor)
+                                  learning_rates, parameter_groups, step_decay_factor, warmup_cosine_factor)
+from utils.resolve import resolve
 
 
 def test_warmup_reaches_the_peak_then_cosine_ends_near_zero():
@@ -25,7 +25,7 @@ def test_warmup_reaches_the_peak_then_cosine_ends_near_zero():
 
 def test_scheduler_is_stepped_per_iteration():
     model = nn.Linear(2, 2)
-    config = TrainConfig(recipe="modern", epochs=4, lr=0.1, warmup_epochs=1).resolved()
+    config = resolve(TrainConfig(recipe="modern", epochs=4, lr=0.1, warmup_epochs=1))
     optimizer = build_optimizer(model, config)
     scheduler = build_scheduler(optimizer, config, steps_per_epoch=10)
     lrs = []
@@ -47,7 +47,7 @@ def test_step_decay():
 def test_the_default_step_schedule_spends_the_same_shares_of_any_run_at_each_rate(epochs):
     """No --step-size: a tenth of the rate at half the run, a hundredth at three quarters, whatever its length
     (a third of a 5-epoch run is 2 epochs, which left 3 of 5 epochs at a tenth or less)."""
-    config = TrainConfig(epochs=epochs).resolved()
+    config = resolve(TrainConfig(epochs=epochs))
     assert config.scheduler == "step" and config.step_size is None
     rates = learning_rates(config, steps_per_epoch=40)
     shares = [sum(r == pytest.approx(config.lr * f) for r in rates) / len(rates) for f in (1.0, 0.1, 0.01)]
@@ -68,7 +68,7 @@ def test_no_weight_decay_on_norms_biases_and_embeddings():
 
 
 def test_adamw_decouples_weight_decay():
-    config = TrainConfig(recipe="modern").resolved()
+    config = resolve(TrainConfig(recipe="modern"))
     optimizer = build_optimizer(create_model("cnn"), config)
     assert isinstance(optimizer, torch.optim.AdamW) and config.weight_decay == 0.05
 
@@ -82,7 +82,7 @@ def test_ema_decay_warms_up_then_caps():
 def test_ema_update_follows_the_formula():
     torch.manual_seed(0)
     model = nn.Linear(3, 1)
-    ema = build_ema(model, TrainConfig(ema=True, ema_decay=0.9).resolved())
+    ema = build_ema(model, resolve(TrainConfig(ema=True, ema_decay=0.9)))
     ema.update_parameters(model)  # first update copies
     torch.testing.assert_close(ema.module.weight, model.weight)
     previous = ema.module.weight.detach().clone()
@@ -94,7 +94,7 @@ def test_ema_update_follows_the_formula():
 
 
 def test_ema_is_off_in_the_standard_recipe():
-    assert build_ema(nn.Linear(2, 2), TrainConfig().resolved()) is None
+    assert build_ema(nn.Linear(2, 2), resolve(TrainConfig())) is None
 
 
 def test_gradient_clipping_bounds_the_norm():
@@ -107,25 +107,25 @@ def test_gradient_clipping_bounds_the_norm():
 
 def test_label_smoothing_in_the_loss_matches_the_formula():
     logits, labels = torch.randn(5, 4), torch.tensor([0, 1, 2, 3, 0])
-    smoothed = build_loss(TrainConfig(recipe="modern").resolved())(logits, labels)
+    smoothed = build_loss(resolve(TrainConfig(recipe="modern")))(logits, labels)
     log_probs = logits.log_softmax(1)
     targets = torch.full((5, 4), 0.1 / 4).scatter_(1, labels[:, None], 0.9 + 0.1 / 4)
     torch.testing.assert_close(smoothed, -(targets * log_probs).sum(1).mean())
 
 
 def test_standard_and_modern_configs_differ_where_the_recipe_says():
-    standard, modern = TrainConfig().resolved(), TrainConfig(recipe="modern").resolved()
+    standard, modern = resolve(TrainConfig()), resolve(TrainConfig(recipe="modern"))
     assert (standard.optimizer, standard.scheduler, standard.label_smoothing, standard.ema, standard.clip_grad) == \
         ("adam", "step", 0.0, False, None)
     assert (modern.optimizer, modern.scheduler, modern.label_smoothing, modern.ema, modern.clip_grad) == \
         ("adamw", "cosine", 0.1, True, 1.0)
-    assert TrainConfig(recipe="modern", ema=False, label_smoothing=0.0).resolved().ema is False
+    assert resolve(TrainConfig(recipe="modern", ema=False, label_smoothing=0.0)).ema is False
 
 
 def test_bf16_autocast_on_cpu_keeps_the_loss_finite_and_decreasing():
     torch.manual_seed(0)
     model = create_model("resnet_tiny", num_classes=4)
-    config = TrainConfig(recipe="modern", amp=True, amp_dtype="bf16", lr=1e-3).resolved()
+    config = resolve(TrainConfig(recipe="modern", amp=True, amp_dtype="bf16", lr=1e-3))
     precision = Precision.from_config(config, torch.device("cpu"))
     # bf16 needs no loss scaling: no gradient scaler (the step's gradient norm finds non-finite gradients)
     assert precision.dtype == torch.bfloat16 and precision.scaler is None

@@ -10,18 +10,19 @@ from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
 from models import create_model
-from utils.data.batch_augment import crop_with_padding
+from utils.cli import epoch_count
 from utils.config import TrainConfig
+from utils.data.batch_augment import crop_with_padding
 from utils.data_loader import DataBundle, build_data
 from utils.errors import UserError
 from utils.evaluation import predict, tta_views, view_weights
-from utils.config import resolve_amp
-from utils.cli import epoch_count
+from utils.experiment import build_model
 from utils.modern_trainer import (Lookahead, build_optimizer, learning_rates, lookahead_decay_at,
                                    piecewise_linear_factor)
-from utils.experiment import build_model
-from utils.training.step import drop_gradients
+from utils.resolve import resolve_amp
+from utils.resolve import resolve
 from utils.trainer import Trainer, frozen_parameters, train
+from utils.training.step import drop_gradients
 
 from tests.conftest import SYNTHETIC, train_and_read_metrics
 
@@ -48,8 +49,8 @@ def test_the_piecewise_linear_schedule_is_numpys_interpolation():
 
 def test_norm_biases_get_their_own_group_that_shrinks_per_step_like_the_weights():
     model = create_model("speednet", num_classes=10)
-    config = TrainConfig(model="speednet", optimizer="sgd", lr=1.5, weight_decay=1.33e-3,
-                         norm_bias_lr_scale=64.0).resolved()
+    config = resolve(TrainConfig(model="speednet", optimizer="sgd", lr=1.5, weight_decay=1.33e-3,
+                         norm_bias_lr_scale=64.0))
     groups = build_optimizer(model, config).param_groups
     biases = {id(m.bias) for m in model.modules() if isinstance(m, nn.BatchNorm2d)}
     fast = [g for g in groups if {id(p) for p in g["params"]} == biases]
@@ -85,7 +86,7 @@ def test_lookahead_moves_the_slow_weights_and_restarts_the_fast_ones_from_them()
 def test_a_frozen_whitening_bias_stays_put_while_the_rest_trains():
     model = create_model("speednet", num_classes=10)
     model.init_from_data(torch.randn(64, 3, 32, 32))
-    optimizer = build_optimizer(model, TrainConfig(model="speednet", optimizer="sgd", lr=0.1).resolved())
+    optimizer = build_optimizer(model, resolve(TrainConfig(model="speednet", optimizer="sgd", lr=0.1)))
     images, labels = torch.randn(8, 3, 32, 32), torch.randint(0, 10, (8,))
 
     def step(frozen: list) -> tuple[torch.Tensor, torch.Tensor]:
@@ -131,10 +132,10 @@ def test_weighted_views_are_the_records_and_their_weights_sum_to_one():
 @pytest.mark.parametrize("native, amp, want", [(True, None, (True, "bf16", True)), (False, None, (False, "bf16", False)),
                                                (True, False, (False, "bf16", False))])
 def test_the_modern_recipe_runs_bf16_on_cpus_that_have_it(monkeypatch, native, amp, want):
-    monkeypatch.setattr("utils.config.cpu_has_native_bf16", lambda: native)
-    config = resolve_amp(TrainConfig(recipe="modern", amp=amp).resolved(), torch.device("cpu"))
+    monkeypatch.setattr("utils.resolve.cpu_has_native_bf16", lambda: native)
+    config = resolve_amp(resolve(TrainConfig(recipe="modern", amp=amp)), torch.device("cpu"))
     assert (config.amp, config.amp_dtype, config.channels_last) == want
-    standard = resolve_amp(TrainConfig().resolved(), torch.device("cpu"))
+    standard = resolve_amp(resolve(TrainConfig()), torch.device("cpu"))
     assert not standard.amp  # the standard recipe (level 1) stays fp32
 
 
@@ -147,7 +148,7 @@ def test_a_fractional_epoch_count_ends_the_last_epoch_part_way(tmp_path, capfd):
     assert [h["epoch"] for h in metrics["history"]] == [1, 2]
     assert metrics["history"][-1]["test_acc"] is not None  # the partial last epoch is the evaluated one
     assert torch.load(tmp_path / "run" / "last.pt", weights_only=False)["global_step"] == 6
-    config = TrainConfig(epochs=1.5, scheduler="linear", recipe="modern").resolved()
+    config = resolve(TrainConfig(epochs=1.5, scheduler="linear", recipe="modern"))
     assert config.last_epoch == 2 and len(learning_rates(config, 4)) == 6
     # 1.1 epochs of 4 steps would round to 4: the second epoch, once begun, trains at least one step
     assert TrainConfig(epochs=1.1).total_steps(4) == 5 and TrainConfig(epochs=9.9).total_steps(97) == 960
@@ -157,8 +158,8 @@ def test_a_fractional_epoch_count_ends_the_last_epoch_part_way(tmp_path, capfd):
 
 
 def test_a_run_stopped_on_its_last_step_trains_no_further_when_continued(tmp_path):
-    config = TrainConfig(dataset="synthetic", image_size=16, synthetic_size=128, batch_size=32, epochs=1.5,
-                         workers=0, progress=False, cache_dir="", output_dir=str(tmp_path)).resolved()
+    config = resolve(TrainConfig(dataset="synthetic", image_size=16, synthetic_size=128, batch_size=32, epochs=1.5,
+                         workers=0, progress=False, cache_dir="", output_dir=str(tmp_path)))
     data = build_data(config)
     trainer = Trainer(build_model(config, data.num_classes), data, config, tmp_path, torch.device("cpu"))
     train(trainer, max_steps=6)  # returns mid-epoch, as a run stopped on its final step is saved
@@ -168,9 +169,9 @@ def test_a_run_stopped_on_its_last_step_trains_no_further_when_continued(tmp_pat
 
 
 def test_progressive_resizing_feeds_shrunk_images_for_the_first_epochs_only(tmp_path):
-    config = TrainConfig(dataset="synthetic", image_size=16, synthetic_size=64, batch_size=32, epochs=3,
+    config = resolve(TrainConfig(dataset="synthetic", image_size=16, synthetic_size=64, batch_size=32, epochs=3,
                          low_res_epochs=2, low_res_size=12, workers=0, progress=False, cache_dir="",
-                         output_dir=str(tmp_path)).resolved()
+                         output_dir=str(tmp_path)))
     data = build_data(config)
     model = build_model(config, data.num_classes)
     trainer = Trainer(model, data, config, tmp_path, torch.device("cpu"))
@@ -187,6 +188,6 @@ def test_progressive_resizing_feeds_shrunk_images_for_the_first_epochs_only(tmp_
 
 def test_progressive_resizing_is_refused_for_a_model_built_for_one_size():
     with pytest.raises(UserError, match="--low-res-size 24"):
-        TrainConfig(model="vit_tiny", low_res_epochs=2, low_res_size=24).resolved()
+        resolve(TrainConfig(model="vit_tiny", low_res_epochs=2, low_res_size=24))
     with pytest.raises(UserError, match="--low-res-size must be"):
-        TrainConfig(model="speednet", low_res_epochs=2, low_res_size=40).resolved()
+        resolve(TrainConfig(model="speednet", low_res_epochs=2, low_res_size=40))

@@ -7,8 +7,8 @@ import time
 import pytest
 import torch
 
-from utils.training.checkpoint import load_checkpoint, save_checkpoint
 from utils.errors import UserError
+from utils.training.checkpoint import load_checkpoint, save_checkpoint
 
 from tests.conftest import SYNTHETIC, RunsCode, run_script, start_script, wait_for
 

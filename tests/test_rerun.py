@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 
 import main_modern
-from utils.cli import config_from_args
-from utils.config import TrainConfig, resolve_for_device
-from utils.presets import preset_settings
 from utils.after.rerun import DECIDED_HERE, NOT_INHERITED, rerun_settings, with_preset
+from utils.cli import config_from_args
+from utils.config import TrainConfig
+from utils.presets import preset_settings
+from utils.resolve import resolve_for_device
+from utils.resolve import resolve
 
 from tests.conftest import run_main
 
@@ -66,7 +68,7 @@ def test_a_flag_on_top_wins_and_the_rerun_gets_a_folder_of_its_own(recorded_run,
 def rerun_config(recorded: TrainConfig, **on_top) -> TrainConfig:
     """The config a rerun of ``recorded`` builds (as ``utils/cli.config_from_args`` does), with flags on top."""
     settings, _ = rerun_settings(json.loads(json.dumps(recorded.to_dict())))  # as read back from config.json
-    return TrainConfig(**with_preset({**settings, **on_top})).resolved()
+    return resolve(TrainConfig(**with_preset({**settings, **on_top})))
 
 
 def same_run(a: TrainConfig, b: TrainConfig) -> dict:
@@ -78,23 +80,23 @@ def same_run(a: TrainConfig, b: TrainConfig) -> dict:
 def test_values_a_study_set_without_flags_come_back():
     """A benchmark arm: its budget and its technique set with replace(), none of it in user_settings."""
     base = TrainConfig(dataset="synthetic", epochs=3, subset=64, eval_every=1, progress=False)
-    arm = base.replace(model="resnet_tiny", recipe="modern", optimizer="sgd", lookahead=True, ema=False,
-                       mixup=0.8, seed=2, output_dir="study/x/seed-2").resolved()
+    arm = resolve(base.replace(model="resnet_tiny", recipe="modern", optimizer="sgd", lookahead=True, ema=False,
+                       mixup=0.8, seed=2, output_dir="study/x/seed-2"))
     assert arm.user_settings == [] and same_run(arm, rerun_config(arm)) == {}
 
 
 def test_a_preset_run_reruns_from_its_preset_and_its_flags():
     given = {"preset": "speed", "epochs": 3, "tta": "none"}
     preset = preset_settings("speed")
-    recorded = TrainConfig(**{**preset, **given}, user_settings=sorted(given),
-                           preset_settings=sorted(set(preset) - set(given) - {"preset"})).resolved()
+    recorded = resolve(TrainConfig(**{**preset, **given}, user_settings=sorted(given),
+                           preset_settings=sorted(set(preset) - set(given) - {"preset"})))
     settings, user_given = rerun_settings(json.loads(json.dumps(recorded.to_dict())))
     assert settings == given and sorted(user_given) == sorted(given)  # the preset's values come from the preset
     assert same_run(recorded, rerun_config(recorded)) == {}
 
 
 def test_the_values_the_recipe_derives_are_derived_again_with_a_flag_on_top():
-    recorded = TrainConfig(recipe="modern", epochs=30, dataset="synthetic", user_settings=["recipe", "epochs"]).resolved()
+    recorded = resolve(TrainConfig(recipe="modern", epochs=30, dataset="synthetic", user_settings=["recipe", "epochs"]))
     assert recorded.warmup_epochs == 3.0 and rerun_config(recorded).warmup_epochs == 3.0
     assert rerun_config(recorded, epochs=90).warmup_epochs == 5.0  # as a fresh 90-epoch run: at most 5 epochs
 
@@ -102,12 +104,12 @@ def test_the_values_the_recipe_derives_are_derived_again_with_a_flag_on_top():
 def test_a_gpu_run_reruns_on_a_cpu_with_the_cpus_precision():
     import torch
 
-    recorded = TrainConfig(recipe="modern", dataset="synthetic", workers=8, user_settings=["recipe"]).resolved()
+    recorded = resolve(TrainConfig(recipe="modern", dataset="synthetic", workers=8, user_settings=["recipe"]))
     recorded, _ = resolve_for_device(recorded, torch.device("cuda"))  # what config.json holds after a GPU run
     assert recorded.amp and recorded.channels_last and recorded.resolved_for == "cuda"
     settings, _ = rerun_settings(json.loads(json.dumps(recorded.to_dict())))
     assert not {"amp", "amp_dtype", "channels_last", "workers", "resolved_for"} & set(settings)
-    fresh, _ = resolve_for_device(TrainConfig(recipe="modern", dataset="synthetic").resolved(), torch.device("cpu"))
+    fresh, _ = resolve_for_device(resolve(TrainConfig(recipe="modern", dataset="synthetic")), torch.device("cpu"))
     rerun, _ = resolve_for_device(rerun_config(recorded), torch.device("cpu"))
     assert (rerun.amp, rerun.amp_dtype, rerun.channels_last) == (fresh.amp, fresh.amp_dtype, fresh.channels_last)
     kept = recorded.replace(user_settings=["recipe", "amp"], amp=False)  # --no-amp was the user's: it stays

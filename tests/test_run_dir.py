@@ -16,8 +16,8 @@ import torch
 import main as main_script
 import main_modern
 from utils import trainer as trainer_module
-from utils.training.checkpoint import load_checkpoint
 from utils.errors import UserError
+from utils.training.checkpoint import load_checkpoint
 from utils.training.run_dir import LOCK_NAME, RunLock, claim_run_dir, unique_run_dir
 
 from tests.conftest import REPO, SYNTHETIC, run_main, run_script, start_script, wait_for
@@ -210,7 +210,7 @@ def test_ctrl_c_at_any_moment_of_start_up_is_one_line_and_130(delay):
 
 def test_a_run_resumed_on_another_kind_of_device_gets_that_devices_precision(monkeypatch):
     from utils.config import TrainConfig
-    from utils.config import resolve_for_device
+    from utils.resolve import resolve_for_device
 
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
     started_on_cpu = TrainConfig(recipe="modern", amp=False, amp_dtype="bf16", channels_last=False, resume=True,

@@ -11,6 +11,7 @@ from models import create_model
 from models.speednet import PatchWhitening, patch_covariance
 from utils.evaluation import predict
 from utils.presets import PRESETS
+from utils.resolve import resolve
 
 from tests.conftest import SYNTHETIC, run_main, train_and_read_metrics
 
@@ -47,7 +48,7 @@ def test_whitening_weight_gets_no_gradient_and_is_not_optimized():
     from utils.config import TrainConfig
     from utils.modern_trainer import build_optimizer
 
-    config = TrainConfig(**{**PRESETS["speed"], "image_size": 16}).resolved()
+    config = resolve(TrainConfig(**{**PRESETS["speed"], "image_size": 16}))
     optimizer = build_optimizer(model, config)
     optimized = {id(p) for group in optimizer.param_groups for p in group["params"]}
     assert id(model.whiten.weight) not in optimized and id(model.whiten.bias) in optimized
@@ -119,9 +120,9 @@ def test_explicit_flags_override_the_preset(tmp_path, capfd):
 
 def test_alternating_flip_shows_each_image_both_ways_over_two_epochs():
     from utils.data.batch_augment import BatchAugment
+    from utils.data.device_loader import DeviceLoader
     from utils.data.order import epoch_order
     from utils.data.splits import ImageTensors
-    from utils.data.device_loader import DeviceLoader
 
     n = 16
     images = torch.randint(0, 256, (n, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))

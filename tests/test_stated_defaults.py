@@ -11,8 +11,10 @@ import main_modern
 from tests.conftest import REPO
 import torch
 
-from utils.config import TrainConfig, resolve_amp
+from utils.config import TrainConfig
 from utils.devices import cpu_has_native_bf16
+from utils.resolve import resolve_amp
+from utils.resolve import resolve
 
 DEFAULT = re.compile(r"default:? ([\w./\-]+)( \(modern\)| with --modern-training)?")
 RULES = ("a", "as", "one", "twice", "decay", "never", "beside", "both", "on", "default", "runs/", "3/4")
@@ -43,7 +45,7 @@ def test_help_states_the_default_the_config_resolves_to(field, stated, recipe):
     if stated in RULES or not re.fullmatch(r"[\d.e\-]+|[a-z_]+|\./\w+", stated):
         pytest.skip(f"--{field}: its default is a rule, not a value ({stated} ...)")
     unresolved = TrainConfig(recipe=recipe)
-    resolved = unresolved.resolved()
+    resolved = resolve(unresolved)
     assert _same(stated, getattr(unresolved, field)) or _same(stated, getattr(resolved, field)), (
         f"--{field.replace('_', '-')} --help says default {stated}; the config resolves "
         f"{getattr(resolved, field)!r}")
@@ -60,7 +62,7 @@ def test_mixed_precision_is_stated_the_same_everywhere():
     readme = (REPO / "README.md").read_text()
     assert "on CUDA GPUs and on CPUs with native bf16" in readme
     cpu = torch.device("cpu")
-    modern = resolve_amp(TrainConfig(recipe="modern", device="cpu").resolved(), cpu)
-    assert modern.amp == cpu_has_native_bf16() and resolve_amp(TrainConfig(device="cpu").resolved(), cpu).amp is False
-    defaults = TrainConfig().resolved()
+    modern = resolve_amp(resolve(TrainConfig(recipe="modern", device="cpu")), cpu)
+    assert modern.amp == cpu_has_native_bf16() and resolve_amp(resolve(TrainConfig(device="cpu")), cpu).amp is False
+    defaults = resolve(TrainConfig())
     assert f"`--model {defaults.model}`" in readme and f"seed {defaults.seed}" in readme

@@ -21,8 +21,9 @@ import main_modern  # noqa: E402
 from utils.config import TrainConfig  # noqa: E402
 from utils.data_loader import build_data  # noqa: E402
 from utils.experiment import build_model  # noqa: E402
-from utils.training.tensorboard_log import epoch_tag  # noqa: E402
+from utils.resolve import resolve
 from utils.trainer import Trainer, train  # noqa: E402
+from utils.training.tensorboard_log import epoch_tag  # noqa: E402
 
 from tests.conftest import run_main  # noqa: E402
 
@@ -131,8 +132,8 @@ def test_logging_reads_nothing_more_from_the_device(tmp_path, monkeypatch):
     """With the step log read every 2 steps, 6 steps hold 3 reads: TensorBoard must add none of its own."""
     reads = {}
     for tensorboard in (False, True):
-        config = TrainConfig(dataset="synthetic", synthetic_size=96, image_size=16, batch_size=16, workers=0,
-                             progress=False, seed=3, tensorboard=tensorboard, output_dir=str(tmp_path)).resolved()
+        config = resolve(TrainConfig(dataset="synthetic", synthetic_size=96, image_size=16, batch_size=16, workers=0,
+                             progress=False, seed=3, tensorboard=tensorboard, output_dir=str(tmp_path)))
         data = build_data(config)
         trainer = Trainer(build_model(config, data.num_classes), data, config, tmp_path / str(tensorboard),
                           torch.device("cpu"))

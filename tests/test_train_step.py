@@ -1,4 +1,5 @@
-"""The training step (utils/training/step.py): no gradient scaler outside fp16, non-finite steps skipped on the device."""
+"""The training step (utils/training/step.py): no gradient scaler outside fp16, non-finite steps skipped on the
+device."""
 from __future__ import annotations
 
 import copy
@@ -10,6 +11,7 @@ from torch import nn
 from models import create_model
 from utils.config import TrainConfig
 from utils.modern_trainer import build_recipe
+from utils.resolve import resolve
 from utils.training.step import train_step
 
 OPTIMIZERS = {  # one of each kind the recipes build: fused SGD, fused AdamW, Muon (its own step)
@@ -22,7 +24,7 @@ OPTIMIZERS = {  # one of each kind the recipes build: fused SGD, fused AdamW, Mu
 def tiny_setup(optimizer: str, amp: bool, seed: int = 0):
     torch.manual_seed(seed)
     model = create_model("resnet_tiny", num_classes=4)
-    config = TrainConfig(model="resnet_tiny", amp=amp, amp_dtype="bf16", ema=False, **OPTIMIZERS[optimizer]).resolved()
+    config = resolve(TrainConfig(model="resnet_tiny", amp=amp, amp_dtype="bf16", ema=False, **OPTIMIZERS[optimizer]))
     recipe = build_recipe(model, config, steps_per_epoch=4, device=torch.device("cpu"))
     images, labels = torch.randn(8, 3, 16, 16), torch.arange(8) % 4
     return model, config, recipe, images, labels
@@ -100,10 +102,10 @@ def test_the_step_without_a_scaler_trains_the_weights_a_scale_1_scaler_did_bit_f
 
 def test_fp16_keeps_its_gradient_scaler_and_bf16_and_fp32_have_none():
     for dtype, has_scaler in (("fp16", True), ("bf16", False)):
-        config = TrainConfig(model="cnn", amp=True, amp_dtype=dtype).resolved()
+        config = resolve(TrainConfig(model="cnn", amp=True, amp_dtype=dtype))
         recipe = build_recipe(create_model("cnn", num_classes=4), config, 4, torch.device("cpu"))
         assert (recipe.precision.scaler is not None) is has_scaler
-    config = TrainConfig(model="cnn", amp=False).resolved()
+    config = resolve(TrainConfig(model="cnn", amp=False))
     assert build_recipe(create_model("cnn", num_classes=4), config, 4, torch.device("cpu")).precision.scaler is None
 
 

@@ -8,8 +8,9 @@ import main as main_script
 import main_modern
 from utils.config import TrainConfig
 from utils.data_loader import build_data
-from utils.experiment import build_model
 from utils.evaluation import evaluate
+from utils.experiment import build_model
+from utils.resolve import resolve
 from utils.trainer import fit
 
 from tests.conftest import SYNTHETIC, run_main, train_and_read_metrics
@@ -20,8 +21,8 @@ HISTORY_KEYS = {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr
 
 def test_one_epoch_on_synthetic_data_lowers_the_loss(tmp_path):
     # 32 steps: enough for BatchNorm's running statistics (momentum 0.1) to forget their initial values
-    config = TrainConfig(dataset="synthetic", image_size=16, synthetic_size=1024, epochs=1, batch_size=32,
-                         workers=0, progress=False, output_dir=str(tmp_path)).resolved()
+    config = resolve(TrainConfig(dataset="synthetic", image_size=16, synthetic_size=1024, epochs=1, batch_size=32,
+                         workers=0, progress=False, output_dir=str(tmp_path)))
     torch.manual_seed(0)
     data = build_data(config)
     model = build_model(config, data.num_classes)
@@ -80,9 +81,9 @@ def test_modern_training_records_ema_beside_raw(tmp_path, capfd):
 
 
 def test_quick_sets_two_epochs_on_a_subset():
-    config = TrainConfig(quick=True).resolved()
+    config = resolve(TrainConfig(quick=True))
     assert (config.epochs, config.subset, config.test_subset) == (2, 2000, 1000)
-    assert TrainConfig(quick=True, epochs=1).resolved().epochs == 1  # explicit flags win
+    assert resolve(TrainConfig(quick=True, epochs=1)).epochs == 1  # explicit flags win
 
 
 def test_compare_models_writes_table_json_and_chart(tmp_path, capfd):
@@ -190,7 +191,7 @@ def test_the_confusion_matrix_reuses_the_evaluation_that_chose_best_pt(tmp_path,
     seen = {}
     config = TrainConfig(dataset="synthetic", image_size=16, synthetic_size=64, batch_size=32, epochs=2, eval_every=1,
                          recipe="modern", workers=0, progress=False, cache_dir="", output_dir=str(tmp_path / "run"))
-    run_training(config.resolved(), after=lambda model, data, device, run_dir: seen.update(model.state_dict()))
+    run_training(resolve(config), after=lambda model, data, device, run_dir: seen.update(model.state_dict()))
     assert evaluations == [] and (tmp_path / "run" / "confusion_matrix.png").stat().st_size > 0
     best = torch.load(tmp_path / "run" / "best.pt", weights_only=False)["model"]
     assert all(torch.equal(seen[name], value) for name, value in best.items())

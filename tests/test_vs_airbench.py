@@ -17,8 +17,9 @@ def test_airbench_files_hold_our_pixels_in_its_layout(tmp_path):
     assert train["classes"] == ["cat", "dog", "ship"] and sorted(set(train["labels"].tolist())) == [0, 1, 2]
     from utils.config import TrainConfig
     from utils.data.sources import load_splits
+    from utils.resolve import resolve
 
-    ours, _, _ = load_splits(TrainConfig(data_dir=str(data), progress=False, cache_dir="").resolved())
+    ours, _, _ = load_splits(resolve(TrainConfig(data_dir=str(data), progress=False, cache_dir="")))
     theirs = train["images"].permute(0, 3, 1, 2)
     assert not torch.equal(train["labels"], ours.labels.long())  # shuffled: the folder's order is class by class
     # The same (image, label) pairs, only transposed and reordered.

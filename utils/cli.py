@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from models.activations import describe_activation, list_activations
+from utils.after.rerun import rerun_from
 from utils.config import (AMP_DTYPES, AUGMENTATIONS, CROP_PAD_MODES, DATA_MODES, DATASETS, DEVICES, EXPORT_FORMATS,
                           OPTIMIZERS, SCHEDULERS, TTA_MODES, TrainConfig)
-from utils.experiment import resume_config
 from utils.distributed import restarted_by_torchrun
 from utils.errors import OneLineArgumentParser
+from utils.experiment import resume_config
 from utils.presets import PRESETS, preset_settings
-from utils.after.rerun import rerun_from
+from utils.resolve import resolve
 from utils.smoke import SMOKE_ENV, smoke_settings
 from utils.training.tensorboard_log import require_tensorboard
 
@@ -263,7 +264,7 @@ def config_from_args(args: argparse.Namespace, **fixed: Any) -> TrainConfig:
                              rerun_of=getattr(args, "config", None))
     if config.tensorboard:
         require_tensorboard()  # the optional package: one line now, not a traceback once the run has started
-    return config.resolved()
+    return resolve(config)
 
 
 def print_activations() -> None:

@@ -27,8 +27,8 @@ from typing import Any, Callable, Optional
 import torch
 from torch import nn
 
-from utils.data.batch_augment import crop_with_padding
 from utils.config import TTA_MODES
+from utils.data.batch_augment import crop_with_padding
 from utils.distributed import all_reduce_sum, gather_to_all, share_state_from_main
 from utils.errors import UserError
 from utils.training.stopping import StopRequested

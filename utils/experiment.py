@@ -1,7 +1,8 @@
 """What the entry scripts call: one function per job, each taking a resolved :class:`TrainConfig`.
 
 - :func:`run_training`: data → model → ``fit`` → confusion matrix → one-line summary;
-- :func:`compare_models`: the same run for several models, a table, ``comparison.json`` and a chart;
+- :func:`continue_model_run`: a run that is skipped when its folder holds it finished, resumed when it holds
+  its ``last.pt`` (``--compare-models``, ``utils/comparison.py``, runs one per model);
 - :func:`evaluate_checkpoint`: test accuracy and loss of a saved model;
 - :func:`preview_augmentation`: a PNG grid of training images under the configured augmentation.
 
@@ -13,29 +14,28 @@ import contextlib
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional
 
 import torch
 from torch import nn
 
 from models import count_parameters, create_model
-from utils.augmentation import build_batch_mixer
-from utils.training.checkpoint import check_class_names, load_checkpoint
-from utils.config import RESUME_MUST_MATCH, RESUME_NEEDS_OUTPUT_DIR, TrainConfig, resolve_for_device
-from utils.data_loader import DataBundle, build_data
 from utils import distributed
+from utils.augmentation import build_batch_mixer
+from utils.config import RESUME_MUST_MATCH, RESUME_NEEDS_OUTPUT_DIR, TrainConfig
+from utils.data_loader import DataBundle, build_data
 from utils.devices import keep_freed_memory, select_device, tune_cuda
 from utils.distributed import Placement, share_from_main
 from utils.errors import RunStopped, UserError
 from utils.evaluation import evaluate_saved, load_saved
-from utils.files import write_json
-from utils.model_cost import forward_gflops, inference_latency_ms
 from utils.modern_trainer import Precision, learning_rates
-from utils.training.run_dir import claim_run_dir, holds_checkpoint, unique_run_dir
+from utils.resolve import resolve, resolve_for_device
 from utils.seeds import generator, seed_everything
 from utils.trainer import Trainer, train
-from utils.visualization import (confusion_matrix, picture_path, plot_comparison, plot_confusion_matrix,
-                                 plot_lr_schedules, plot_misclassified, save_image_grid)
+from utils.training.checkpoint import check_class_names, load_checkpoint
+from utils.training.run_dir import claim_run_dir, holds_checkpoint
+from utils.visualization import (confusion_matrix, picture_path, plot_confusion_matrix, plot_lr_schedules,
+                                 plot_misclassified, save_image_grid)
 
 
 def resume_config(explicit: dict[str, Any], forced_by: dict[str, str] | None = None) -> TrainConfig:
@@ -191,34 +191,6 @@ def summary_line(metrics: dict[str, Any], run_dir: Path) -> str:
             f"| {metrics['params'] / 1e6:.2f}M params | {metrics['total_time_s']:.0f}s on {metrics['device']} | {run_dir}")
 
 
-def compare_models(config: TrainConfig, names: Optional[Sequence[str]] = None) -> list[dict[str, Any]]:
-    """Train each model with the same settings; write ``comparison.json`` and ``comparison.png``."""
-    from models import list_models
-
-    names = list(names) or list_models()  # none named: every registry model, as the product promised
-    twice = sorted({name for name in names if names.count(name) > 1})
-    if twice:
-        raise UserError(f"--compare-models names {', '.join(twice)} more than once; name each model once")
-    for name in names:
-        config.replace(model=name).resolved()  # every name is checked before hours are spent on the first
-    base = Path(config.output_dir) if config.output_dir else unique_run_dir(Path("runs"), "compare")
-    results = []
-    for name in names:
-        model_config = config.replace(model=name, output_dir=str(base / name), resume=False).resolved()
-        metrics = continue_model_run(model_config)
-        results.append({**{key: metrics[key] for key in ("model", "params", "best_test_acc", "final_test_acc",
-                                                          "total_time_s")}, **model_cost(model_config, base / name)})
-    write_json(base / "comparison.json", {"config": config.to_dict(), "results": results})
-    plot_comparison([r["model"] for r in results], [r["final_test_acc"] for r in results], base / "comparison.png",
-                    ylabel="final test accuracy (%)",
-                    title=f"{config.epochs} epochs on {config.subset or 'all'} training images, "
-                          f"{config.recipe} recipe, seed {config.seed}",
-                    annotations=[f"{r['params'] / 1e6:.1f}M, {r['latency_ms']:.1f} ms" for r in results])
-    print(format_table(results))
-    print(f"comparison written to {base / 'comparison.json'} and {base / 'comparison.png'}")
-    return results
-
-
 # Settings that do not change what a finished run is: those that change no result, and the precision this
 # machine chose (a run finished in bf16 here is not trained again in fp32 elsewhere).
 BOOKKEEPING = TrainConfig.result_free_fields() | {"amp", "amp_dtype", "channels_last"}
@@ -243,27 +215,6 @@ def continue_model_run(config: TrainConfig) -> dict[str, Any]:
             return json.loads((run_dir / "metrics.json").read_text())
         return run_training(config.replace(resume=True))
     return run_training(config)
-
-
-def model_cost(config: TrainConfig, run_dir: Path) -> dict[str, float]:
-    """A trained model's forward GFLOPs per image and its latency (batch 1, fp32) on the run's device."""
-    checkpoint = load_checkpoint(run_dir / "last.pt")
-    device = select_device(config.device)
-    model = build_model(config, len(checkpoint["class_names"])).to(device)
-    return {"gflops": round(forward_gflops(model, config.image_size), 4),
-            "latency_ms": round(inference_latency_ms(model, config.image_size), 3), "latency_device": str(device)}
-
-
-def format_table(results: Sequence[dict[str, Any]]) -> str:
-    """The comparison: the final accuracy first (the headline), then what each model costs."""
-    lines = [f"{'model':<24} {'final acc %':>11} {'best acc %':>10} {'params (M)':>10} {'GFLOPs':>7} "
-             f"{'latency (ms)':>12} {'train time (s)':>14}"]
-    for r in results:
-        lines.append(f"{r['model']:<24} {r['final_test_acc']:>11.2f} {r['best_test_acc']:>10.2f} "
-                     f"{r['params'] / 1e6:>10.2f} {r['gflops']:>7.3f} {r['latency_ms']:>12.2f} {r['total_time_s']:>14.1f}")
-    lines.append("latency: one image (batch 1, fp32) through the model on this device, median of 30; "
-                 "best acc is chosen on the test set (optimistic)")
-    return "\n".join(lines)
 
 
 # Flags that --evaluate takes from the command line; everything else comes from the checkpoint.
@@ -292,7 +243,7 @@ def evaluate_checkpoint(path: str, explicit: dict[str, Any], misclassified: Opti
     if "data_dir" in changes and "dataset" not in changes:
         changes["dataset"] = None  # another folder: detect what it holds
     # Validated like a training run's flags (--test-subset 0, --workers -1... are refused the same way).
-    config = saved.replace(**changes, subset=None, quick=False, resume=False).resolved()
+    config = resolve(saved.replace(**changes, subset=None, quick=False, resume=False))
     device = select_device(config.device)
     # The precision the model trained and was evaluated in (bf16 autocast where the run had it), re-resolved
     # when this device is of another kind than the run's.
@@ -341,7 +292,7 @@ def plot_schedules(config: TrainConfig, path: Path, steps_per_epoch: int = 390) 
     for recipe, name in (("standard", "step decay (standard: Adam)"), ("modern", "warm-up + cosine (modern: AdamW)")):
         settings = {**config.to_dict(), "recipe": recipe, "scheduler": None, "lr": None, "optimizer": None,
                     "warmup_epochs": None, "step_size": None, "gamma": TrainConfig.gamma}
-        resolved = TrainConfig.from_dict(settings).resolved()
+        resolved = resolve(TrainConfig.from_dict(settings))
         if learning_rates(resolved, steps_per_epoch) != curves[next(iter(curves))]:
             curves[f"default {name}"] = learning_rates(resolved, steps_per_epoch)
     plot_lr_schedules(curves, steps_per_epoch, path, title=f"learning rate over {config.epochs} epochs"

@@ -1,25 +1,19 @@
 """The training loop: one plain loop for every model and every recipe (learning levels 1 and 3).
 
-:func:`train` is the loop, in one screen: for every epoch, for every batch: the training step
-(``utils/training/step.py``: forward under autocast, loss, backward, clipping, optimizer step; compiled
-whole with ``--compile``, ``utils/training/compiled_step.py``), the schedule, the EMA, and the loss recorded on the
-device; then the epoch's evaluation and checkpoint as named calls. What it runs (optimizer, schedule, precision, EMA, loss)
-comes from ``utils/modern_trainer.py``, so the standard and the modern recipe are the same code with
-different configuration. ``fit(model, data, config, run_dir, device)`` builds a :class:`Trainer`
-(what one run holds), resumes it if asked, and runs the loop.
+:func:`train` is the loop, in one screen: for every epoch, for every batch, the training step
+(``utils/training/step.py``: forward under autocast, loss, backward, clipping, optimizer step; one
+compiled graph with ``--compile``), the schedule, the EMA and the loss recorded on the device; then the
+epoch's evaluation and checkpoint as named calls. What it runs (optimizer, schedule, precision, EMA,
+loss) comes from ``utils/modern_trainer.py``: the standard and the modern recipe are the same code with
+different configuration. ``fit(model, data, config, run_dir, device)`` builds a :class:`Trainer` (what
+one run holds), resumes it if asked, and runs the loop.
 
-The engineering around the loop is in small modules, each with one job:
-
-- ``utils/training/step_log.py``: the step never waits for the device; losses are read back every 50 steps,
-  which is also where a NaN/inf loss is caught;
-- ``utils/training/stopping.py``: Ctrl-C/SIGTERM finish the step, save ``last.pt`` (mid-epoch) and stop with
-  130/143; under torchrun the processes agree on the step to stop at;
-- ``utils/training/run_record.py``: the history, the metrics, the raw-or-EMA rule, the files and the log line;
-- ``utils/training/tensorboard_log.py``: ``--tensorboard``'s event files, written from the rows the step log read
-  (no read of its own) and from each epoch's history row;
-- ``utils/training/state.py``: what ``last.pt`` holds and how a run is restored from it. The data order
-  and RNG of every epoch are functions of (seed, epoch), so a resumed run continues as an
-  uninterrupted one would.
+The engineering around the loop is in ``utils/training/``, one job a module: ``step_log.py`` (losses read
+back every 50 steps, where a NaN/inf loss is caught), ``stopping.py`` (Ctrl-C/SIGTERM save ``last.pt``
+and stop; under torchrun the processes agree on the step), ``run_record.py`` (history, metrics, the
+raw-or-EMA rule, files, the log line), ``tensorboard_log.py`` and ``state.py`` (what ``last.pt`` holds and
+how a run is restored: data order and RNG are functions of (seed, epoch), so a resumed run continues as an
+uninterrupted one would).
 """
 from __future__ import annotations
 
@@ -34,22 +28,22 @@ from tqdm import tqdm
 
 from models import count_parameters
 from utils.augmentation import build_batch_mixer
-from utils.training.checkpoint import save_checkpoint
 from utils.config import TrainConfig
 from utils.data_loader import DataBundle
 from utils.distributed import Placement, broadcast_buffers
 from utils.evaluation import evaluate, tta_views
 from utils.modern_trainer import Recipe, build_recipe
 from utils.regularization import dropblock_layers, dropblock_prob_at, set_dropblock_prob
-from utils.training.run_record import (better_weights, curves_title, default_eval_every, epoch_entry, epoch_line, run_metrics,
-                              write_metrics)
 from utils.seeds import epoch_rng_seed, seed_everything
+from utils.training.checkpoint import save_checkpoint
+from utils.training.compiled_step import compile_training
+from utils.training.run_record import (better_weights, curves_title, default_eval_every, epoch_entry, epoch_line,
+                                       run_metrics, write_metrics)
+from utils.training.state import TrainState, restore_training, training_checkpoint
+from utils.training.step import train_step
 from utils.training.step_log import GUARD_EVERY, EpochTotals, StepLog
 from utils.training.stopping import StopRequested, StopSignals, diverged, stopped_by_signal
 from utils.training.tensorboard_log import LOG_FOLDER, TensorBoardLog
-from utils.training.compiled_step import compile_training
-from utils.training.step import train_step
-from utils.training.state import TrainState, restore_training, training_checkpoint
 from utils.visualization import plot_curves
 
 

@@ -53,6 +53,7 @@ TOTAL_S = 540  # 9 minutes: the device call's 10-minute limit less unpacking, st
 GRACE_S = 12  # an item is sent SIGINT this long before its box ends, and killed at the end
 
 from utils.errors import OneLineArgumentParser, UserError, exit_on_user_error, positive_number  # noqa: E402
+from utils.resolve import resolve
 
 @dataclass(frozen=True)
 class Item:
@@ -130,7 +131,7 @@ def train(settings: dict[str, Any], run_dir: Path, label: str, progress: Progres
     from utils.config import TrainConfig
     from utils.experiment import run_training
 
-    config = TrainConfig(**settings, output_dir=str(run_dir), progress=False).resolved()
+    config = resolve(TrainConfig(**settings, output_dir=str(run_dir), progress=False))
     progress.running(label, run_dir, config.epochs)
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
@@ -212,16 +213,17 @@ def steady_state(model: str, batch: int, mode: str, window: int, warmup: int) ->
 
     sys.path.insert(0, str(REPO / "benchmarks"))  # a script beside this one
     import speed
-    from utils.config import TrainConfig, resolve_amp
+    from utils.config import TrainConfig
     from utils.devices import select_device
+    from utils.resolve import resolve_amp
 
     device = select_device("auto")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     torch._dynamo.reset()  # a compiled variant compiles its own step
-    config = TrainConfig(model=model, recipe="modern", batch_size=batch, dataset="synthetic",
+    config = resolve(TrainConfig(model=model, recipe="modern", batch_size=batch, dataset="synthetic",
                          synthetic_size=batch * (window + warmup + 1), workers=0, cache_dir="",
-                         compile=mode != "off", compile_mode=None if mode == "off" else mode, progress=False).resolved()
+                         compile=mode != "off", compile_mode=None if mode == "off" else mode, progress=False))
     row = speed.measure(resolve_amp(config, device), window, warmup, device, progress=False)
     return {"label": f"{model} b{batch}" + ("" if mode == "off" else f" --compile {mode}"), "model": model,
             "variant": "eager" if mode == "off" else mode, "batch_size": batch, "steady": True,

@@ -25,8 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.cnn_transformer import VisionTransformer
-from utils.errors import UserError
 from utils.after.inference import TrainedModel, load_trained_model, test_sample
+from utils.errors import UserError
 from utils.visualization import picture_path, plot_explanations
 
 MAX_EXPLAINED = 64  # images in one picture (8 per row)

@@ -26,10 +26,10 @@ from typing import Callable, Optional, Sequence
 import torch
 from torch import nn
 
+from utils.after.inference import TrainedModel, load_trained_model, test_sample
 from utils.config import EXPORT_FORMATS
 from utils.errors import UserError
 from utils.files import atomic_write, claim_stem
-from utils.after.inference import TrainedModel, load_trained_model, test_sample
 
 CHECK_IMAGES = 256
 EXTRAS_HINT = "pip install -r requirements-extras.txt"

@@ -19,17 +19,18 @@ from typing import Optional
 import torch
 from torch import nn
 
+from utils.config import TrainConfig
 from utils.data.batch_augment import normalize
-from utils.training.checkpoint import load_checkpoint
-from utils.config import TrainConfig, resolve_for_device
-from utils.data_loader import build_data
 from utils.data.order import stratified_subset
 from utils.data.sources import load_splits
+from utils.data_loader import build_data
 from utils.devices import select_device
 from utils.errors import UserError
 from utils.evaluation import forward_chunk, predict
 from utils.experiment import build_model
 from utils.modern_trainer import Precision
+from utils.resolve import resolve_for_device
+from utils.training.checkpoint import load_checkpoint
 
 
 @dataclass

@@ -20,11 +20,11 @@ from typing import Any, Optional, Sequence
 
 import torch
 
+from utils.after.inference import load_trained_model
 from utils.data.decode import decode_resized
 from utils.data.image_folder import IMAGE_EXTENSIONS
 from utils.errors import UserError
 from utils.files import atomic_write, unused_stem
-from utils.after.inference import load_trained_model
 from utils.training.run_dir import refuse_run_files
 
 SHOWN_ROWS = 20  # rows of the printed table; a folder's full list goes to the file

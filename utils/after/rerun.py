@@ -30,6 +30,7 @@ from typing import Any
 from utils.config import TrainConfig
 from utils.errors import UserError
 from utils.presets import preset_settings
+from utils.resolve import resolve
 
 NOT_INHERITED = ("output_dir", "resume", "user_settings", "preset_settings", "resolved_for", "rerun_of")
 DECIDED_HERE = ("amp", "amp_dtype", "channels_last", "workers", "progress")  # this machine's, unless given
@@ -118,7 +119,7 @@ def rerun_settings(recorded: dict[str, Any]) -> tuple[dict[str, Any], list[str]]
         fresh = TrainConfig(**with_preset(settings))
         settings |= {k: recorded[k] for k in group if k in open_keys and getattr(fresh, k) != recorded[k]}
     try:
-        fresh = TrainConfig(**with_preset(settings)).resolved()
+        fresh = resolve(TrainConfig(**with_preset(settings)))
         differ = [k for k in DERIVED if k in open_keys and getattr(fresh, k) != recorded[k]]
     except UserError:  # values that hold only together (a study's arm: --lookahead with --no-ema): keep them all
         differ = [k for k in DERIVED if k in open_keys]

@@ -23,8 +23,8 @@ from typing import Iterator, Optional, Sequence
 
 import torch
 
-from utils.data.batch_augment import BatchAugment
 from utils.config import TrainConfig
+from utils.data.batch_augment import BatchAugment
 from utils.data.order import epoch_order, even_batch, shard_window, steps_per_epoch
 from utils.data.splits import ImageTensors
 from utils.seeds import batch_seed, generator, order_seed

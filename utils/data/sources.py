@@ -12,7 +12,8 @@ from typing import Optional
 import torch
 
 from utils.config import TrainConfig
-from utils.data.image_folder import image_folder_layout, image_folder_splits, list_image_folder, looks_like_a_split, split_dir
+from utils.data.image_folder import (image_folder_layout, image_folder_splits, list_image_folder, looks_like_a_split,
+                                     split_dir)
 from utils.data.splits import ImageFiles, ImageTensors, resize_split
 from utils.errors import UserError
 

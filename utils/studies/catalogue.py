@@ -19,6 +19,7 @@ from models.activations import list_activations
 from utils.config import TrainConfig
 from utils.errors import UserError
 from utils.presets import preset_settings
+from utils.resolve import resolve
 
 STUDIES = ("architectures", "techniques", "activations", "regularization", "record", "preset_techniques")
 FULL_STUDIES = ("architectures", "techniques", "activations")  # --full: the original README's three
@@ -220,7 +221,7 @@ def keep_only(experiments: list[Experiment], only: Sequence[str]) -> list[Experi
 def experiment_config(plan: BenchmarkPlan, experiment: Experiment, seed: int) -> TrainConfig:
     run_dir = plan.out_dir / experiment.study / experiment.name / f"seed-{seed}"
     settings = {**experiment.recipe, **plan.given, **experiment.changes}
-    return plan.base.replace(**settings, seed=seed, output_dir=str(run_dir)).resolved()
+    return resolve(plan.base.replace(**settings, seed=seed, output_dir=str(run_dir)))
 
 
 def differing_settings(baseline: TrainConfig, treatment: TrainConfig) -> str:

@@ -235,8 +235,8 @@ def write_plots(plan: BenchmarkPlan, summary: dict[str, dict[str, Any]]) -> list
     A per-epoch curve needs two evaluations: a study that evaluates once, at the end (``--eval-every`` =
     epochs, the cheap way), gets no curves plot, rather than a plot of single dots.
     """
-    from utils.visualization import plot_accuracy_vs_time, plot_benchmark_accuracy, plot_benchmark_curves, \
-        plot_reliability
+    from utils.studies.charts import (plot_accuracy_vs_time, plot_benchmark_accuracy, plot_benchmark_curves,
+                                      plot_reliability)
 
     out = plan.out_dir
     plot_benchmark_accuracy(summary, out / "accuracy.png")

@@ -20,16 +20,16 @@ from typing import Any, Callable, Optional
 import torch
 
 from utils import distributed
-from utils.training.checkpoint import load_checkpoint
 from utils.config import TrainConfig
 from utils.devices import select_device
 from utils.errors import RunStopped, UserError
 from utils.evaluation import evaluate_saved
 from utils.files import atomic_write, write_json
 from utils.model_cost import forward_gflops
-from utils.training.run_dir import RUN_FILES, RunLock, holds_checkpoint
 from utils.studies.catalogue import BenchmarkPlan, Experiment, experiment_config
 from utils.studies.statistics import expected_calibration_error
+from utils.training.checkpoint import load_checkpoint
+from utils.training.run_dir import RUN_FILES, RunLock, holds_checkpoint
 
 # ------------------------------------------------------------------------------------ measuring one run
 def peak_memory_mib(device: torch.device) -> tuple[float, str]:

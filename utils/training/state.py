@@ -16,9 +16,9 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from utils.training.checkpoint import capture_rng_state, check_class_names, load_checkpoint, restore_rng_state
 from utils.config import TrainConfig
 from utils.errors import UserError
+from utils.training.checkpoint import capture_rng_state, check_class_names, load_checkpoint, restore_rng_state
 from utils.training.step_log import EpochTotals
 
 
