@@ -1,6 +1,6 @@
 """Learning level 1: train the basic CNN with a chosen activation and the standard trainer.
 
-    python main.py --data-dir ../shared/data/cifar10-jpeg --epochs 2 --subset 10000 --activation gelu
+    python main.py --epochs 2 --subset 10000 --activation gelu   # add --data-dir PATH for a local copy
     python main.py --list-activations
 """
 from __future__ import annotations

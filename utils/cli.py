@@ -2,7 +2,8 @@
 
 Every flag defaults to None here, so that the config knows which settings the user gave: those
 override a resumed run's saved settings and the recipe's defaults; the rest come from
-:class:`TrainConfig`. Flag names follow ``../shared/SPEC.md``.
+:class:`TrainConfig`. A flag is its field's name with dashes (``--batch-size`` sets ``batch_size``), or names
+the field it sets with ``dest`` (``--modern-training`` sets ``recipe``).
 """
 from __future__ import annotations
 
