@@ -16,7 +16,8 @@ check, the optimizer update) as one ``torch.compile(fullgraph=True)`` graph:
   non-finite loss, which the step log turns into a stopped run, as the eager step does;
 - ``mode="graphs"`` is torch.compile's ``reduce-overhead``: the graph is replayed as a CUDA graph.
 
-The EMA and Lookahead stay outside (one foreach call each), as do the data and its augmentation.
+The EMA (one foreach call, and one for BatchNorm's counters) and Lookahead stay outside, as do the data and its
+augmentation.
 Muon's Newton-Schulz step, torchrun's gradient hooks and fp16's scaler are not in the graph, and on a CPU
 the bf16 step is not compiled whole (inductor's CPU code gave NaN gradients for speednet's): there the model
 alone is compiled (:func:`whole_step_supported` says which, and the run's first line).
@@ -74,7 +75,6 @@ class CompiledStep:
         device = next(model.parameters()).device
         self.lrs = [torch.tensor(float(group["lr"]), device=device) for group in recipe.optimizer.param_groups]
         self.state: Optional[list[dict[str, Any]]] = None  # bound at the first step (after a resume's load)
-        torch._dynamo.config.trace_autograd_ops = True
         self.compiled = torch.compile(self._step, fullgraph=True, mode=COMPILE_MODES[mode])
 
     def __call__(self, model: nn.Module, recipe: Recipe, images: torch.Tensor, targets: torch.Tensor,
@@ -85,7 +85,9 @@ class CompiledStep:
         for lr, group in zip(self.lrs, recipe.optimizer.param_groups):
             lr.fill_(group["lr"])  # a write to the device, no read: the graph reads the tensor
         recipe.optimizer._opt_called = True  # torch's schedulers warn when optimizer.step() never ran; it did, here
-        return self.compiled(images, targets, labels, tuple(id(p) for p in frozen), float(clip_grad))
+        # Tracing the backward pass is a dynamo setting: set for this graph's (re)compilations only, not the process's
+        with torch._dynamo.config.patch(trace_autograd_ops=True):
+            return self.compiled(images, targets, labels, tuple(id(p) for p in frozen), float(clip_grad))
 
     def _step(self, images: torch.Tensor, targets: torch.Tensor, labels: torch.Tensor, frozen: tuple[int, ...],
               clip_grad: float) -> tuple[torch.Tensor, torch.Tensor]:
