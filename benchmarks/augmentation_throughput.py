@@ -16,9 +16,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from utils.config import TrainConfig  # noqa: E402
 from utils.data_loader import build_data  # noqa: E402
-
 from utils.errors import OneLineArgumentParser, exit_on_user_error, whole_number  # noqa: E402
-from utils.resolve import resolve
+from utils.resolve import resolve  # noqa: E402
+
 POLICIES = [("standard", {}), ("randaugment", {}), ("randaugment+cutout", {"cutout": 0}),
             ("autoaugment", {}), ("trivialaugment", {}), ("standard+random_erasing", {"random_erasing": 0.25})]
 
@@ -47,8 +47,8 @@ def main() -> None:
     for label, extra in POLICIES:
         policy = label.split("+")[0]
         config = resolve(TrainConfig(data_dir=args.data_dir, subset=args.subset, workers=args.workers, progress=False,
-                             batch_size=args.batch_size, augmentation=policy, data_mode="memory",
-                             **extra))  # the per-image path: what these policies run on
+                                     batch_size=args.batch_size, augmentation=policy, data_mode="memory",
+                                     **extra))  # the per-image path: what these policies run on
         results[label] = epoch_seconds(config, args.repeats)
     base = results["standard"]
     print(f"{'policy':<26} {'epoch (s)':>9} {'images/s':>9} {'vs standard':>12}   "

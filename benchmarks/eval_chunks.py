@@ -21,8 +21,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from models import create_model  # noqa: E402
-from utils.devices import cpu_has_native_bf16  # noqa: E402
 from utils.config import TTA_MODES  # noqa: E402
+from utils.devices import cpu_has_native_bf16  # noqa: E402
 from utils.errors import OneLineArgumentParser, exit_on_user_error, whole_number  # noqa: E402
 from utils.evaluation import predict  # noqa: E402
 

@@ -46,8 +46,7 @@ from utils.devices import select_device  # noqa: E402
 from utils.errors import OneLineArgumentParser, UserError, exit_on_user_error, whole_number  # noqa: E402
 from utils.experiment import build_model  # noqa: E402
 from utils.files import atomic_write, unused_stem, write_json  # noqa: E402
-from utils.resolve import resolve_amp  # noqa: E402
-from utils.resolve import resolve
+from utils.resolve import resolve, resolve_amp  # noqa: E402
 from utils.trainer import Trainer, train  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -159,8 +158,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     def run_config(model: str, mode: str, **precision: Any) -> TrainConfig:
         """The config main_modern.py would run for ``model`` on data path ``mode``, resolved for the device."""
         config = resolve(TrainConfig(model=model, recipe="modern" if args.modern_training else "standard",
-                             batch_size=args.batch_size, workers=args.workers, data_mode=mode, progress=False,
-                             device=args.device, **precision, **source))
+                                     batch_size=args.batch_size, workers=args.workers, data_mode=mode, progress=False,
+                                     device=args.device, **precision, **source))
         return resolve_amp(config, device)
 
     for model in args.models if args.precisions else []:

@@ -39,8 +39,7 @@ from utils.data_loader import build_data  # noqa: E402
 from utils.errors import OneLineArgumentParser, exit_on_user_error, whole_number  # noqa: E402
 from utils.experiment import build_model  # noqa: E402
 from utils.presets import PRESETS, preset_settings  # noqa: E402
-from utils.resolve import resolve_amp  # noqa: E402
-from utils.resolve import resolve
+from utils.resolve import resolve, resolve_amp  # noqa: E402
 from utils.trainer import Trainer, prepare_batch, train  # noqa: E402
 
 

@@ -19,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.studies.claims import (CLAIMS, claims_table, display_label, interval_points, study_budget,  # noqa: E402
-                          technique_differences)
 from utils.errors import OneLineArgumentParser, UserError, exit_on_user_error  # noqa: E402
 from utils.studies.charts import plot_differences_by_budget  # noqa: E402
+from utils.studies.claims import (CLAIMS, claims_table, display_label, interval_points, study_budget,  # noqa: E402
+                                  technique_differences)
 from utils.visualization import picture_path  # noqa: E402
 
 

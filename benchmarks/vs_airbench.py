@@ -49,7 +49,7 @@ from utils.errors import OneLineArgumentParser, exit_on_user_error  # noqa: E402
 from utils.experiment import run_training  # noqa: E402
 from utils.files import unused_stem  # noqa: E402
 from utils.presets import preset_settings  # noqa: E402
-from utils.resolve import resolve
+from utils.resolve import resolve  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 

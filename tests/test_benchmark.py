@@ -10,11 +10,11 @@ import torch
 from torch import nn
 
 import benchmark_all
-from utils.model_cost import forward_gflops
 from utils.errors import RunStopped, UserError
 from utils.experiment import run_training
-from utils.studies.statistics import (calibration_bins, expected_calibration_error, mean_std, paired_interval, t_quantile_975,
-                              welch_interval)
+from utils.model_cost import forward_gflops
+from utils.studies.statistics import (calibration_bins, expected_calibration_error, mean_std, paired_interval,
+                                      t_quantile_975, welch_interval)
 
 from tests.conftest import run_main
 

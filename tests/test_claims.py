@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from utils.studies.claims import CLAIMS, Claim, Difference, claims_table, technique_differences, verdict
 from utils.errors import UserError
+from utils.studies.claims import CLAIMS, Claim, Difference, claims_table, technique_differences, verdict
 
 from tests.conftest import load_benchmark, run_main
 

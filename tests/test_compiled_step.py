@@ -27,7 +27,7 @@ def setup(optimizer: str):
         if isinstance(module, nn.modules.dropout._DropoutNd):
             module.p = 0.0
     config = resolve(TrainConfig(model="cnn", recipe="modern", optimizer=optimizer, amp=False, ema=False, lr=0.01,
-                         clip_grad=1.0))
+                                 clip_grad=1.0))
     recipe = build_recipe(model, config, steps_per_epoch=8, device=torch.device("cpu"))
     for group in recipe.optimizer.param_groups:
         # Adam's step is about lr·sign(gradient) where a gradient is near 0: there a last-bit difference of a

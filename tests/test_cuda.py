@@ -7,8 +7,7 @@ import torch
 from utils.config import TrainConfig
 from utils.data_loader import build_data
 from utils.experiment import build_model
-from utils.resolve import resolve_amp
-from utils.resolve import resolve
+from utils.resolve import resolve, resolve_amp
 from utils.trainer import Trainer, train
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
@@ -19,8 +18,8 @@ def test_the_training_step_makes_no_host_device_sync(tmp_path, amp_dtype):
     """torch.cuda.set_sync_debug_mode("error") turns any synchronizing call in the step into an error."""
     device = torch.device("cuda")
     config = resolve_amp(resolve(TrainConfig(model="resnet_tiny", recipe="modern", amp=True, amp_dtype=amp_dtype,
-                                     dataset="synthetic", synthetic_size=512, batch_size=64, progress=False,
-                                     device="cuda", dropblock=0.1, output_dir=str(tmp_path))), device)
+                                             dataset="synthetic", synthetic_size=512, batch_size=64, progress=False,
+                                             device="cuda", dropblock=0.1, output_dir=str(tmp_path))), device)
     data = build_data(config, device)
     model = build_model(config, data.num_classes).to(device, memory_format=torch.channels_last)
     trainer = Trainer(model, data, config, tmp_path, device)
@@ -62,7 +61,7 @@ def test_a_compiled_ema_run_on_cuda_checkpoints_resumes_and_evaluates(tmp_path, 
 
 def test_the_device_path_on_cuda_gives_the_cpus_batches_without_augmentation():
     config = resolve(TrainConfig(dataset="synthetic", synthetic_size=96, image_size=16, batch_size=16, workers=0,
-                         progress=False, augmentation="none", data_mode="device"))
+                                 progress=False, augmentation="none", data_mode="device"))
     on_cpu, on_gpu = build_data(config, torch.device("cpu")), build_data(config, torch.device("cuda"))
     for data in (on_cpu, on_gpu):
         data.set_epoch(3)

@@ -112,14 +112,14 @@ def test_build_data_on_a_folder_gives_normalized_batches(tmp_path):
 
 def test_build_data_subset_and_test_subset(tmp_path):
     config = resolve(TrainConfig(dataset="synthetic", synthetic_size=200, subset=50, test_subset=20, image_size=16,
-                         workers=0))
+                                 workers=0))
     data = build_data(config)
     assert data.train_loader.num_images == 50 and data.test_loader.num_images == 20
 
 
 def test_augmented_batches_with_workers_are_a_function_of_seed_and_epoch():
     config = resolve(TrainConfig(dataset="synthetic", synthetic_size=64, image_size=16, batch_size=16, workers=2,
-                         augmentation="randaugment", seed=1))
+                                 augmentation="randaugment", seed=1))
     first, second = build_data(config), build_data(config)
     batches = []
     for data in (first, second):

@@ -91,9 +91,9 @@ def test_a_muon_run_stopped_mid_epoch_resumes_as_if_never_stopped(tmp_path):
     def trainer_for(run_dir) -> Trainer:
         run_dir.mkdir(exist_ok=True)
         config = resolve(TrainConfig(dataset="synthetic", image_size=16, synthetic_size=128, batch_size=32, epochs=2,
-                             model="speednet", recipe="modern", optimizer="muon", scheduler="decay", lr=0.5,
-                             norm_bias_lr_scale=8.0, ema=False, amp=False, workers=0, progress=False, cache_dir="",
-                             output_dir=str(run_dir), eval_every=2))
+                                     model="speednet", recipe="modern", optimizer="muon", scheduler="decay", lr=0.5,
+                                     norm_bias_lr_scale=8.0, ema=False, amp=False, workers=0, progress=False,
+                                     cache_dir="", output_dir=str(run_dir), eval_every=2))
         seed_everything(config.seed)  # as a run starts: the same initial weights for every trainer
         data = build_data(config)
         return Trainer(build_model(config, data.num_classes), data, config, run_dir, torch.device("cpu"))

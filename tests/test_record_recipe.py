@@ -18,9 +18,8 @@ from utils.errors import UserError
 from utils.evaluation import predict, tta_views, view_weights
 from utils.experiment import build_model
 from utils.modern_trainer import (Lookahead, build_optimizer, learning_rates, lookahead_decay_at,
-                                   piecewise_linear_factor)
-from utils.resolve import resolve_amp
-from utils.resolve import resolve
+                                  piecewise_linear_factor)
+from utils.resolve import resolve, resolve_amp
 from utils.trainer import Trainer, frozen_parameters, train
 from utils.training.step import drop_gradients
 
@@ -50,7 +49,7 @@ def test_the_piecewise_linear_schedule_is_numpys_interpolation():
 def test_norm_biases_get_their_own_group_that_shrinks_per_step_like_the_weights():
     model = create_model("speednet", num_classes=10)
     config = resolve(TrainConfig(model="speednet", optimizer="sgd", lr=1.5, weight_decay=1.33e-3,
-                         norm_bias_lr_scale=64.0))
+                                 norm_bias_lr_scale=64.0))
     groups = build_optimizer(model, config).param_groups
     biases = {id(m.bias) for m in model.modules() if isinstance(m, nn.BatchNorm2d)}
     fast = [g for g in groups if {id(p) for p in g["params"]} == biases]
@@ -159,7 +158,7 @@ def test_a_fractional_epoch_count_ends_the_last_epoch_part_way(tmp_path, capfd):
 
 def test_a_run_stopped_on_its_last_step_trains_no_further_when_continued(tmp_path):
     config = resolve(TrainConfig(dataset="synthetic", image_size=16, synthetic_size=128, batch_size=32, epochs=1.5,
-                         workers=0, progress=False, cache_dir="", output_dir=str(tmp_path)))
+                                 workers=0, progress=False, cache_dir="", output_dir=str(tmp_path)))
     data = build_data(config)
     trainer = Trainer(build_model(config, data.num_classes), data, config, tmp_path, torch.device("cpu"))
     train(trainer, max_steps=6)  # returns mid-epoch, as a run stopped on its final step is saved
@@ -170,8 +169,8 @@ def test_a_run_stopped_on_its_last_step_trains_no_further_when_continued(tmp_pat
 
 def test_progressive_resizing_feeds_shrunk_images_for_the_first_epochs_only(tmp_path):
     config = resolve(TrainConfig(dataset="synthetic", image_size=16, synthetic_size=64, batch_size=32, epochs=3,
-                         low_res_epochs=2, low_res_size=12, workers=0, progress=False, cache_dir="",
-                         output_dir=str(tmp_path)))
+                                 low_res_epochs=2, low_res_size=12, workers=0, progress=False, cache_dir="",
+                                 output_dir=str(tmp_path)))
     data = build_data(config)
     model = build_model(config, data.num_classes)
     trainer = Trainer(model, data, config, tmp_path, torch.device("cpu"))

@@ -16,8 +16,7 @@ from utils.after.rerun import DECIDED_HERE, NOT_INHERITED, rerun_settings, with_
 from utils.cli import config_from_args
 from utils.config import TrainConfig
 from utils.presets import preset_settings
-from utils.resolve import resolve_for_device
-from utils.resolve import resolve
+from utils.resolve import resolve, resolve_for_device
 
 from tests.conftest import run_main
 
@@ -81,7 +80,7 @@ def test_values_a_study_set_without_flags_come_back():
     """A benchmark arm: its budget and its technique set with replace(), none of it in user_settings."""
     base = TrainConfig(dataset="synthetic", epochs=3, subset=64, eval_every=1, progress=False)
     arm = resolve(base.replace(model="resnet_tiny", recipe="modern", optimizer="sgd", lookahead=True, ema=False,
-                       mixup=0.8, seed=2, output_dir="study/x/seed-2"))
+                               mixup=0.8, seed=2, output_dir="study/x/seed-2"))
     assert arm.user_settings == [] and same_run(arm, rerun_config(arm)) == {}
 
 
@@ -89,7 +88,7 @@ def test_a_preset_run_reruns_from_its_preset_and_its_flags():
     given = {"preset": "speed", "epochs": 3, "tta": "none"}
     preset = preset_settings("speed")
     recorded = resolve(TrainConfig(**{**preset, **given}, user_settings=sorted(given),
-                           preset_settings=sorted(set(preset) - set(given) - {"preset"})))
+                                   preset_settings=sorted(set(preset) - set(given) - {"preset"})))
     settings, user_given = rerun_settings(json.loads(json.dumps(recorded.to_dict())))
     assert settings == given and sorted(user_given) == sorted(given)  # the preset's values come from the preset
     assert same_run(recorded, rerun_config(recorded)) == {}

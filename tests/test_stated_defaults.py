@@ -13,8 +13,7 @@ import torch
 
 from utils.config import TrainConfig
 from utils.devices import cpu_has_native_bf16
-from utils.resolve import resolve_amp
-from utils.resolve import resolve
+from utils.resolve import resolve, resolve_amp
 
 DEFAULT = re.compile(r"default:? ([\w./\-]+)( \(modern\)| with --modern-training)?")
 RULES = ("a", "as", "one", "twice", "decay", "never", "beside", "both", "on", "default", "runs/", "3/4")

@@ -8,7 +8,7 @@ import torch
 import main_modern
 from utils.config import TrainConfig
 from utils.data.splits import ImageFiles, LazyImages
-from utils.data.streaming import should_stream
+from utils.data.memory_fit import should_stream
 from utils.data_loader import build_data
 from utils.resolve import resolve
 
@@ -17,7 +17,7 @@ from tests.conftest import run_main, write_image_folder
 
 def _batches(folder, mode: str, epoch: int = 1) -> list[tuple[torch.Tensor, torch.Tensor]]:
     config = resolve(TrainConfig(data_dir=str(folder), data_mode=mode, augmentation="none", batch_size=4, workers=2,
-                         cache_dir="", progress=False, user_settings=["data_mode"]))
+                                 cache_dir="", progress=False, user_settings=["data_mode"]))
     data = build_data(config)
     data.set_epoch(epoch)
     return data, [(images.clone(), labels.clone()) for images, labels in data.train_loader]

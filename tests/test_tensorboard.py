@@ -133,7 +133,7 @@ def test_logging_reads_nothing_more_from_the_device(tmp_path, monkeypatch):
     reads = {}
     for tensorboard in (False, True):
         config = resolve(TrainConfig(dataset="synthetic", synthetic_size=96, image_size=16, batch_size=16, workers=0,
-                             progress=False, seed=3, tensorboard=tensorboard, output_dir=str(tmp_path)))
+                                     progress=False, seed=3, tensorboard=tensorboard, output_dir=str(tmp_path)))
         data = build_data(config)
         trainer = Trainer(build_model(config, data.num_classes), data, config, tmp_path / str(tensorboard),
                           torch.device("cpu"))

@@ -22,7 +22,7 @@ HISTORY_KEYS = {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr
 def test_one_epoch_on_synthetic_data_lowers_the_loss(tmp_path):
     # 32 steps: enough for BatchNorm's running statistics (momentum 0.1) to forget their initial values
     config = resolve(TrainConfig(dataset="synthetic", image_size=16, synthetic_size=1024, epochs=1, batch_size=32,
-                         workers=0, progress=False, output_dir=str(tmp_path)))
+                                 workers=0, progress=False, output_dir=str(tmp_path)))
     torch.manual_seed(0)
     data = build_data(config)
     model = build_model(config, data.num_classes)

@@ -2,22 +2,23 @@
 a chart, with what each model costs to run (forward GFLOPs, batch-1 latency) beside its accuracy.
 
 Re-running an interrupted comparison continues it: each model's run is skipped when finished, resumed
-from its ``last.pt`` otherwise (:func:`utils.experiment.continue_model_run`).
+from its ``last.pt`` otherwise (:func:`continue_model_run`).
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from utils.config import TrainConfig
 from utils.devices import select_device
 from utils.errors import UserError
-from utils.experiment import build_model, continue_model_run
+from utils.experiment import build_model, run_training
 from utils.files import write_json
 from utils.model_cost import forward_gflops, inference_latency_ms
 from utils.resolve import resolve
 from utils.training.checkpoint import load_checkpoint
-from utils.training.run_dir import unique_run_dir
+from utils.training.run_dir import holds_checkpoint, unique_run_dir
 from utils.visualization import plot_comparison
 
 
@@ -36,8 +37,8 @@ def compare_models(config: TrainConfig, names: Optional[Sequence[str]] = None) -
     for name in names:
         model_config = resolve(config.replace(model=name, output_dir=str(base / name), resume=False))
         metrics = continue_model_run(model_config)
-        results.append({**{key: metrics[key] for key in ("model", "params", "best_test_acc", "final_test_acc",
-                                                          "total_time_s")}, **model_cost(model_config, base / name)})
+        shown = ("model", "params", "best_test_acc", "final_test_acc", "total_time_s")
+        results.append({**{key: metrics[key] for key in shown}, **trained_model_cost(model_config, base / name)})
     write_json(base / "comparison.json", {"config": config.to_dict(), "results": results})
     plot_comparison([r["model"] for r in results], [r["final_test_acc"] for r in results], base / "comparison.png",
                     ylabel="final test accuracy (%)",
@@ -49,7 +50,33 @@ def compare_models(config: TrainConfig, names: Optional[Sequence[str]] = None) -
     return results
 
 
-def model_cost(config: TrainConfig, run_dir: Path) -> dict[str, float]:
+# Settings that do not change what a finished run is: those that change no result, and the precision this
+# machine chose (a run finished in bf16 here is not trained again in fp32 elsewhere).
+BOOKKEEPING = TrainConfig.result_free_fields() | {"amp", "amp_dtype", "channels_last"}
+
+
+def continue_model_run(config: TrainConfig) -> dict[str, Any]:
+    """One model of a comparison: skipped when its folder holds it finished, resumed from its ``last.pt``, else run.
+
+    Re-running an interrupted ``--compare-models`` command therefore continues it (as ``benchmark_all.py``
+    does); a folder holding the model trained with other settings is refused.
+    """
+    run_dir = Path(config.output_dir)
+    if holds_checkpoint(run_dir):
+        saved = load_checkpoint(run_dir / "last.pt")
+        differ = sorted(k for k, v in config.to_dict().items()
+                        if k not in BOOKKEEPING and saved["config"].get(k, v) != v)
+        if differ:
+            raise UserError(f"{run_dir} holds {config.model} trained with other settings ({', '.join(differ)}); "
+                            f"re-run the command that made it, or choose another --output-dir")
+        if saved["epoch"] >= config.epochs:
+            print(f"{config.model}: finished in {run_dir}, not trained again", flush=True)
+            return json.loads((run_dir / "metrics.json").read_text())
+        return run_training(config.replace(resume=True))
+    return run_training(config)
+
+
+def trained_model_cost(config: TrainConfig, run_dir: Path) -> dict[str, float]:
     """A trained model's forward GFLOPs per image and its latency (batch 1, fp32) on the run's device."""
     checkpoint = load_checkpoint(run_dir / "last.pt")
     device = select_device(config.device)

@@ -5,7 +5,7 @@ The layer (``utils/data/``) flows one way, bottom to top:
 1. one image file decoded (``decode.py``); a split of images, decoded or as files (``splits.py``);
 2. the sources (``sources.py``): CIFAR-10/100, an image folder (``image_folder.py``), synthetic data;
 3. beside them, which images in which order (``order.py``: subsets, epoch order, shards, normalization
-   statistics) and whether a folder fits in memory (``streaming.py``);
+   statistics) and whether a folder fits in memory (``memory_fit.py``);
 4. the loaders: the DataLoader path (``torch_loader.py``: per-image ``transforms.v2`` in worker processes,
    ``memory``, and ``stream`` over files) and the device-resident path (``device_loader.py``: ``device``,
    augmented in whole batches by ``batch_augment.py``);
@@ -29,7 +29,7 @@ from utils.data.device_loader import device_loaders
 from utils.data.image_folder import list_image_folder
 from utils.data.order import channel_stats, hold_out, sampled_channel_stats, shard, stratified_subset, take_subset
 from utils.data.sources import cache_dir_of, load_splits, resolve_dataset
-from utils.data.streaming import decoded_bytes, should_stream
+from utils.data.memory_fit import decoded_bytes, should_stream
 from utils.data.torch_loader import torch_loaders
 from utils.errors import UserError
 from utils.seeds import generator

@@ -10,7 +10,7 @@ moves data between them by hand. What data parallelism changes, and where:
 
 - each process trains on its own shard of every batch: ``--batch-size`` is per process, the global
   batch is ``batch_size × world_size``, and step ``s`` of an epoch is the same global batch as a
-  single process with that batch would see (``utils/data_loader.shard_window``);
+  single process with that batch would see (``utils/data/order.shard_window``);
 - DDP averages the gradients in the backward pass, so every process takes the same step;
 - the step log and the evaluation sums are added over processes (:func:`all_reduce_sum`), so the
   loss, accuracies and the non-finite check are global and every process decides alike;

@@ -1,17 +1,17 @@
 """What the entry scripts call: one function per job, each taking a resolved :class:`TrainConfig`.
 
-- :func:`run_training`: data → model → ``fit`` → confusion matrix → one-line summary;
-- :func:`continue_model_run`: a run that is skipped when its folder holds it finished, resumed when it holds
-  its ``last.pt`` (``--compare-models``, ``utils/comparison.py``, runs one per model);
+- :func:`run_training`: data → model (:func:`build_model`) → ``fit`` → confusion matrix → one-line summary;
+- :func:`resume_config`: the config of the run in ``--output-dir`` with the flags given now on top (``--resume``);
 - :func:`evaluate_checkpoint`: test accuracy and loss of a saved model;
-- :func:`preview_augmentation`: a PNG grid of training images under the configured augmentation.
+- :func:`plot_schedules` and :func:`preview_augmentation`: pictures of a config before any training.
+
+``--compare-models`` runs :func:`run_training` once per model (``utils/comparison.py``).
 
 ``benchmark_all.py`` and the tests call these same functions; nothing here parses flags.
 """
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
@@ -33,7 +33,7 @@ from utils.resolve import resolve, resolve_for_device
 from utils.seeds import generator, seed_everything
 from utils.trainer import Trainer, train
 from utils.training.checkpoint import check_class_names, load_checkpoint
-from utils.training.run_dir import claim_run_dir, holds_checkpoint
+from utils.training.run_dir import claim_run_dir
 from utils.visualization import (confusion_matrix, picture_path, plot_confusion_matrix, plot_lr_schedules,
                                  plot_misclassified, save_image_grid)
 
@@ -189,32 +189,6 @@ def summary_line(metrics: dict[str, Any], run_dir: Path) -> str:
     return (f"done: {metrics['model']} | final test acc {metrics['final_test_acc']:.2f}% "
             f"| best on test (optimistic) {metrics['best_test_acc']:.2f}% (epoch {metrics['best_epoch']}){chosen} "
             f"| {metrics['params'] / 1e6:.2f}M params | {metrics['total_time_s']:.0f}s on {metrics['device']} | {run_dir}")
-
-
-# Settings that do not change what a finished run is: those that change no result, and the precision this
-# machine chose (a run finished in bf16 here is not trained again in fp32 elsewhere).
-BOOKKEEPING = TrainConfig.result_free_fields() | {"amp", "amp_dtype", "channels_last"}
-
-
-def continue_model_run(config: TrainConfig) -> dict[str, Any]:
-    """One model of a comparison: skipped when its folder holds it finished, resumed from its ``last.pt``, else run.
-
-    Re-running an interrupted ``--compare-models`` command therefore continues it (as ``benchmark_all.py``
-    does); a folder holding the model trained with other settings is refused.
-    """
-    run_dir = Path(config.output_dir)
-    if holds_checkpoint(run_dir):
-        saved = load_checkpoint(run_dir / "last.pt")
-        differ = sorted(k for k, v in config.to_dict().items()
-                        if k not in BOOKKEEPING and saved["config"].get(k, v) != v)
-        if differ:
-            raise UserError(f"{run_dir} holds {config.model} trained with other settings ({', '.join(differ)}); "
-                            f"re-run the command that made it, or choose another --output-dir")
-        if saved["epoch"] >= config.epochs:
-            print(f"{config.model}: finished in {run_dir}, not trained again", flush=True)
-            return json.loads((run_dir / "metrics.json").read_text())
-        return run_training(config.replace(resume=True))
-    return run_training(config)
 
 
 # Flags that --evaluate takes from the command line; everything else comes from the checkpoint.

@@ -1,4 +1,6 @@
-"""Every plot the project draws: training curves, confusion matrices, comparisons, image grids.
+"""The pictures of a run: training curves, confusion matrices, comparisons, image grids, time to accuracy.
+
+A study's charts (``benchmark_all.py``) are in ``utils/studies/charts.py``, which saves its figures here.
 
 Matplotlib's non-interactive Agg backend is used throughout: runs happen on servers without a screen.
 """

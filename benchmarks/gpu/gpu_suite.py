@@ -53,7 +53,7 @@ TOTAL_S = 540  # 9 minutes: the device call's 10-minute limit less unpacking, st
 GRACE_S = 12  # an item is sent SIGINT this long before its box ends, and killed at the end
 
 from utils.errors import OneLineArgumentParser, UserError, exit_on_user_error, positive_number  # noqa: E402
-from utils.resolve import resolve
+
 
 @dataclass(frozen=True)
 class Item:
@@ -130,6 +130,7 @@ def train(settings: dict[str, Any], run_dir: Path, label: str, progress: Progres
 
     from utils.config import TrainConfig
     from utils.experiment import run_training
+    from utils.resolve import resolve
 
     config = resolve(TrainConfig(**settings, output_dir=str(run_dir), progress=False))
     progress.running(label, run_dir, config.epochs)
@@ -215,15 +216,15 @@ def steady_state(model: str, batch: int, mode: str, window: int, warmup: int) ->
     import speed
     from utils.config import TrainConfig
     from utils.devices import select_device
-    from utils.resolve import resolve_amp
+    from utils.resolve import resolve, resolve_amp
 
     device = select_device("auto")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     torch._dynamo.reset()  # a compiled variant compiles its own step
     config = resolve(TrainConfig(model=model, recipe="modern", batch_size=batch, dataset="synthetic",
-                         synthetic_size=batch * (window + warmup + 1), workers=0, cache_dir="",
-                         compile=mode != "off", compile_mode=None if mode == "off" else mode, progress=False))
+                                 synthetic_size=batch * (window + warmup + 1), workers=0, cache_dir="",
+                                 compile=mode != "off", compile_mode=None if mode == "off" else mode, progress=False))
     row = speed.measure(resolve_amp(config, device), window, warmup, device, progress=False)
     return {"label": f"{model} b{batch}" + ("" if mode == "off" else f" --compile {mode}"), "model": model,
             "variant": "eager" if mode == "off" else mode, "batch_size": batch, "steady": True,

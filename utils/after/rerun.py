@@ -34,7 +34,7 @@ from utils.resolve import resolve
 
 NOT_INHERITED = ("output_dir", "resume", "user_settings", "preset_settings", "resolved_for", "rerun_of")
 DECIDED_HERE = ("amp", "amp_dtype", "channels_last", "workers", "progress")  # this machine's, unless given
-# What resolve() (utils/config.py) fills in from the other settings; the rest it leaves as given.
+# What resolve() (utils/resolve.py) fills in from the other settings; the rest it leaves as given.
 DERIVED = ("optimizer", "scheduler", "lr", "weight_decay", "warmup_epochs", "step_size", "label_smoothing", "ema",
            "clip_grad", "crop_padding", "low_res_size", "cutout", "eval_batch_size", "data_mode")
 SETTING_TYPES = typing.get_type_hints(TrainConfig)

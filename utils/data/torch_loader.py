@@ -66,7 +66,7 @@ class EpochBatchSampler(Sampler[list[int]]):
 
 
 class TorchLoader:
-    """The DataLoader path (``--data-mode memory``): per-image transforms in worker processes.
+    """The DataLoader path (``--data-mode memory``, and ``stream`` over files): per-image transforms in workers.
 
     For the per-image policies (RandAugment, AutoAugment, TrivialAugment, Random Erasing). Batches
     are moved to ``device`` (pinned memory, non-blocking) as they are yielded.

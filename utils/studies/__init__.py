@@ -15,7 +15,7 @@ The package, in the order a study runs:
 
 - ``catalogue.py``: the studies, their arms and pairs, the plan of one command, one run's config;
 - ``runner.py``: every (experiment, seed) as an ordinary training run in its own folder, resumable;
-- ``report.py``: RESULTS.md, results.csv and the pictures;
+- ``report.py``: RESULTS.md and results.csv; ``charts.py``: the pictures;
 - ``statistics.py``: means, paired and Welch intervals, calibration;
 - ``claims.py``: the original README's claimed improvements and a verdict on each, budget by budget.
 

@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from utils.errors import UserError
-from utils.studies.statistics import paired_interval
 from utils.studies.catalogue import (PRESET_TECHNIQUE_PAIRS, PRESET_TECHNIQUES, TECHNIQUE_PAIRS, TECHNIQUES,
                                      Experiment)
 from utils.studies.report import summarize
 from utils.studies.runner import load_results
+from utils.studies.statistics import paired_interval
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 ``RESULTS.md`` holds, per study, a table of every arm (final test accuracy, the headline, and the
 optimistic best epoch, EMA, calibration, parameters, GFLOPs, time, memory) and a table of its pairs
 (paired and Welch 95% intervals, time ratio, ECE, the flags that differ); ``results.csv`` the rows;
-the pictures, accuracy against time and the curves.
+and it asks ``utils/studies/charts.py`` for the pictures (accuracy, accuracy against time, the curves).
 """
 from __future__ import annotations
 

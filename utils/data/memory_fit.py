@@ -1,12 +1,12 @@
-"""Image folders larger than memory (``--data-mode stream``): files decoded in DataLoader workers each epoch.
+"""Does a decoded image folder fit in memory? If not, it is streamed (``--data-mode stream``).
 
-The other data paths decode a folder once into one uint8 tensor (``utils/data_sources.py``) and keep
+The other data paths decode a folder once into one uint8 tensor (``utils/data/image_folder.py``) and keep
 it in RAM (``memory``) or on the GPU (``device``). A million 256×256 images do not fit; then the
-split stays a list of files (:class:`utils.data_sources.ImageFiles`), and each DataLoader worker
-decodes and resizes the images of its batch with the same function the decoded tensor was built
-with (:func:`utils.data_sources.decode_resized`), so a streamed epoch sees the same pixels, in the
-same order, under the same transforms. Only the normalization statistics need the whole set: they
-come from a seeded sample of images, cached (:func:`utils.data.order.sampled_channel_stats`).
+split stays a list of files (:class:`utils.data.splits.ImageFiles`), and each DataLoader worker
+(``utils/data/torch_loader.py``) decodes and resizes the images of its batch with the same function the
+decoded tensor was built with (:func:`utils.data.decode.decode_resized`), so a streamed epoch sees the
+same pixels, in the same order, under the same transforms. Only the normalization statistics need the
+whole set: they come from a seeded sample of images, cached (:func:`utils.data.order.sampled_channel_stats`).
 
 This module holds the one question asked before: does a folder fit? ``build_data``
 (``utils/data_loader.py``) streams a folder, when nobody chose the data mode, if its decoded tensor
