@@ -12,11 +12,16 @@ script counts them on any machine (a CPU suffices: the dispatcher is the same), 
 - **recipe and loop**: the difference, the part of the step this project's code adds around the model.
 
 Counted with a ``TorchDispatchMode`` (every ATen call, in-place and foreach calls counted once), so the
-figure does not depend on the batch size or the device's speed. The eager step only: under a dispatch mode
-torch.compile does not run its graph (``--compile``'s count is the GPU profiler's business).
+figure does not depend on the batch size or the device's speed.
+
+Under a dispatch mode torch.compile does not run its graph, so ``--compiled`` counts differently, with the
+profiler, for the eager and the ``--compile`` step side by side (fp32: on a CPU the whole step compiles in
+fp32 only): the **calls** the host makes per step, an ATen operation called from Python or from a compiled
+graph's wrapper, or one of inductor's fused kernels (operations called by other operations not counted).
 
     python benchmarks/step_ops.py                                   # resnet18, efficientnet_b0, modern recipe
     python benchmarks/step_ops.py --models resnet_tiny --preset speed
+    python benchmarks/step_ops.py --compiled                        # eager vs --compile, fp32
 """
 from __future__ import annotations
 
@@ -100,6 +105,34 @@ def count_step_ops(config: TrainConfig, steps: int = 4, warmup: int = 2) -> dict
             "top_recipe_ops": top_difference(step.counts, alone.counts, steps)}
 
 
+def count_step_calls(config: TrainConfig, steps: int = 4, warmup: int = 2) -> dict[str, Any]:
+    """Host calls per step of the loop (profiled; averaged over ``steps``): eager, or the ``--compile`` step."""
+    from torch._inductor import config as inductor_config
+    from torch.profiler import ProfilerActivity, profile
+
+    device = torch.device(config.device)
+    config = config.replace(synthetic_size=config.batch_size * (warmup + steps + 1))
+    data = build_data(config, device)
+    model = build_model(config, data.num_classes).to(device)
+    epochs = 2 + (warmup + steps) // max(1, data.train_loader.steps_per_epoch)
+    config = config.replace(epochs=epochs, eval_every=epochs)
+    torch._dynamo.reset()
+    with tempfile.TemporaryDirectory() as run_dir, contextlib.redirect_stdout(io.StringIO()), \
+            inductor_config.patch({"cpp.enable_kernel_profile": True}):
+        trainer = Trainer(model, data, config, Path(run_dir), device)
+        train(trainer, max_steps=warmup)  # compiled here, if it is
+        with profile(activities=[ProfilerActivity.CPU]) as profiled:
+            train(trainer, max_steps=warmup + steps)
+    calls = collections.Counter()
+    for event in profiled.events():
+        parent = event.cpu_parent
+        called_by_an_op = parent is not None and (parent.name.startswith("aten::") or "cpp_fused" in parent.name)
+        if (event.name.startswith("aten::") or "cpp_fused" in event.name) and not called_by_an_op:
+            calls["fused kernels" if "cpp_fused" in event.name else event.name] += 1
+    return {"model": config.model, "compiled": trainer.compiled or "off", "calls_per_step": sum(calls.values()) / steps,
+            "top_calls": {name: n / steps for name, n in calls.most_common(6)}}
+
+
 def top_difference(step: collections.Counter, alone: collections.Counter, steps: int, count: int = 8) -> dict:
     """The operations the loop adds per step beyond the model's, most frequent first."""
     extra = {name: step[name] / steps - alone.get(name, 0) for name in step}
@@ -114,7 +147,11 @@ def main(argv: Optional[list[str]] = None) -> list[dict[str, Any]]:
                         help="images per step (the counts do not depend on it; default 8, fast on a CPU)")
     parser.add_argument("--image-size", type=whole_number(8), default=32)
     parser.add_argument("--steps", type=whole_number(1), default=4, help="steps averaged (default 4)")
+    parser.add_argument("--compiled", action="store_true",
+                        help="profile the host calls per step of the eager and the --compile step (fp32)")
     args = parser.parse_args(argv)
+    if args.compiled:
+        return compared_with_compile(args)
     rows = [count_step_ops(step_config(name, args.preset, args.batch_size, args.image_size), args.steps)
             for name in args.models]
     print(f"torch {torch.__version__}, {platform.machine()}; operations per training step (ATen dispatches)")
@@ -124,6 +161,21 @@ def main(argv: Optional[list[str]] = None) -> list[dict[str, Any]]:
         top = ", ".join(f"{name} {n:g}" for name, n in list(row["top_recipe_ops"].items())[:5])
         print(f"| {row['model']} | {'bf16' if row['amp'] else 'fp32'} | {row['optimizer']} | {row['ema']} | "
               f"{row['ops_per_step']:g} | {row['model_ops']} | {row['recipe_and_loop_ops']:g} | {top} |")
+    return rows
+
+
+def compared_with_compile(args) -> list[dict[str, Any]]:
+    rows = []
+    for name in args.models:
+        eager = step_config(name, args.preset, args.batch_size, args.image_size).replace(amp=False, channels_last=False)
+        for config in (eager, eager.replace(compile=True)):
+            rows.append(count_step_calls(config, args.steps))
+    print(f"torch {torch.__version__}, {platform.machine()}; host calls per training step (profiled), fp32")
+    print("| model | compiled | calls per step | most frequent |")
+    print("| --- | --- | --- | --- |")
+    for row in rows:
+        top = ", ".join(f"{name} {n:g}" for name, n in row["top_calls"].items())
+        print(f"| {row['model']} | {row['compiled']} | {row['calls_per_step']:g} | {top} |")
     return rows
 
 

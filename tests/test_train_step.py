@@ -140,3 +140,22 @@ def test_the_recipe_adds_a_bounded_number_of_operations_per_step_whatever_the_mo
         assert 0 < row["recipe_and_loop_ops"] <= RECIPE_OPS_BUDGET, row
     # a model with more parameter tensors adds no per-step work: foreach and fused calls take them all at once
     assert abs(rows[0]["recipe_and_loop_ops"] - rows[1]["recipe_and_loop_ops"]) <= 4, rows
+
+
+def test_the_gradient_norm_and_clipping_are_torchs_clip_grad_norm():
+    """One device's norm and clipping, without torch's per-gradient grouping by device: the same values."""
+    from utils.training.step import gradient_norm
+
+    torch.manual_seed(0)
+    ours = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))
+    theirs = copy.deepcopy(ours)
+    inputs = torch.randn(4, 6)
+    for model in (ours, theirs):
+        model(inputs).pow(2).sum().mul(50).backward()
+    norm = gradient_norm(list(ours.parameters()), clip_grad=0.5, needed=True)
+    expected = nn.utils.clip_grad_norm_(theirs.parameters(), 0.5, foreach=True)
+    assert norm.item() > 0.5 and torch.equal(norm, expected)  # the norm before clipping, as torch returns it
+    assert all(torch.equal(a.grad, b.grad) for a, b in zip(ours.parameters(), theirs.parameters()))
+    assert gradient_norm(list(ours.parameters()), clip_grad=0, needed=False) is None
+    unclipped = gradient_norm(list(ours.parameters()), clip_grad=0, needed=True)
+    torch.testing.assert_close(unclipped, nn.utils.get_total_norm([p.grad for p in theirs.parameters()]))

@@ -32,7 +32,7 @@ from torch.optim.adam import adam
 from torch.optim.sgd import sgd
 
 from utils.modern_trainer import Recipe
-from utils.training.step import train_step
+from utils.training.step import clip_to, total_norm, train_step
 
 # --compile's modes, as torch.compile's: "graphs" replays the step as a CUDA graph ("reduce-overhead")
 COMPILE_MODES = {"default": None, "max-autotune": "max-autotune", "graphs": "reduce-overhead",
@@ -101,10 +101,9 @@ class CompiledStep:
         loss.backward()
         groups = [[i for i, p in enumerate(state["params"]) if id(p) not in frozen] for state in self.state]
         grads = [state["params"][i].grad for state, kept in zip(self.state, groups) for i in kept]
-        # nn.utils.clip_grad_norm_'s arithmetic, on one device (its grouping by device does not trace)
-        norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+        norm = total_norm(grads)  # (nn.utils.clip_grad_norm_'s grouping by device does not trace)
         if clip_grad:
-            torch._foreach_mul_(grads, torch.clamp(clip_grad / (norm + 1e-6), max=1.0))
+            clip_to(grads, norm, clip_grad)
         found = torch.logical_not(torch.isfinite(norm))
         with torch.no_grad():
             for state, kept, lr in zip(self.state, groups, self.lrs):

@@ -77,8 +77,25 @@ def apply_gradients(recipe: Recipe, parameters: Callable[[], object], clip_grad:
 def gradient_norm(parameters: list[nn.Parameter], clip_grad: float, needed: bool) -> Optional[torch.Tensor]:
     """The total gradient norm (a device tensor), clipping to ``clip_grad`` when it is > 0; None when neither
     clipping nor the check needs it."""
-    if clip_grad:
-        return nn.utils.clip_grad_norm_(parameters, clip_grad, foreach=True)
-    if not needed:
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not (clip_grad or needed) or not grads:
         return None
-    return nn.utils.get_total_norm([p.grad for p in parameters if p.grad is not None], foreach=True)
+    if len({g.device for g in grads}) > 1:  # gradients on several devices: torch's grouping by device
+        if clip_grad:
+            return nn.utils.clip_grad_norm_(parameters, clip_grad, foreach=True)
+        return nn.utils.get_total_norm(grads, foreach=True)
+    norm = total_norm(grads)
+    if clip_grad:
+        clip_to(grads, norm, clip_grad)
+    return norm
+
+
+# ``nn.utils.clip_grad_norm_``'s arithmetic for gradients on one device. torch's own groups the gradients by
+# device, which costs host calls per gradient every step (``.to`` and ``.detach``, no-ops on one device): host
+# time a GPU waits for (benchmarks/results/step-ops-cpu-2026-12-05.md). The compiled step uses these too.
+def total_norm(grads: list[torch.Tensor]) -> torch.Tensor:
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+
+
+def clip_to(grads: list[torch.Tensor], norm: torch.Tensor, max_norm: float) -> None:
+    torch._foreach_mul_(grads, torch.clamp(max_norm / (norm + 1e-6), max=1.0))
