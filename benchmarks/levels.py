@@ -21,7 +21,6 @@ import io
 import json
 import os
 import platform
-import re
 import shlex
 import shutil
 import sys
@@ -33,6 +32,7 @@ from typing import Any, Callable, Optional, Sequence
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from utils.doc_regions import rewrite_regions  # noqa: E402
 from utils.errors import OneLineArgumentParser, RunStopped, UserError, exit_on_user_error  # noqa: E402
 from utils.files import write_json  # noqa: E402
 from utils.smoke import SMOKE_ENV  # noqa: E402
@@ -379,16 +379,14 @@ def rewrite_docs(results: Path, docs: Sequence[Path]) -> list[str]:
         raise UserError(f"{results} holds no levels.json written by benchmarks/levels.py") from None
     if report.get("smoke") and results.resolve().parent == (REPO / "benchmarks" / "results").resolve():
         raise UserError(f"{results} is a smoke run (synthetic data): its figures mean nothing in the docs")
-    pattern = re.compile(r"<!-- levels:([a-z0-9-]+) -->\n(.*?)\n?<!-- /levels:\1 -->", re.S)
+    render = {name: (lambda body, write=write: write(report)) for name, write in REGIONS.items()}
     rewritten = []
     for path in docs:
-        text = path.read_text()
-        unknown = sorted({name for name, _ in pattern.findall(text)} - set(REGIONS))
-        if unknown:
-            raise UserError(f"{path}: unknown region(s) {', '.join(unknown)}; known: {', '.join(REGIONS)}")
-        new = pattern.sub(lambda m: f"<!-- levels:{m.group(1)} -->\n{REGIONS[m.group(1)](report)}\n"
-                                    f"<!-- /levels:{m.group(1)} -->", text)
-        rewritten += [f"{path.name}:{name}" for name, _ in pattern.findall(text)]
+        try:
+            new, found = rewrite_regions(path.read_text(), "levels", render)
+        except UserError as error:
+            raise UserError(f"{path}: {error}") from None
+        rewritten += [f"{path.name}:{name}" for name in found]
         path.write_text(new)
     images = docs[0].parent / "docs" / "images"
     for entry in report["levels"]:

@@ -6,37 +6,50 @@ import json
 import pytest
 
 from utils.errors import UserError
-from utils.studies.claims import CLAIMS, Claim, Difference, claims_table, technique_differences, verdict
+from utils.doc_regions import read_regions
+from utils.studies.claims import (CLAIMS, Budget, Claim, Difference, budget_words, claims_table,
+                                  technique_differences, verdict)
 
 from tests.conftest import load_benchmark, run_main
 
 
 @pytest.mark.parametrize("low, high, want", [
-    (0.2, 1.8, "confirmed at this budget, the claimed size included"),
-    (0.1, 0.6, "confirmed at this budget, smaller than claimed"),
-    (1.2, 2.0, "confirmed at this budget, larger than claimed"),
-    (-1.0, 1.5, "not resolved"),
-    (-1.0, 0.5, "not resolved, the claimed size excluded"),  # no effect seen, and not one as large as +1
-    (-2.0, -0.3, "reversed at this budget")])
-def test_a_verdict_follows_where_the_interval_lies_against_the_claim(low, high, want):
-    assert verdict(Claim("+1", 1.0), Difference((low + high) / 2, low, high, 5)) == want
-    mirrored = verdict(Claim("-1", -1.0), Difference(-(low + high) / 2, -high, -low, 5))
+    (0.2, 1.8, "confirmed at 5 epochs on 10k images, the claimed size included"),
+    (0.1, 0.6, "confirmed at 5 epochs on 10k images, smaller than claimed"),
+    (1.2, 2.0, "confirmed at 5 epochs on 10k images, larger than claimed"),
+    (-1.0, 1.5, "not resolved at 5 epochs on 10k images"),
+    (-1.0, 0.5, "not resolved at 5 epochs on 10k images, the claimed size excluded"),  # none as large as +1
+    (-2.0, -0.3, "reversed at 5 epochs on 10k images")])
+def test_a_verdict_follows_where_the_interval_lies_against_the_claim_and_names_its_budget(low, high, want):
+    budget = "5 epochs on 10k images"
+    assert verdict(Claim("+1", 1.0), Difference((low + high) / 2, low, high, 5), budget) == want
+    mirrored = verdict(Claim("-1", -1.0), Difference(-(low + high) / 2, -high, -low, 5), budget)
     assert mirrored == want  # the same picture, the claim and the interval both on the other side of zero
 
 
 def test_a_claim_of_no_change_needs_the_whole_interval_near_zero():
     same = Claim("same accuracy", 0.0)
     assert verdict(same, Difference(0.1, -0.3, 0.45, 5)) == "confirmed at this budget"
-    assert verdict(same, Difference(0.1, -4.0, 4.2, 2)) == "not resolved"  # holds zero, and hides a lot
+    assert verdict(same, Difference(0.1, -4.0, 4.2, 2)) == "not resolved at this budget"  # hides a lot
     assert verdict(same, Difference(1.0, 0.4, 1.6, 5)) == "reversed at this budget"
     assert verdict(same, None) == "not measured"
-    assert verdict(same, Difference(1.0, None, None, 1)) == "not resolved (one seed)"
+    assert verdict(same, Difference(1.0, None, None, 1)) == "not resolved at this budget (one seed)"
+
+
+def test_a_technique_listed_without_a_figure_is_judged_by_its_side_of_zero():
+    listed = Claim("listed, no figure", None)
+    assert verdict(listed, Difference(-1.0, -1.5, -0.5, 3), "8 epochs on 50k images") == "a loss at 8 epochs on 50k images"
+    assert verdict(listed, Difference(0.6, 0.2, 1.0, 3), "24 epochs") == "a gain at 24 epochs"
+    assert verdict(listed, Difference(0.2, -0.2, 0.6, 3), "24 epochs") == "not resolved at 24 epochs"
 
 
 def test_every_claim_names_a_comparison_the_techniques_study_makes():
     from utils.studies import TECHNIQUE_PAIRS
 
     assert list(CLAIMS) == [label for label, *_ in TECHNIQUE_PAIRS]
+
+
+BUDGET_10K = {"model": "cnn", "subset": 10000, "epochs": 5}
 
 
 def write_study(folder, accuracies, study="techniques", config=None):
@@ -63,30 +76,75 @@ def test_the_differences_are_paired_over_the_seeds_both_arms_finished(tmp_path):
     assert "no MixUp -> MixUp" not in differences  # its one run failed
 
 
-def test_the_table_has_a_column_and_a_verdict_per_budget_and_every_claim(tmp_path):
-    short = technique_differences(write_study(tmp_path / "s", {"standard": [50.0, 52.0, 48.0],
-                                                               "mixup": [48.0, 50.5, 46.0]}))
-    lines = claims_table([("short", short), ("long", {})])
-    assert lines[0].count("measured, ") == 2 and lines[0].count("verdict, ") == 2
-    assert len(lines) == 2 + len(CLAIMS)
+def test_the_table_has_a_column_per_budget_every_claim_and_verdicts_that_name_their_budget(tmp_path):
+    folder = write_study(tmp_path / "s", {"standard": [50.0, 52.0, 48.0], "mixup": [48.0, 50.5, 46.0]},
+                         config={"model": "cnn", "subset": 10000, "epochs": 5})
+    assert budget_words(folder) == "5 epochs on 10k images"
+    lines = claims_table([Budget("short", technique_differences(folder), budget_words(folder)),
+                          Budget("long", {}, "15 epochs on 10k images")])
+    assert lines[0] == "| technique | claimed (original README) | short | long | verdicts |"
+    assert len(lines) == 2 + len(CLAIMS)  # no Cutout row: nobody measured it
     mixup = next(line for line in lines if line.startswith("| no MixUp → MixUp |"))
-    assert "reversed at this budget | not measured |" in mixup and "92% → 93.5%, +1.5" in mixup
+    assert mixup.endswith("| not measured | reversed at 5 epochs on 10k images |")  # the long budget says nothing
+    assert "92% → 93.5%, +1.5" in mixup
 
 
 def test_the_docs_script_prints_the_table_and_draws_the_budgets(tmp_path, capfd):
     script = load_benchmark("techniques_table")
-    short = write_study(tmp_path / "short", {"standard": [50.0, 52.0, 48.0], "randaugment": [47.0, 49.5, 45.0]})
-    long = write_study(tmp_path / "long", {"standard": [70.0, 71.0, 69.0], "randaugment": [71.5, 72.6, 70.4]})
+    short = write_study(tmp_path / "short", {"standard": [50.0, 52.0, 48.0], "randaugment": [47.0, 49.5, 45.0]},
+                        config={"model": "cnn", "subset": 10000, "epochs": 2})
+    long = write_study(tmp_path / "long", {"standard": [70.0, 71.0, 69.0], "randaugment": [71.5, 72.6, 70.4]},
+                       config={"model": "cnn", "subset": 10000, "epochs": 6})
     png = tmp_path / "by_budget.png"
     code, out, err = run_main(script.main, [f"short={short}", f"long={long}", "--plot", str(png)], capfd)
     assert code == 0, err
     row = next(line for line in out.splitlines() if line.startswith("| standard augmentation → RandAugment |"))
-    assert "reversed at this budget | confirmed at this budget, smaller than claimed |" in row  # the crossing
+    assert row.endswith("| reversed at 2 epochs on 10k images; "
+                        "confirmed at 6 epochs on 10k images, smaller than claimed |")  # the crossing
     assert png.stat().st_size > 0
     with pytest.raises(UserError, match="NAME=FOLDER"):
         script.main([str(short)])
     with pytest.raises(UserError, match="results.json"):
         script.main([f"short={tmp_path / 'nowhere'}"])
+    with pytest.raises(UserError, match="either budgets"):
+        script.main([])
+    with pytest.raises(UserError, match="different budgets"):
+        script.main([f"both={short}+{long}"])
+
+
+def test_a_later_folder_replaces_the_rows_it_measured_again(tmp_path, capfd):
+    script = load_benchmark("techniques_table")
+    first = write_study(tmp_path / "first", {"standard": [50.0, 52.0, 48.0], "cosine": [55.0, 57.0, 53.0],
+                                             "mixup": [48.0, 50.0, 46.0]}, config=BUDGET_10K)
+    again = write_study(tmp_path / "again", {"standard": [50.0, 52.0, 48.0], "cosine": [52.0, 55.0, 50.5]},
+                        config=BUDGET_10K)
+    code, out, err = run_main(script.main, [f"short={first}+{again}"], capfd)
+    assert code == 0, err
+    rows = {line.split(" | ")[0]: line for line in out.splitlines() if line.startswith("| ")}
+    assert "| +2.50 [" in rows["| step LR → warm-up + cosine"]  # the second folder's, not the first's +5.00
+    assert "| -2.00 [" in rows["| no MixUp → MixUp"]  # kept from the first folder
+
+
+def test_the_docs_table_is_what_the_script_writes_from_the_committed_studies(tmp_path):
+    """README's and the guide's claims tables are the script's output from the results folders in DOCS, so a
+    figure there cannot drift from its study."""
+    script = load_benchmark("techniques_table")
+    table = script.table_and_picture(script.DOCS, None, root=script.REPO)
+    for name in script.DOCS_FILES:
+        regions = read_regions((script.REPO / name).read_text(), "claims")
+        assert regions.get("table") == "\n".join(table), f"{name}: run python benchmarks/techniques_table.py --docs"
+
+
+def test_the_docs_regions_are_rewritten_and_an_unknown_one_refused(tmp_path):
+    script = load_benchmark("techniques_table")
+    doc = tmp_path / "README.md"
+    doc.write_text("before\n<!-- claims:table -->\nold\n<!-- /claims:table -->\nafter\n")
+    assert script.write_docs(["| new |"], [doc]) == [str(doc)]
+    assert doc.read_text() == "before\n<!-- claims:table -->\n| new |\n<!-- /claims:table -->\nafter\n"
+    doc.write_text("<!-- claims:tabel -->\nold\n<!-- /claims:tabel -->\n")
+    with pytest.raises(UserError, match="unknown region"):
+        script.write_docs(["| new |"], [doc])
+    assert "old" in doc.read_text()
 
 
 def test_the_preset_study_gives_its_rows_under_the_claims_labels_and_names_its_budget(tmp_path):
@@ -102,5 +160,8 @@ def test_the_preset_study_gives_its_rows_under_the_claims_labels_and_names_its_b
     assert differences["EMA off -> on (EMA weights)"].mean == 1.0  # judged by the EMA weights
     assert differences["no Cutout -> Cutout (16 px)"].mean == pytest.approx(1 / 3)
     assert study_budget(preset) == "speednet, all training images, 24 epochs, 3 seeds"
-    mixup = next(line for line in claims_table([("50k", differences)]) if line.startswith("| no MixUp → MixUp |"))
-    assert "-0.83 [" in mixup
+    table = claims_table([Budget("50k", differences, budget_words(preset))])
+    mixup = next(line for line in table if line.startswith("| no MixUp → MixUp |"))
+    assert "-0.83 [" in mixup and mixup.endswith("at 24 epochs on 50k images |")
+    cutout = next(line for line in table if line.startswith("| no Cutout → Cutout (16 px) |"))
+    assert "| listed, no figure | +0.33 [" in cutout

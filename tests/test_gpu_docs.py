@@ -5,6 +5,8 @@ import json
 
 import pytest
 
+from utils.errors import UserError
+
 from tests.conftest import load_benchmark
 
 MACHINE = {"gpu": "NVIDIA H200", "torch": "2.11.0", "cuda": "13.0", "date": "2026-11-30"}
@@ -60,5 +62,5 @@ def test_an_earlier_report_wins_and_a_later_one_fills_the_gaps(tmp_path):
 
 def test_an_unknown_region_is_refused(tmp_path):
     docs = load_benchmark("gpu_docs")
-    with pytest.raises(SystemExit, match="unknown region"):
+    with pytest.raises(UserError, match="unknown region"):
         docs.rewrite("<!-- gpu:nonsense -->\nx\n<!-- /gpu:nonsense -->\n", docs.load([_report(tmp_path, [])]))

@@ -16,15 +16,15 @@ lies between each pair:
 """
 from __future__ import annotations
 
+import argparse
 import json
-import re
 import sys
 from pathlib import Path
-import argparse
 from typing import Any, Callable, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from utils.doc_regions import rewrite_regions  # noqa: E402
 from utils.errors import OneLineArgumentParser, UserError, exit_on_user_error  # noqa: E402
 
 NOT_MEASURED = "not yet measured on a GPU"
@@ -193,20 +193,9 @@ REGIONS: dict[str, Callable[[Figures], str]] = {
 
 def rewrite(text: str, figures: Figures) -> tuple[str, list[str]]:
     """``text`` with every marked region rewritten; the names of the regions it found."""
-    found = []
-
-    def replace(match: re.Match) -> str:
-        name, body = match.group(1), match.group(2)
-        found.append(name)
-        new = fill_table(body.strip("\n"), figures) if name == "models-table" else REGIONS[name](figures)
-        return f"<!-- gpu:{name} -->\n{new}\n<!-- /gpu:{name} -->"
-
-    pattern = re.compile(r"<!-- gpu:([a-z-]+) -->\n(.*?)\n?<!-- /gpu:\1 -->", re.S)
-    unknown = [n for n in pattern.findall(text) if n[0] not in REGIONS and n[0] != "models-table"]
-    if unknown:
-        raise SystemExit(f"gpu_docs.py: error: unknown region(s) {', '.join(n[0] for n in unknown)}; "
-                         f"known: models-table, {', '.join(REGIONS)}")
-    return pattern.sub(replace, text), found
+    render = {name: (lambda body, fill=fill: fill(figures)) for name, fill in REGIONS.items()}
+    render["models-table"] = lambda body: fill_table(body.strip("\n"), figures)  # keeps the rows it has
+    return rewrite_regions(text, "gpu", render)
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -137,6 +137,6 @@ def plot_differences_by_budget(rows: Sequence[str], claimed: Sequence[Optional[f
     axis.set_xlabel("difference in final test accuracy (points), paired 95% interval")
     axis.set_title(title or "each technique against its baseline, by budget", fontsize=10)
     axis.grid(axis="x", alpha=0.3)
-    axis.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=1)  # off the data; a budget a line
+    axis.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1)  # off the data; a budget a line
     fig.tight_layout()
     save_figure(fig, path, dpi=110)

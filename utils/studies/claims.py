@@ -34,7 +34,7 @@ from utils.studies.statistics import paired_interval
 @dataclass(frozen=True)
 class Claim:
     text: str  # as the original README put it
-    points: float  # the claimed difference in accuracy points (0: "same accuracy")
+    points: Optional[float]  # the claimed difference in accuracy points (0: "same accuracy", None: no figure)
 
 
 # Keys are the row labels of studies.TECHNIQUE_PAIRS; the figures are the original README's, quoted.
@@ -49,6 +49,8 @@ CLAIMS = {
     "no MixUp -> MixUp": Claim("92% → 93.5%, +1.5", 1.5),
     "everything combined vs standard": Claim("91% → 94-95%, +3-4", 3.5),
 }
+# Rows a study measures that the original README listed as a feature without a figure.
+UNCLAIMED = {"no Cutout -> Cutout (16 px)": Claim("listed, no figure", None)}
 
 
 @dataclass(frozen=True)
@@ -59,29 +61,40 @@ class Difference:
     seeds: int
 
 
+@dataclass(frozen=True)
+class Budget:
+    """One column of the claims table: its heading, what it measured, and its budget in a verdict's words."""
+    name: str
+    differences: dict[str, "Difference"]
+    words: str = "this budget"
+
+
 SAME_MARGIN = 0.5  # points: how close to zero a whole interval must be to confirm "same accuracy"
 
 
-def verdict(claim: Claim, difference: Optional[Difference]) -> str:
-    """Confirmed / reversed / not resolved at this budget (see the module docstring)."""
+def verdict(claim: Claim, difference: Optional[Difference], budget: str = "this budget") -> str:
+    """Confirmed / reversed / not resolved at ``budget`` ("5 epochs on 10k images"; see the module docstring)."""
     if difference is None:
         return "not measured"
     low, high = difference.low, difference.high
     if low is None:
-        return "not resolved (one seed)"
+        return f"not resolved at {budget} (one seed)"
+    if claim.points is None:  # a technique the original README listed without a figure: which side of zero
+        return f"not resolved at {budget}" if low <= 0 <= high else f"{'a gain' if low > 0 else 'a loss'} at {budget}"
     if claim.points == 0:
         if -SAME_MARGIN <= low and high <= SAME_MARGIN:
-            return "confirmed at this budget"
-        return "not resolved" if low <= 0 <= high else "reversed at this budget"
+            return f"confirmed at {budget}"
+        return f"not resolved at {budget}" if low <= 0 <= high else f"reversed at {budget}"
     sign = 1 if claim.points > 0 else -1
     if sign * low < 0 and sign * high < 0:
-        return "reversed at this budget"
+        return f"reversed at {budget}"
     if sign * low <= 0 or sign * high <= 0:  # the interval holds zero; it may still rule the claim out
-        return "not resolved" if low <= claim.points <= high else "not resolved, the claimed size excluded"
+        excluded = "" if low <= claim.points <= high else ", the claimed size excluded"
+        return f"not resolved at {budget}{excluded}"
     if low <= claim.points <= high:
-        return "confirmed at this budget, the claimed size included"
+        return f"confirmed at {budget}, the claimed size included"
     smaller = sign * high < sign * claim.points
-    return f"confirmed at this budget, {'smaller' if smaller else 'larger'} than claimed"
+    return f"confirmed at {budget}, {'smaller' if smaller else 'larger'} than claimed"
 
 
 # The preset-techniques study's rows under the techniques study's labels (the claims'), by treatment arm; Cutout
@@ -113,9 +126,13 @@ def technique_differences(folder: Path) -> dict[str, Difference]:
     return differences
 
 
+def _done_runs(folder: Path) -> list[dict]:
+    return [r for r in load_results(Path(folder)) if r["status"] == "done"]
+
+
 def study_budget(folder: Path) -> str:
     """The budget a study folder's finished runs had, in words: network, images, epochs, seeds."""
-    done = [r for r in load_results(Path(folder)) if r["status"] == "done"]
+    done = _done_runs(folder)
     if not done:
         return "no finished run"
     config = done[0].get("config", {})
@@ -123,6 +140,17 @@ def study_budget(folder: Path) -> str:
     epochs = f"{config['epochs']:g} epochs" if "epochs" in config else "epochs not recorded"
     seeds = len({r["seed"] for r in done})
     return f"{config.get('model', 'model not recorded')}, {images}, {epochs}, {seeds} seed{'s' if seeds > 1 else ''}"
+
+
+def budget_words(folder: Path) -> str:
+    """What a verdict says its budget was: "5 epochs on 10k images" ("50k": all of CIFAR-10's training images)."""
+    done = _done_runs(folder)
+    config = done[0].get("config", {}) if done else {}
+    if "epochs" not in config:
+        return "this budget"
+    subset = config.get("subset")
+    images = "50k" if not subset else f"{subset / 1000:g}k" if subset % 1000 == 0 else f"{subset:,}"
+    return f"{config['epochs']:g} epochs on {images} images"
 
 
 def display_label(label: str) -> str:
@@ -146,15 +174,20 @@ def _cell(difference: Optional[Difference]) -> str:
     return f"{difference.mean:+.2f} [{difference.low:+.2f}, {difference.high:+.2f}] ({difference.seeds} seeds)"
 
 
-def claims_table(budgets: Sequence[tuple[str, dict[str, Difference]]]) -> list[str]:
-    """Markdown: claim | each budget's paired difference [95% CI] | each budget's verdict."""
-    names = [name for name, _ in budgets]
-    lines = ["| technique | claimed (original README) | " + " | ".join(f"measured, {n}" for n in names) + " | "
-             + " | ".join(f"verdict, {n}" for n in names) + " |",
-             "| --- | --- | " + " | ".join("---" for _ in names * 2) + " |"]
-    for label, claim in CLAIMS.items():
-        cells = [_cell(measured.get(label)) for _, measured in budgets]
-        verdicts = [verdict(claim, measured.get(label)) for _, measured in budgets]
+def table_rows(budgets: Sequence[Budget]) -> list[tuple[str, Claim]]:
+    """Every claim, then each row without a claim that some budget measured (Cutout)."""
+    found = {label for budget in budgets for label in budget.differences}
+    return list(CLAIMS.items()) + [(label, claim) for label, claim in UNCLAIMED.items() if label in found]
+
+
+def claims_table(budgets: Sequence[Budget]) -> list[str]:
+    """Markdown: technique | claim | each budget's paired difference [95% CI] | the verdicts, each naming its
+    budget (a budget that did not measure a row says nothing in its verdicts)."""
+    lines = ["| technique | claimed (original README) | " + " | ".join(b.name for b in budgets) + " | verdicts |",
+             "| --- | --- | " + " | ".join("---" for _ in budgets) + " | --- |"]
+    for label, claim in table_rows(budgets):
+        cells = [_cell(b.differences.get(label)) for b in budgets]
+        verdicts = [verdict(claim, b.differences[label], b.words) for b in budgets if label in b.differences]
         lines.append(f"| {display_label(label)} | {claim.text} | " + " | ".join(cells) + " | "
-                     + " | ".join(verdicts) + " |")
+                     + ("; ".join(verdicts) or "not measured") + " |")
     return lines
