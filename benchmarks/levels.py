@@ -32,7 +32,7 @@ from typing import Any, Callable, Optional, Sequence
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from utils.doc_regions import rewrite_regions  # noqa: E402
+from utils.doc_regions import rewrite_files  # noqa: E402
 from utils.errors import OneLineArgumentParser, RunStopped, UserError, exit_on_user_error  # noqa: E402
 from utils.files import write_json  # noqa: E402
 from utils.smoke import SMOKE_ENV  # noqa: E402
@@ -379,15 +379,10 @@ def rewrite_docs(results: Path, docs: Sequence[Path]) -> list[str]:
         raise UserError(f"{results} holds no levels.json written by benchmarks/levels.py") from None
     if report.get("smoke") and results.resolve().parent == (REPO / "benchmarks" / "results").resolve():
         raise UserError(f"{results} is a smoke run (synthetic data): its figures mean nothing in the docs")
+    # write=write binds each region's writer now; a plain closure would see only the loop's last one
     render = {name: (lambda body, write=write: write(report)) for name, write in REGIONS.items()}
-    rewritten = []
-    for path in docs:
-        try:
-            new, found = rewrite_regions(path.read_text(), "levels", render)
-        except UserError as error:
-            raise UserError(f"{path}: {error}") from None
-        rewritten += [f"{path.name}:{name}" for name in found]
-        path.write_text(new)
+    found = rewrite_files(docs, "levels", render)
+    rewritten = [f"{path.name}:{name}" for path, names in found.items() for name in names]
     images = docs[0].parent / "docs" / "images"
     for entry in report["levels"]:
         if entry.get("picture") and (results / entry["picture"]).exists():

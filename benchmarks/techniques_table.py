@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from utils.doc_regions import rewrite_regions  # noqa: E402
+from utils.doc_regions import rewrite_files  # noqa: E402
 from utils.errors import OneLineArgumentParser, UserError, exit_on_user_error  # noqa: E402
 from utils.studies.charts import plot_differences_by_budget  # noqa: E402
 from utils.studies.claims import (CLAIMS, Budget, budget_words, claims_table, display_label,  # noqa: E402
@@ -29,85 +29,110 @@ from utils.visualization import picture_path  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = "benchmarks/results"
 # The budgets README and the guide print, in order: the level-1 cnn on 10,000 images (its step row measured
-# again with decays scaled to the run), then the speed preset's network on all 50,000.
+# again with decays scaled to the run), then the speed preset's network on all 50,000, whose rows the picture draws.
 DOCS = [f"cnn, 10k, 5 ep={RESULTS}/techniques-cpu-short-2026-12-01+{RESULTS}/techniques-cpu-step-scaled-2026-12-05",
         f"cnn, 10k, 15 ep={RESULTS}/techniques-cpu-long-2026-12-01",
         f"speednet, 50k, 8 ep={RESULTS}/preset-techniques-cpu-8ep-2026-12-05"]
+DOCS_ROWS_OF = "speednet, 50k, 8 ep"
 DOCS_PICTURE = "docs/images/techniques_by_budget.png"
 DOCS_FILES = ("README.md", "MODERN_DL_GUIDE.md")
 
 
 def parse_budget(text: str, root: Path = Path(".")) -> tuple[str, list[Path]]:
+    """``NAME=FOLDER[+FOLDER]``: the name (no ``|``: it heads a table column) and the folders."""
     name, sep, folders = text.partition("=")
-    if not sep or not name or not folders:
-        raise UserError(f"'{text}': give each study as NAME=FOLDER (short=benchmarks/results/...)")
-    return name, [root / folder for folder in folders.split("+")]
+    parts = folders.split("+")
+    if not sep or not name or not all(parts):
+        raise UserError(f"'{text}': give each study as NAME=FOLDER or NAME=FOLDER+FOLDER "
+                        f"(short=benchmarks/results/...)")
+    if "|" in name:
+        raise UserError(f"'{name}': a budget's name heads a column of the table, so it cannot hold '|'")
+    return name, [root / folder for folder in parts]
 
 
 def read_budget(name: str, folders: list[Path]) -> tuple[Budget, str]:
     """One column: the folders' differences (a later folder's row replacing an earlier one's), and its budget in
     words for the legend."""
-    words = {budget_words(folder) for folder in folders}
-    if len(words) > 1:
-        raise UserError(f"{name}: its folders ran different budgets ({', '.join(sorted(words))})")
     differences = {}
     for folder in folders:
-        differences.update(technique_differences(folder))
-    return Budget(name, differences, words.pop()), study_budget(folders[0])
+        differences.update(technique_differences(folder))  # refuses a folder without results.json
+    runs = {(study_budget(folder).split(",")[0], budget_words(folder)) for folder in folders}  # network, budget
+    if len(runs) > 1:
+        raise UserError(f"{name}: its folders trained different networks or budgets "
+                        f"({'; '.join(sorted(', '.join(run) for run in runs))})")
+    return Budget(name, differences, runs.pop()[1]), study_budget(folders[0])
 
 
-def table_and_picture(specs: list[str], plot: Path | None, rows_of: str | None = None, root: Path = Path(".")
-                      ) -> list[str]:
-    """The Markdown table of the budgets ``NAME=FOLDER[+FOLDER]``, and their picture at ``plot``."""
+def read_budgets(specs: list[str], root: Path = Path(".")) -> tuple[list[Budget], list[str]]:
+    """Every budget ``NAME=FOLDER[+FOLDER]``, and each one's legend."""
     parsed = [parse_budget(text, root) for text in specs]
     names = [name for name, _ in parsed]
     if len(set(names)) != len(names):
         raise UserError(f"each budget needs its own name (got {', '.join(names)})")
-    if rows_of is not None and rows_of not in names:
-        raise UserError(f"--rows-of {rows_of}: no budget has that name (the names: {', '.join(names)})")
-    out = picture_path(str(plot)) if plot else None  # a bad path fails before any work
     budgets, legends = zip(*(read_budget(name, folders) for name, folders in parsed))
-    if out is not None:
-        drawn = [b for b in budgets if b.name == rows_of] if rows_of else budgets
-        rows = [label for label, _ in table_rows(drawn) if any(label in b.differences for b in drawn)]
-        plot_differences_by_budget([display_label(label) for label in rows],
-                                   [CLAIMS[label].points if label in CLAIMS else None for label in rows],
-                                   [(legend, interval_points(b.differences, rows))
-                                    for b, legend in zip(budgets, legends)], out)
+    return list(budgets), list(legends)
+
+
+def drawn_rows(budgets: list[Budget], rows_of: str | None) -> list[str]:
+    """The rows the picture draws: every row some budget measured, or only those of the budget ``rows_of``."""
+    if rows_of is not None and rows_of not in [b.name for b in budgets]:
+        raise UserError(f"--rows-of {rows_of}: no budget has that name (the names: "
+                        f"{', '.join(b.name for b in budgets)})")
+    drawn = [b for b in budgets if b.name == rows_of] if rows_of else budgets
+    return [label for label, _ in table_rows(drawn) if any(label in b.differences for b in drawn)]
+
+
+def draw(budgets: list[Budget], legends: list[str], rows: list[str], out: Path) -> None:
+    plot_differences_by_budget([display_label(label) for label in rows],
+                               [CLAIMS[label].points if label in CLAIMS else None for label in rows],
+                               [(legend, interval_points(b.differences, rows)) for b, legend in zip(budgets, legends)],
+                               out)
+
+
+def table_text(budgets: list[Budget], legends: list[str]) -> list[str]:
+    """The claims table and, under it, each column's budget in full."""
     return claims_table(budgets) + [""] + [f"- {b.name}: {legend}" for b, legend in zip(budgets, legends)]
 
 
+def docs_table() -> list[str]:
+    """What the claims regions of README and the guide hold: the table of the budgets in DOCS."""
+    return table_text(*read_budgets(DOCS, root=REPO))
+
+
 def write_docs(table: list[str], files: list[Path]) -> list[str]:
-    """Rewrite each file's ``<!-- claims:table -->`` region with ``table``; the files rewritten."""
-    rewritten = []
-    for path in files:
-        text, found = rewrite_regions(path.read_text(), "claims", {"table": lambda body: "\n".join(table)})
-        if found:
-            path.write_text(text)
-            rewritten.append(str(path))
-    return rewritten
+    """Rewrite each file's ``<!-- claims:table -->`` region with ``table``; the files that had one."""
+    found = rewrite_files(files, "claims", {"table": lambda body: "\n".join(table)})
+    return [str(path) for path, names in found.items() if names]
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = OneLineArgumentParser(prog="techniques_table.py", description=__doc__.splitlines()[0])
     parser.add_argument("budgets", nargs="*", metavar="NAME=FOLDER", help="a techniques study folder per budget")
     parser.add_argument("--plot", metavar="PNG", help="also draw the intervals of every budget beside the claims")
-    parser.add_argument("--rows-of", metavar="NAME", help="draw only the rows this budget measured")
-    parser.add_argument("--docs", action="store_true",
-                        help=f"the docs' budgets: rewrite the claims table of README and the guide, draw {DOCS_PICTURE}")
+    parser.add_argument("--rows-of", metavar="NAME", help="with --plot: draw only the rows this budget measured")
+    parser.add_argument("--docs", action="store_true", help=f"the docs' budgets (the script's DOCS): rewrite the "
+                                                             f"claims table of README and the guide, draw {DOCS_PICTURE}")
     args = parser.parse_args(argv)
-    if args.docs == bool(args.budgets):
-        raise UserError("give either budgets NAME=FOLDER or --docs (its budgets are the script's DOCS)")
+    if args.docs == bool(args.budgets) or (args.docs and (args.plot or args.rows_of)):
+        raise UserError("give either budgets NAME=FOLDER (with --plot, --rows-of) or --docs alone "
+                        "(its budgets and picture are the script's)")
+    if args.rows_of and not args.plot:
+        raise UserError("--rows-of chooses the rows of the picture: give --plot PNG with it")
+    specs, root = (DOCS, REPO) if args.docs else (args.budgets, Path("."))
+    plot = REPO / DOCS_PICTURE if args.docs else args.plot
+    rows_of = DOCS_ROWS_OF if args.docs else args.rows_of
+    out = picture_path(str(plot)) if plot else None  # a bad path fails before any work
+    budgets, legends = read_budgets(specs, root)
+    rows = drawn_rows(budgets, rows_of)
+    table = table_text(budgets, legends)
+    print("\n".join(table))
+    if out is not None:
+        draw(budgets, legends, rows, out)
     if args.docs:
-        table = table_and_picture(DOCS, REPO / DOCS_PICTURE, rows_of=DOCS[-1].partition("=")[0], root=REPO)
-        print("\n".join(table))
         for path in write_docs(table, [REPO / name for name in DOCS_FILES]):
             print(f"rewrote the claims table of {path}")
-        print(f"written to {DOCS_PICTURE}")
-        return
-    print("\n".join(table_and_picture(args.budgets, Path(args.plot) if args.plot else None, args.rows_of)))
-    if args.plot:
-        print(f"written to {args.plot}")
+    if plot:
+        print(f"written to {plot}")
 
 
 if __name__ == "__main__":

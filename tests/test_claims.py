@@ -108,8 +108,45 @@ def test_the_docs_script_prints_the_table_and_draws_the_budgets(tmp_path, capfd)
         script.main([f"short={tmp_path / 'nowhere'}"])
     with pytest.raises(UserError, match="either budgets"):
         script.main([])
-    with pytest.raises(UserError, match="different budgets"):
+    with pytest.raises(UserError, match="different networks or budgets"):
         script.main([f"both={short}+{long}"])
+    with pytest.raises(UserError, match="NAME=FOLDER"):
+        script.main([f"short={short}+"])
+    with pytest.raises(UserError, match="--docs alone"):
+        script.main(["--docs", "--plot", str(png)])
+    with pytest.raises(UserError, match="give --plot"):
+        script.main([f"short={short}", "--rows-of", "short"])
+    with pytest.raises(UserError, match="no budget has that name"):
+        script.main([f"short={short}", "--plot", str(png), "--rows-of", "shrt"])
+
+
+def test_folders_of_different_networks_are_not_one_budget_and_an_unfinished_study_is_refused(tmp_path):
+    script = load_benchmark("techniques_table")
+    cnn = write_study(tmp_path / "cnn", {"standard": [50.0, 52.0]}, config=BUDGET_10K)
+    resnet = write_study(tmp_path / "resnet", {"standard": [60.0, 61.0]}, config={**BUDGET_10K, "model": "resnet18"})
+    with pytest.raises(UserError, match="different networks"):
+        script.main([f"both={cnn}+{resnet}"])
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    (unfinished / "results.json").write_text(json.dumps({"command": "", "results": [
+        {"study": "techniques", "experiment": "standard", "seed": 0, "status": "failed", "error": "x"}]}))
+    with pytest.raises(UserError, match="no finished run"):
+        script.main([f"short={unfinished}"])
+
+
+def test_the_picture_draws_every_measured_row_or_only_one_budgets(tmp_path):
+    script = load_benchmark("techniques_table")
+    cnn = write_study(tmp_path / "cnn", {"standard": [50.0, 52.0], "mixup": [49.0, 50.0], "ema": [50.0, 52.0]},
+                      config=BUDGET_10K)
+    preset = write_study(tmp_path / "preset", {"baseline": [90.0, 91.0], "cutout": [90.5, 91.0]},
+                         study="preset_techniques", config={"model": "speednet", "epochs": 8})
+    budgets, _ = script.read_budgets([f"small={cnn}", f"full={preset}"])
+    assert script.drawn_rows(budgets, None) == ["EMA off -> on (EMA weights)", "no MixUp -> MixUp",
+                                                "no Cutout -> Cutout (16 px)"]
+    assert script.drawn_rows(budgets, "full") == ["no Cutout -> Cutout (16 px)"]
+    assert budget_words(preset) == "8 epochs on 50k images"
+    assert budget_words(write_study(tmp_path / "odd", {"standard": [1.0]}, config={"subset": 12345, "epochs": 3})) \
+        == "3 epochs on 12,345 images"
 
 
 def test_a_later_folder_replaces_the_rows_it_measured_again(tmp_path, capfd):
@@ -125,11 +162,11 @@ def test_a_later_folder_replaces_the_rows_it_measured_again(tmp_path, capfd):
     assert "| -2.00 [" in rows["| no MixUp → MixUp"]  # kept from the first folder
 
 
-def test_the_docs_table_is_what_the_script_writes_from_the_committed_studies(tmp_path):
+def test_the_docs_table_is_what_the_script_writes_from_the_committed_studies():
     """README's and the guide's claims tables are the script's output from the results folders in DOCS, so a
     figure there cannot drift from its study."""
     script = load_benchmark("techniques_table")
-    table = script.table_and_picture(script.DOCS, None, root=script.REPO)
+    table = script.docs_table()
     for name in script.DOCS_FILES:
         regions = read_regions((script.REPO / name).read_text(), "claims")
         assert regions.get("table") == "\n".join(table), f"{name}: run python benchmarks/techniques_table.py --docs"

@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from utils.doc_regions import rewrite_regions  # noqa: E402
+from utils.doc_regions import rewrite_files, rewrite_regions  # noqa: E402
 from utils.errors import OneLineArgumentParser, UserError, exit_on_user_error  # noqa: E402
 
 NOT_MEASURED = "not yet measured on a GPU"
@@ -191,11 +191,17 @@ REGIONS: dict[str, Callable[[Figures], str]] = {
 }
 
 
-def rewrite(text: str, figures: Figures) -> tuple[str, list[str]]:
-    """``text`` with every marked region rewritten; the names of the regions it found."""
+def renderers(figures: Figures) -> dict[str, Callable[[str], str]]:
+    """What each ``<!-- gpu:NAME -->`` region becomes, from what it holds now."""
+    # fill=fill binds each region's writer now; a plain closure would see only the loop's last one
     render = {name: (lambda body, fill=fill: fill(figures)) for name, fill in REGIONS.items()}
     render["models-table"] = lambda body: fill_table(body.strip("\n"), figures)  # keeps the rows it has
-    return rewrite_regions(text, "gpu", render)
+    return render
+
+
+def rewrite(text: str, figures: Figures) -> tuple[str, list[str]]:
+    """``text`` with every marked region rewritten; the names of the regions it found."""
+    return rewrite_regions(text, "gpu", renderers(figures))
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -206,14 +212,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--guide", default="MODERN_DL_GUIDE.md")
     args = parser.parse_args(argv)
     figures = load(args.reports)
+    paths = []
     for path in (Path(args.readme), Path(args.guide)):
         if not path.exists():
             print(f"gpu_docs.py: {path} does not exist; skipped", file=sys.stderr)
-            continue
-        if not path.is_file():
+        elif not path.is_file():
             raise UserError(f"{path} is not a file: give --readme and --guide the markdown files")
-        text, found = rewrite(path.read_text(), figures)
-        path.write_text(text)
+        else:
+            paths.append(path)
+    for path, found in rewrite_files(paths, "gpu", renderers(figures)).items():
         print(f"{path}: rewrote {', '.join(found) if found else 'nothing (no <!-- gpu:NAME --> regions)'}")
     return 0
 

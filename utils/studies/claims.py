@@ -53,6 +53,9 @@ CLAIMS = {
 UNCLAIMED = {"no Cutout -> Cutout (16 px)": Claim("listed, no figure", None)}
 
 
+THIS_BUDGET = "this budget"  # a verdict's budget where the study did not record its own
+
+
 @dataclass(frozen=True)
 class Difference:
     mean: float
@@ -65,14 +68,14 @@ class Difference:
 class Budget:
     """One column of the claims table: its heading, what it measured, and its budget in a verdict's words."""
     name: str
-    differences: dict[str, "Difference"]
-    words: str = "this budget"
+    differences: dict[str, Difference]
+    words: str = THIS_BUDGET
 
 
 SAME_MARGIN = 0.5  # points: how close to zero a whole interval must be to confirm "same accuracy"
 
 
-def verdict(claim: Claim, difference: Optional[Difference], budget: str = "this budget") -> str:
+def verdict(claim: Claim, difference: Optional[Difference], budget: str = THIS_BUDGET) -> str:
     """Confirmed / reversed / not resolved at ``budget`` ("5 epochs on 10k images"; see the module docstring)."""
     if difference is None:
         return "not measured"
@@ -126,28 +129,27 @@ def technique_differences(folder: Path) -> dict[str, Difference]:
     return differences
 
 
-def _done_runs(folder: Path) -> list[dict]:
-    return [r for r in load_results(Path(folder)) if r["status"] == "done"]
+def finished_runs(folder: Path) -> tuple[dict, int]:
+    """The config of a study folder's finished runs, and how many seeds finished (an error if none did)."""
+    done = [r for r in load_results(Path(folder)) if r["status"] == "done"]
+    if not done:
+        raise UserError(f"{folder} holds no finished run yet: nothing to compare")
+    return done[0].get("config", {}), len({r["seed"] for r in done})
 
 
 def study_budget(folder: Path) -> str:
     """The budget a study folder's finished runs had, in words: network, images, epochs, seeds."""
-    done = _done_runs(folder)
-    if not done:
-        return "no finished run"
-    config = done[0].get("config", {})
+    config, seeds = finished_runs(folder)
     images = f"{config['subset']:,} images" if config.get("subset") else "all training images"
     epochs = f"{config['epochs']:g} epochs" if "epochs" in config else "epochs not recorded"
-    seeds = len({r["seed"] for r in done})
     return f"{config.get('model', 'model not recorded')}, {images}, {epochs}, {seeds} seed{'s' if seeds > 1 else ''}"
 
 
 def budget_words(folder: Path) -> str:
     """What a verdict says its budget was: "5 epochs on 10k images" ("50k": all of CIFAR-10's training images)."""
-    done = _done_runs(folder)
-    config = done[0].get("config", {}) if done else {}
+    config, _ = finished_runs(folder)
     if "epochs" not in config:
-        return "this budget"
+        return THIS_BUDGET
     subset = config.get("subset")
     images = "50k" if not subset else f"{subset / 1000:g}k" if subset % 1000 == 0 else f"{subset:,}"
     return f"{config['epochs']:g} epochs on {images} images"
