@@ -38,8 +38,8 @@ def test_a_claim_of_no_change_needs_the_whole_interval_near_zero():
 
 def test_a_technique_listed_without_a_figure_is_judged_by_its_side_of_zero():
     listed = Claim("listed, no figure", None)
-    assert verdict(listed, Difference(-1.0, -1.5, -0.5, 3), "8 epochs on 50k images") == "a loss at 8 epochs on 50k images"
-    assert verdict(listed, Difference(0.6, 0.2, 1.0, 3), "24 epochs") == "a gain at 24 epochs"
+    assert verdict(listed, Difference(-1.0, -1.5, -0.5, 3), "8 epochs on 50k images") == "costs accuracy at 8 epochs on 50k images"
+    assert verdict(listed, Difference(0.6, 0.2, 1.0, 3), "24 epochs") == "adds accuracy at 24 epochs"
     assert verdict(listed, Difference(0.2, -0.2, 0.6, 3), "24 epochs") == "not resolved at 24 epochs"
 
 

@@ -83,7 +83,7 @@ def verdict(claim: Claim, difference: Optional[Difference], budget: str = THIS_B
     if low is None:
         return f"not resolved at {budget} (one seed)"
     if claim.points is None:  # a technique the original README listed without a figure: which side of zero
-        return f"not resolved at {budget}" if low <= 0 <= high else f"{'a gain' if low > 0 else 'a loss'} at {budget}"
+        return f"not resolved at {budget}" if low <= 0 <= high else f"{'adds accuracy' if low > 0 else 'costs accuracy'} at {budget}"
     if claim.points == 0:
         if -SAME_MARGIN <= low and high <= SAME_MARGIN:
             return f"confirmed at {budget}"
