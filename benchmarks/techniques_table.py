@@ -10,7 +10,9 @@ with its 95% interval. ``NAME=FOLDER+LATER`` reads both folders, a row of LATER 
 FOLDER (a row measured again). The last column holds each budget's verdict, naming its budget
 (``utils/studies/claims.py``: "reversed at 5 epochs on 10k images"). ``--plot`` draws every budget's
 intervals beside the claims (``--rows-of NAME``: only the rows that budget measured). ``--docs`` does both
-for the budgets in :data:`DOCS` and rewrites the ``<!-- claims:table -->`` regions of README and the guide.
+for the budgets in :data:`DOCS` and rewrites the ``<!-- claims:table -->`` regions of README and the guide, and
+the guide's ``<!-- claims:augmentations -->`` (level 4: each augmentation of the full-data studies in
+:data:`DOCS_ARMS`, budget by budget, with its training accuracy).
 """
 from __future__ import annotations
 
@@ -22,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from utils.doc_regions import rewrite_files  # noqa: E402
 from utils.errors import OneLineArgumentParser, UserError, exit_on_user_error  # noqa: E402
 from utils.studies.charts import plot_differences_by_budget  # noqa: E402
-from utils.studies.claims import (CLAIMS, Budget, budget_words, claims_table, display_label,  # noqa: E402
-                                  interval_points, study_budget, table_rows, technique_differences)
+from utils.studies.claims import (CLAIMS, Budget, arms_table, budget_words, claims_table,  # noqa: E402
+                                  display_label, interval_points, study_budget, table_rows, technique_differences)
 from utils.visualization import picture_path  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,6 +36,8 @@ DOCS = [f"cnn, 10k, 5 ep={RESULTS}/techniques-cpu-short-2026-12-01+{RESULTS}/tec
         f"cnn, 10k, 15 ep={RESULTS}/techniques-cpu-long-2026-12-01",
         f"speednet, 50k, 8 ep={RESULTS}/preset-techniques-cpu-8ep-2026-12-05"]
 DOCS_ROWS_OF = "speednet, 50k, 8 ep"
+# Level 4's table of augmentations: the full-data studies, shortest budget first.
+DOCS_ARMS = [f"{RESULTS}/preset-techniques-cpu-8ep-2026-12-05"]
 DOCS_PICTURE = "docs/images/techniques_by_budget.png"
 DOCS_FILES = ("README.md", "MODERN_DL_GUIDE.md")
 
@@ -94,14 +98,21 @@ def table_text(budgets: list[Budget], legends: list[str]) -> list[str]:
     return claims_table(budgets) + [""] + [f"- {b.name}: {legend}" for b, legend in zip(budgets, legends)]
 
 
+def docs_regions(table: list[str]) -> dict[str, list[str]]:
+    """What the claims regions of README and the guide hold: ``table`` (the claims table of the budgets in DOCS)
+    and level 4's augmentations, from the folders in DOCS_ARMS."""
+    return {"table": table, "augmentations": arms_table([REPO / folder for folder in DOCS_ARMS])}
+
+
 def docs_table() -> list[str]:
-    """What the claims regions of README and the guide hold: the table of the budgets in DOCS."""
+    """The claims table of the budgets in DOCS."""
     return table_text(*read_budgets(DOCS, root=REPO))
 
 
-def write_docs(table: list[str], files: list[Path]) -> list[str]:
-    """Rewrite each file's ``<!-- claims:table -->`` region with ``table``; the files that had one."""
-    found = rewrite_files(files, "claims", {"table": lambda body: "\n".join(table)})
+def write_docs(regions: dict[str, list[str]], files: list[Path]) -> list[str]:
+    """Rewrite each file's ``<!-- claims:NAME -->`` regions with ``regions[NAME]``; the files that had one."""
+    found = rewrite_files(files, "claims", {name: (lambda body, lines=lines: "\n".join(lines))
+                                            for name, lines in regions.items()})
     return [str(path) for path, names in found.items() if names]
 
 
@@ -129,8 +140,8 @@ def main(argv: list[str] | None = None) -> None:
     if out is not None:
         draw(budgets, legends, rows, out)
     if args.docs:
-        for path in write_docs(table, [REPO / name for name in DOCS_FILES]):
-            print(f"rewrote the claims table of {path}")
+        for path in write_docs(docs_regions(table), [REPO / name for name in DOCS_FILES]):
+            print(f"rewrote the claims regions of {path}")
     if plot:
         print(f"written to {plot}")
 

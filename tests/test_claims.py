@@ -55,7 +55,7 @@ BUDGET_10K = {"model": "cnn", "subset": 10000, "epochs": 5}
 def write_study(folder, accuracies, study="techniques", config=None):
     """A techniques study's results.json: {experiment: [accuracy per seed]}, EMA weights 1 point above."""
     results = [{"study": study, "experiment": name, "config": config or {}, "seed": seed, "status": "done", "final_test_acc": acc,
-                "final_ema_test_acc": acc + 1.0, "best_test_acc": acc, "params": 1, "gflops": 0.1,
+                "final_ema_test_acc": acc + 1.0, "best_test_acc": acc, "final_train_acc": acc + 5.0, "params": 1, "gflops": 0.1,
                 "test_acc_curve": [acc]} for name, per_seed in accuracies.items()
                for seed, acc in enumerate(per_seed)]
     results.append({"study": study, "experiment": "mixup", "seed": 0, "status": "failed", "error": "x"})
@@ -166,21 +166,25 @@ def test_the_docs_table_is_what_the_script_writes_from_the_committed_studies():
     """README's and the guide's claims tables are the script's output from the results folders in DOCS, so a
     figure there cannot drift from its study."""
     script = load_benchmark("techniques_table")
-    table = script.docs_table()
+    wanted = script.docs_regions(script.docs_table())
     for name in script.DOCS_FILES:
         regions = read_regions((script.REPO / name).read_text(), "claims")
-        assert regions.get("table") == "\n".join(table), f"{name}: run python benchmarks/techniques_table.py --docs"
+        assert regions.get("table") == "\n".join(wanted["table"]), f"{name}: run python benchmarks/techniques_table.py --docs"
+    guide = read_regions((script.REPO / "MODERN_DL_GUIDE.md").read_text(), "claims")
+    assert guide.get("augmentations") == "\n".join(wanted["augmentations"]), \
+        "MODERN_DL_GUIDE.md, level 4: run python benchmarks/techniques_table.py --docs"
 
 
 def test_the_docs_regions_are_rewritten_and_an_unknown_one_refused(tmp_path):
     script = load_benchmark("techniques_table")
     doc = tmp_path / "README.md"
     doc.write_text("before\n<!-- claims:table -->\nold\n<!-- /claims:table -->\nafter\n")
-    assert script.write_docs(["| new |"], [doc]) == [str(doc)]
+    regions = {"table": ["| new |"], "augmentations": ["| arms |"]}
+    assert script.write_docs(regions, [doc]) == [str(doc)]
     assert doc.read_text() == "before\n<!-- claims:table -->\n| new |\n<!-- /claims:table -->\nafter\n"
     doc.write_text("<!-- claims:tabel -->\nold\n<!-- /claims:tabel -->\n")
     with pytest.raises(UserError, match="unknown region"):
-        script.write_docs(["| new |"], [doc])
+        script.write_docs(regions, [doc])
     assert "old" in doc.read_text()
 
 
@@ -202,3 +206,25 @@ def test_the_preset_study_gives_its_rows_under_the_claims_labels_and_names_its_b
     assert "-0.83 [" in mixup and mixup.endswith("at 24 epochs on 50k images |")
     cutout = next(line for line in table if line.startswith("| no Cutout → Cutout (16 px) |"))
     assert "| listed, no figure | +0.33 [" in cutout
+
+
+def test_the_arms_table_lists_each_augmentation_budget_by_budget_with_its_training_accuracy(tmp_path):
+    """Level 4's table: an arm's line at each budget sit together, so a loss that turns into a gain reads down it."""
+    from utils.studies.claims import arms_table
+
+    short = write_study(tmp_path / "short", {"baseline": [90.0, 90.4, 90.8], "mixup": [89.0, 89.2, 89.4]},
+                        study="preset_techniques", config={"model": "speednet", "epochs": 8})
+    long = write_study(tmp_path / "long", {"baseline": [91.0], "mixup": [92.0], "cutout": [90.0]},
+                       study="preset_techniques", config={"model": "speednet", "epochs": 24})
+    lines = arms_table([short, long])
+    assert lines[2:] == [
+        "| nothing (baseline) | 8 epochs on 50k images, 3 seeds | 90.40 ± 0.40 | 95.40 |  |  |",
+        "| nothing (baseline) | 24 epochs on 50k images, 1 seed | 91.00 | 96.00 |  |  |",
+        "| Cutout, 16 px | 24 epochs on 50k images, 1 seed | 90.00 | 95.00 | -1.00 (1 seed) "
+        "| not resolved at 24 epochs on 50k images (one seed) |",
+        "| MixUp, alpha 0.8 | 8 epochs on 50k images, 3 seeds | 89.20 ± 0.20 | 94.20 | -1.20 [-1.70, -0.70] (3 seeds) "
+        "| reversed at 8 epochs on 50k images |",
+        "| MixUp, alpha 0.8 | 24 epochs on 50k images, 1 seed | 92.00 | 97.00 | +1.00 (1 seed) "
+        "| not resolved at 24 epochs on 50k images (one seed) |"]
+    with pytest.raises(UserError, match="not a --preset-techniques study"):
+        arms_table([write_study(tmp_path / "cnn", {"standard": [50.0]}, config=BUDGET_10K)])

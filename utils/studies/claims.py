@@ -15,7 +15,8 @@ to see where it crosses.
 - :func:`verdict`: the verdict on one interval;
 - :func:`technique_differences`: the paired differences of a finished (or partial) techniques study
   folder, read from its ``results.json``;
-- :func:`claims_table`: the Markdown table, one measured column per budget.
+- :func:`claims_table`: the Markdown table, one measured column per budget;
+- :func:`arms_table`: the preset study's arms budget by budget, each with its training accuracy (level 4's table).
 """
 from __future__ import annotations
 
@@ -192,4 +193,47 @@ def claims_table(budgets: Sequence[Budget]) -> list[str]:
         verdicts = [verdict(claim, b.differences[label], b.words) for b in budgets if label in b.differences]
         lines.append(f"| {display_label(label)} | {claim.text} | " + " | ".join(cells) + " | "
                      + ("; ".join(verdicts) or "not measured") + " |")
+    return lines
+
+
+# Level 4's table: the preset study's augmentation arms, as the guide names them, with the row of the claims
+# table each one is judged by.
+AUGMENTATION_ARMS = {"baseline": ("nothing (baseline)", None),
+                     "cutout": ("Cutout, 16 px", "no Cutout -> Cutout (16 px)"),
+                     "randaugment": ("RandAugment (2, 9)", "standard augmentation -> RandAugment"),
+                     "mixup": ("MixUp, alpha 0.8", "no MixUp -> MixUp")}
+
+
+def _mean_sd(value: Optional[tuple[float, Optional[float]]]) -> str:
+    if value is None:
+        return "not recorded"
+    mean, sd = value
+    return f"{mean:.2f}" if sd is None else f"{mean:.2f} ± {sd:.2f}"
+
+
+def arms_table(folders: Sequence[Path], arms: dict[str, tuple[str, Optional[str]]] = AUGMENTATION_ARMS) -> list[str]:
+    """Markdown: each arm of ``--preset-techniques`` studies, one line per study folder (budget): its final test
+    accuracy over its seeds, its last epoch's training accuracy (what an augmentation lowers on purpose), its
+    paired difference to the baseline and the verdict at that budget. An arm's lines sit together, so a loss
+    turning into a gain between budgets reads down the table."""
+    studies = []
+    for folder in folders:
+        results = load_results(Path(folder))
+        if not any(r["study"] == "preset_techniques" for r in results):
+            raise UserError(f"{folder}: not a --preset-techniques study (its arms are the preset's)")
+        arms_run = [Experiment("preset_techniques", name, changes) for name, changes in PRESET_TECHNIQUES.items()]
+        studies.append((budget_words(folder), summarize(results, arms_run), technique_differences(folder)))
+    lines = ["| added to the preset | budget | final test acc % | train acc, last epoch % "
+             "| paired difference [95%] | verdict |", "| --- | --- | --- | --- | --- | --- |"]
+    for arm, (name, label) in arms.items():
+        for words, summary, differences in studies:
+            row = summary[f"preset_techniques/{arm}"]
+            if not row["seeds"]:
+                continue  # not run yet at this budget
+            train = row["final_train_acc"]
+            compared = ("", "") if label is None else \
+                (_cell(differences.get(label)), verdict({**CLAIMS, **UNCLAIMED}[label], differences.get(label), words))
+            lines.append(f"| {name} | {words}, {row['seeds']} seed{'s' if row['seeds'] > 1 else ''} "
+                         f"| {_mean_sd(row['final_test_acc'])} | {'not recorded' if train is None else f'{train[0]:.2f}'} "
+                         f"| {compared[0]} | {compared[1]} |")
     return lines
