@@ -34,10 +34,11 @@ RESULTS = "benchmarks/results"
 # again with decays scaled to the run), then the speed preset's network on all 50,000, whose rows the picture draws.
 DOCS = [f"cnn, 10k, 5 ep={RESULTS}/techniques-cpu-short-2026-12-01+{RESULTS}/techniques-cpu-step-scaled-2026-12-05",
         f"cnn, 10k, 15 ep={RESULTS}/techniques-cpu-long-2026-12-01",
-        f"speednet, 50k, 8 ep={RESULTS}/preset-techniques-cpu-8ep-2026-12-05"]
+        f"speednet, 50k, 8 ep={RESULTS}/preset-techniques-cpu-8ep-2026-12-05",
+        f"speednet, 50k, 24 ep={RESULTS}/preset-techniques-cpu-24ep-2026-12-06"]
 DOCS_ROWS_OF = "speednet, 50k, 8 ep"
 # Level 4's table of augmentations: the full-data studies, shortest budget first.
-DOCS_ARMS = [f"{RESULTS}/preset-techniques-cpu-8ep-2026-12-05"]
+DOCS_ARMS = [f"{RESULTS}/preset-techniques-cpu-8ep-2026-12-05", f"{RESULTS}/preset-techniques-cpu-24ep-2026-12-06"]
 DOCS_PICTURE = "docs/images/techniques_by_budget.png"
 DOCS_FILES = ("README.md", "MODERN_DL_GUIDE.md")
 
