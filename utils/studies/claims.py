@@ -27,7 +27,7 @@ from typing import Optional, Sequence
 from utils.errors import UserError
 from utils.studies.catalogue import (PRESET_TECHNIQUE_PAIRS, PRESET_TECHNIQUES, TECHNIQUE_PAIRS, TECHNIQUES,
                                      Experiment)
-from utils.studies.report import summarize
+from utils.studies.report import plus_minus, summarize
 from utils.studies.runner import load_results
 from utils.studies.statistics import paired_interval
 
@@ -204,13 +204,6 @@ AUGMENTATION_ARMS = {"baseline": ("nothing (baseline)", None),
                      "mixup": ("MixUp, alpha 0.8", "no MixUp -> MixUp")}
 
 
-def _mean_sd(value: Optional[tuple[float, Optional[float]]]) -> str:
-    if value is None:
-        return "not recorded"
-    mean, sd = value
-    return f"{mean:.2f}" if sd is None else f"{mean:.2f} ± {sd:.2f}"
-
-
 def arms_table(folders: Sequence[Path], arms: dict[str, tuple[str, Optional[str]]] = AUGMENTATION_ARMS) -> list[str]:
     """Markdown: each arm of ``--preset-techniques`` studies, one line per study folder (budget): its final test
     accuracy over its seeds, its last epoch's training accuracy (what an augmentation lowers on purpose), its
@@ -230,10 +223,10 @@ def arms_table(folders: Sequence[Path], arms: dict[str, tuple[str, Optional[str]
             row = summary[f"preset_techniques/{arm}"]
             if not row["seeds"]:
                 continue  # not run yet at this budget
-            train = row["final_train_acc"]
+            test = plus_minus(row["final_test_acc"], missing="not recorded")
+            train = "not recorded" if row["final_train_acc"] is None else f"{row['final_train_acc'][0]:.2f}"
             compared = ("", "") if label is None else \
                 (_cell(differences.get(label)), verdict({**CLAIMS, **UNCLAIMED}[label], differences.get(label), words))
             lines.append(f"| {name} | {words}, {row['seeds']} seed{'s' if row['seeds'] > 1 else ''} "
-                         f"| {_mean_sd(row['final_test_acc'])} | {'not recorded' if train is None else f'{train[0]:.2f}'} "
-                         f"| {compared[0]} | {compared[1]} |")
+                         f"| {test} | {train} | {compared[0]} | {compared[1]} |")
     return lines

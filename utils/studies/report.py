@@ -46,10 +46,10 @@ def summarize(results: Sequence[dict[str, Any]], experiments: Sequence[Experimen
     return summary
 
 
-def _pm(value: Optional[tuple[float, Optional[float]]], digits: int = 2) -> str:
-    """``mean ± std``, or the mean alone when one seed gave no spread."""
+def plus_minus(value: Optional[tuple[float, Optional[float]]], digits: int = 2, missing: str = "n/a") -> str:
+    """``mean ± std``, or the mean alone when one seed gave no spread; ``missing`` when nothing was measured."""
     if value is None:
-        return "n/a"
+        return missing
     mean, std = value
     return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
@@ -105,7 +105,7 @@ def pair_table(plan: BenchmarkPlan, summary: dict[str, dict[str, Any]], study: s
         ece = (f"{base['ece'][0]:.3f} → {treat['ece'][0]:.3f}" if base["ece"] and treat["ece"] else "n/a")
         flags = differing_settings(experiment_config(plan, arms[base_name], 0),
                                    experiment_config(plan, arms[treat_name], 0))
-        lines.append(f"| {label} | {_pm(base[base_figure])} | {_pm(treat[treat_figure])} | {paired} | "
+        lines.append(f"| {label} | {plus_minus(base[base_figure])} | {plus_minus(treat[treat_figure])} | {paired} | "
                      f"{difference:+.2f} {welch} | {ratio} | {ece} | `{flags}` |")
     if halves:
         paired_halves, welch_halves = [h[0] for h in halves], [h[1] for h in halves]
@@ -160,11 +160,11 @@ def _study_row(row: dict[str, Any]) -> str:
     failed = f" ({len(row['failed'])} failed: {row['failed'][0]})" if row["failed"] else ""
     if not row["params"]:
         return f"| {row['experiment']} | n/a | n/a | n/a | n/a | n/a | n/a | n/a | n/a | n/a | n/a | 0{failed} |"
-    return (f"| {row['experiment']} | {_pm(row['final_test_acc'])} | {_pm(row['best_test_acc'])} | "
-            f"{_pm(row['final_ema_test_acc'])} | {_pm(row['final_train_acc'])} | {row['params'] / 1e6:.2f} | "
+    return (f"| {row['experiment']} | {plus_minus(row['final_test_acc'])} | {plus_minus(row['best_test_acc'])} | "
+            f"{plus_minus(row['final_ema_test_acc'])} | {plus_minus(row['final_train_acc'])} | {row['params'] / 1e6:.2f} | "
             f"{row['gflops']:.3f} | "
-            f"{_pm(row['train_time_s'], 1)} | {_pm(row['img_per_s'], 0)} | {_pm(row['peak_memory_mib'], 0)} | "
-            f"{_pm(row['ece'], 3)} | {row['seeds']}{failed} |")
+            f"{plus_minus(row['train_time_s'], 1)} | {plus_minus(row['img_per_s'], 0)} | {plus_minus(row['peak_memory_mib'], 0)} | "
+            f"{plus_minus(row['ece'], 3)} | {row['seeds']}{failed} |")
 
 
 def budget_sentence(plan: BenchmarkPlan) -> str:
