@@ -201,6 +201,9 @@ def test_the_preset_study_gives_its_rows_under_the_claims_labels_and_names_its_b
     assert differences["EMA off -> on (EMA weights)"].mean == 1.0  # judged by the EMA weights
     assert differences["no Cutout -> Cutout (16 px)"].mean == pytest.approx(1 / 3)
     assert study_budget(preset) == "speednet, all training images, 24 epochs, 3 seeds"
+    part_way = write_study(tmp_path / "part-way", {"baseline": [90.0, 90.5], "mixup": [89.0]},
+                           study="preset_techniques", config={"model": "speednet", "subset": None, "epochs": 24})
+    assert study_budget(part_way) == "speednet, all training images, 24 epochs, 1-2 seeds (by arm)"
     table = claims_table([Budget("50k", differences, budget_words(preset))])
     mixup = next(line for line in table if line.startswith("| no MixUp → MixUp |"))
     assert "-0.83 [" in mixup and mixup.endswith("at 24 epochs on 50k images |")

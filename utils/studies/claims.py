@@ -130,20 +130,26 @@ def technique_differences(folder: Path) -> dict[str, Difference]:
     return differences
 
 
-def finished_runs(folder: Path) -> tuple[dict, int]:
-    """The config of a study folder's finished runs, and how many seeds finished (an error if none did)."""
+def finished_runs(folder: Path) -> tuple[dict, tuple[int, int]]:
+    """The config of a study folder's finished runs, and the fewest and most seeds any of its arms finished (an
+    error if none did): a study caught part-way has arms a seed ahead of others."""
     done = [r for r in load_results(Path(folder)) if r["status"] == "done"]
     if not done:
         raise UserError(f"{folder} holds no finished run yet: nothing to compare")
-    return done[0].get("config", {}), len({r["seed"] for r in done})
+    per_arm = {}
+    for r in done:
+        per_arm.setdefault((r["study"], r["experiment"]), set()).add(r["seed"])
+    counts = [len(seeds) for seeds in per_arm.values()]
+    return done[0].get("config", {}), (min(counts), max(counts))
 
 
 def study_budget(folder: Path) -> str:
     """The budget a study folder's finished runs had, in words: network, images, epochs, seeds."""
-    config, seeds = finished_runs(folder)
+    config, (fewest, most) = finished_runs(folder)
     images = f"{config['subset']:,} images" if config.get("subset") else "all training images"
     epochs = f"{config['epochs']:g} epochs" if "epochs" in config else "epochs not recorded"
-    return f"{config.get('model', 'model not recorded')}, {images}, {epochs}, {seeds} seed{'s' if seeds > 1 else ''}"
+    seeds = f"{most} seed{'s' if most > 1 else ''}" if fewest == most else f"{fewest}-{most} seeds (by arm)"
+    return f"{config.get('model', 'model not recorded')}, {images}, {epochs}, {seeds}"
 
 
 def budget_words(folder: Path) -> str:
