@@ -248,7 +248,7 @@ def run_levels(numbers: Sequence[int], out_dir: Path, data_dir: Optional[str], s
     report = report or {"machine": machine(), "smoke": smoke, "data_dir": data_dir, "levels": []}
     with smoke_mode(smoke):
         run_each(numbers, out_dir, data_dir, report)
-    (out_dir / "README.md").write_text(results_readme(report))
+    (out_dir / "README.md").write_text(results_readme(report, out_dir))
     return report
 
 
@@ -307,8 +307,9 @@ def where(report: dict[str, Any]) -> str:
     return f"{m['device']}, torch {m['torch']}, {m['date']}"
 
 
-def level_table(report: dict[str, Any]) -> str:
-    """README's learning path: level, the Try with its measured figures, the full command and its claim."""
+def level_table(report: dict[str, Any], guide: str = "MODERN_DL_GUIDE.md") -> str:
+    """README's learning path: level, the Try with its measured figures, the full command and its claim; each
+    level links to its chapter of ``guide`` (a path relative to the file the table goes in)."""
     rows = ["| level | Try on a CPU (≤ 10 min) | measured here: final test acc | time | at a real budget (GPU) |",
             "| --- | --- | --- | --- | --- |"]
     measured = {entry["level"]: entry for entry in report["levels"]}
@@ -317,7 +318,7 @@ def level_table(report: dict[str, Any]) -> str:
         commands = "<br>".join(f"`{c}`" for c in level.commands)
         figures = accuracy_text(entry) if entry else "not measured"
         time_text = minutes(entry["wall_s"]) if entry else ""
-        rows.append(f"| [{level.number}. {level.title}](MODERN_DL_GUIDE.md#{level.anchor}) | {commands} | {figures} | "
+        rows.append(f"| [{level.number}. {level.title}]({guide}#{level.anchor}) | {commands} | {figures} | "
                     f"{time_text} | `{level.full}` (original claim: {level.full_claim}) |")
     return "\n".join(rows) + (f"\n\nMeasured by `python benchmarks/levels.py` on {where(report)}; one run per "
                                f"command (seed 42; level 7: seeds 0-2). Times on a shared machine vary by a third. "
@@ -358,12 +359,13 @@ def data_note(report: dict[str, Any]) -> str:
             "download holds the original pixels, so your accuracies may differ from these a little.")
 
 
-def results_readme(report: dict[str, Any]) -> str:
+def results_readme(report: dict[str, Any], out_dir: Path) -> str:
     kind = "smoke mode (synthetic data, one epoch: code paths only, no figure means anything)" if report["smoke"] \
         else f"data {report['data_dir'] or 'CIFAR-10 (torchvision download)'}"
     return "\n".join([f"# The learning levels' Try commands, {report['machine']['date']}", "",
                       f"Command: `python benchmarks/levels.py`; {where(report)}; {kind}.", "",
-                      level_table(report), ""])
+                      level_table(report, Path(os.path.relpath(REPO / "MODERN_DL_GUIDE.md", out_dir)).as_posix()),
+                      ""])
 
 
 REGIONS: dict[str, Callable[[dict[str, Any]], str]] = {

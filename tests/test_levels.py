@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 
 import pytest
@@ -37,6 +38,8 @@ def test_every_level_runs_every_command_and_records_its_figures(smoke_results):
     (row, *_), = [r["models"] for r in by_level[5]["commands"]]
     assert row["latency_ms"] > 0 and row["gflops"] > 0
     assert "paired" in by_level[7]["commands"][0] and "arms" in by_level[7]["commands"][0]
+    links = re.findall(r"\]\(([^)#]+)#level-", (smoke_results / "README.md").read_text())
+    assert len(links) == 7 and all((smoke_results / link).is_file() for link in links)  # the guide, from there
 
 
 def test_the_try_commands_are_the_ones_readme_prints():
