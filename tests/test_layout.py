@@ -220,6 +220,26 @@ def test_every_file_function_and_method_the_docs_name_exists():
         assert doc_pointers_that_do_not_exist((ROOT / doc).read_text()) == [], doc
 
 
+def links_that_do_not_resolve(doc: Path) -> list[str]:
+    """The relative Markdown links (``[text](path)``, ``![alt](path)``) of ``doc`` whose file is missing."""
+    targets = re.findall(r"\]\(([^)#\s]+)", doc.read_text())
+    return [t for t in targets if "://" not in t and not (doc.parent / t).exists()]
+
+
+def test_the_link_check_finds_a_missing_file(tmp_path):
+    (tmp_path / "here.png").write_bytes(b"")
+    doc = tmp_path / "doc.md"
+    doc.write_text("[a](here.png) ![b](gone.png) [c](https://x.org/y) [d](here.png#part) [e](sub/gone.md#x)")
+    assert links_that_do_not_resolve(doc) == ["gone.png", "sub/gone.md"]
+
+
+def test_every_link_in_the_docs_and_results_resolves():
+    """README, the guide and every results report link to pictures and folders that are committed."""
+    docs = [ROOT / "README.md", ROOT / "MODERN_DL_GUIDE.md", *sorted((ROOT / "benchmarks" / "results").rglob("*.md"))]
+    broken = {str(doc.relative_to(ROOT)): links for doc in docs if (links := links_that_do_not_resolve(doc))}
+    assert broken == {}
+
+
 # ------------------------------------------------------------------------------------ the config's walk
 def walk_counts(calls: Iterable[tuple[str, str]], graph: dict[str, set[str]]) -> dict[str, int]:
     """Files entered, returns and upward calls of a walk given as (caller module, callee module) calls.
